@@ -1,0 +1,60 @@
+"""Engine configuration: one dataclass, every knob documented with its unit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class EngineConfig:
+    """Tunable parameters of the engine.
+
+    Model
+        n_factors: latent dimension of the River ``reco.BiasedMF`` (factors per user/item).
+        learning_rate: SGD step size for biases and latent factors.
+        l2: L2 regularisation on biases and latent factors.
+        negatives_per_positive: items sampled (from the trend distribution) as implicit
+            negatives for every positive event (implicit-feedback MF, Hu et al. 2008 /
+            Rendle et al. 2009 style sampling).
+        seed: seeds latent initialisation (per id, so it is order independent) and
+            negative sampling (per event sequence number), making learning deterministic
+            given the event order.
+
+    Scoring (see ``engine.recommender``)
+        trend_half_life_h: half-life of the decayed-popularity trend signal, hours of
+            event time.
+        cooc_weight: weight of the item-to-item co-occurrence signal.
+        cooc_history: how many of the user's most recent positives feed co-occurrence.
+        mf_weight: weight of the BiasedMF score.
+
+    Events
+        positive_threshold: a ``rating`` event with value >= this is a positive.
+        reward_window_s: an ``impression`` not followed by a click on the same item
+            within this many seconds (event time) becomes a negative.
+
+    Snapshots
+        snapshot_every_events / snapshot_every_s: checkpoint after this many learned
+            events or this many seconds (processing time), whichever comes first.
+        snapshots_kept: how many snapshots are retained (older ones are deleted).
+        key_prefix: Redis key prefix; wrapped in a hash tag so every key lives in one
+            Redis Cluster slot.
+    """
+
+    n_factors: int = 16
+    learning_rate: float = 0.05
+    l2: float = 0.01
+    negatives_per_positive: int = 4
+    seed: int = 42
+
+    trend_half_life_h: float = 36.0
+    cooc_weight: float = 6.0
+    cooc_history: int = 10
+    mf_weight: float = 1.0
+
+    positive_threshold: float = 8.0
+    reward_window_s: float = 1800.0
+
+    snapshot_every_events: int = 10_000
+    snapshot_every_s: float = 60.0
+    snapshots_kept: int = 5
+    key_prefix: str = "freshrec"

@@ -1,0 +1,78 @@
+"""Feedback events and their encoding as Redis Stream entries.
+
+Event kinds (the field's standard vocabulary):
+    click       the user clicked an item: a positive.
+    impression  the item was shown in a slate; it becomes a negative when no click on the
+                same item by the same user arrives within ``reward_window_s`` (event time).
+    rating      an explicit rating ``value``; positive when value >= ``positive_threshold``,
+                negative otherwise. Organic logs such as MovieTweetings replay as ratings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EVENT_KINDS = ("click", "impression", "rating")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One feedback event.
+
+    Attributes:
+        user_id, item_id: opaque ids (non-empty strings, <= 128 chars; validated by the API).
+        kind: one of ``EVENT_KINDS``.
+        value: rating value (required for ``rating``, ignored otherwise).
+        timestamp: event time, unix seconds, when the client sent one.
+        received_at: acceptance time, unix seconds, stamped when the event was made durable.
+            Stored in the stream, so a replay after a crash sees the same processing time.
+        recommendation_id: id of the slate this event answers, if any.
+        event_id: Redis Stream entry id ("<ms>-<seq>") once the event is durable.
+    """
+
+    user_id: str
+    item_id: str
+    kind: str
+    value: float | None = None
+    timestamp: float | None = None
+    received_at: float = 0.0
+    recommendation_id: str | None = None
+    event_id: str | None = None
+
+    @property
+    def time(self) -> float:
+        """Event time (unix s) when the event carries one, processing time otherwise."""
+        return self.timestamp if self.timestamp is not None else self.received_at
+
+
+def to_fields(event: Event) -> dict[str, str]:
+    """Encode an event as flat Redis Stream fields (strings only, absent fields omitted)."""
+    fields = {"u": event.user_id, "i": event.item_id, "k": event.kind, "r": repr(event.received_at)}
+    if event.value is not None:
+        fields["v"] = repr(float(event.value))
+    if event.timestamp is not None:
+        fields["t"] = repr(float(event.timestamp))
+    if event.recommendation_id:
+        fields["rec"] = event.recommendation_id
+    return fields
+
+
+def from_fields(event_id: str, fields: dict) -> Event:
+    """Decode stream fields written by ``to_fields`` (keys/values may be bytes or str).
+
+    Raises:
+        KeyError: a required field (u, i, k, r) is missing.
+        ValueError: a numeric field does not parse.
+    """
+    f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+         for k, v in fields.items()}
+    return Event(
+        user_id=f["u"],
+        item_id=f["i"],
+        kind=f["k"],
+        value=float(f["v"]) if "v" in f else None,
+        timestamp=float(f["t"]) if "t" in f else None,
+        received_at=float(f["r"]),
+        recommendation_id=f.get("rec"),
+        event_id=event_id.decode() if isinstance(event_id, bytes) else event_id,
+    )

@@ -1,0 +1,150 @@
+"""The learning model: River ``reco.BiasedMF`` with a numpy serving mirror of item parameters."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from river import optim, reco
+
+from engine.arrays import ensure_capacity
+
+
+def stable_hash(key: str) -> int:
+    """64-bit hash of a string that is the same in every process (unlike ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+
+
+class SeededLatents(dict):
+    """``id -> latent vector`` dict whose missing entries are drawn N(0, sigma) from a
+    generator seeded by ``(seed, stable_hash(id))``.
+
+    River's BiasedMF keeps latents in a ``defaultdict`` fed by one shared random stream, so
+    a vector depends on the order ids first appear. Seeding per id makes the model a pure
+    function of the event sequence, which is what lets a restart (snapshot + stream replay)
+    reproduce an uninterrupted run exactly. ``dict.get`` never creates an entry.
+    """
+
+    def __init__(self, n_factors: int, sigma: float, seed: int) -> None:
+        super().__init__()
+        self.n_factors = n_factors
+        self.sigma = sigma
+        self.seed = seed
+
+    def __missing__(self, key):
+        rng = np.random.default_rng([self.seed, stable_hash(str(key))])
+        vec = rng.normal(0.0, self.sigma, self.n_factors)
+        self[key] = vec
+        return vec
+
+
+class FactorModel:
+    """Implicit-feedback biased matrix factorisation learned online with River.
+
+    ``y_hat(u, i) = mu + b_u + b_i + <p_u, q_i>`` (Paterek 2007; Koren, Bell & Volinsky 2009),
+    fitted by River's ``reco.BiasedMF`` with squared loss on labels 1 (positive) / 0
+    (negative or sampled negative). After every ``learn_one`` the touched item's ``b_i`` and
+    ``q_i`` are copied into contiguous float64 arrays ``item_bias`` (n,) and
+    ``item_factors`` (n, n_factors), indexed by catalogue row, so serving is one
+    matrix-vector product. ``user_vector`` reads without creating state.
+
+    Args:
+        n_factors: latent dimension.
+        learning_rate: SGD step for biases and latents.
+        l2: L2 penalty for biases and latents.
+        seed: seeds the per-id latent initialisation.
+    """
+
+    def __init__(self, n_factors: int = 16, learning_rate: float = 0.05, l2: float = 0.01, seed: int = 42) -> None:
+        self.n_factors = n_factors
+        self.learning_rate = learning_rate
+        self.l2 = l2
+        self.seed = seed
+        self.mf = self._new_river_model()
+        self.item_factors = np.zeros((0, n_factors))
+        self.item_bias = np.zeros(0)
+        self.n = 0
+
+    def _new_river_model(self) -> reco.BiasedMF:
+        mf = reco.BiasedMF(
+            n_factors=self.n_factors,
+            bias_optimizer=optim.SGD(self.learning_rate),
+            latent_optimizer=optim.SGD(self.learning_rate),
+            l2_bias=self.l2,
+            l2_latent=self.l2,
+            seed=self.seed,
+        )
+        mf.u_latents = SeededLatents(self.n_factors, 0.1, self.seed)
+        mf.i_latents = SeededLatents(self.n_factors, 0.1, self.seed + 1)
+        return mf
+
+    def grow(self, n: int) -> None:
+        """Make room for ``n`` catalogue rows; rows of items never learned stay zero."""
+        if n > self.n:
+            self.item_factors = ensure_capacity(self.item_factors, n)
+            self.item_bias = ensure_capacity(self.item_bias, n)
+            self.n = n
+
+    def learn(self, user_id: str, item_id: str, idx: int, y: float) -> None:
+        """One SGD step on (user, item, label) and refresh of the item's serving row."""
+        self.grow(idx + 1)
+        self.mf.learn_one(user_id, item_id, y)
+        self.item_factors[idx] = self.mf.i_latents[item_id]
+        self.item_bias[idx] = self.mf.i_biases[item_id]
+
+    def user_vector(self, user_id: str) -> np.ndarray | None:
+        """The user's latent vector p_u (n_factors,) or None for an unknown user (no state)."""
+        return self.mf.u_latents.get(user_id)
+
+    def scores(self, user_id: str, n: int) -> np.ndarray:
+        """``b_i + <p_u, q_i>`` for every catalogue row (n,); item bias only for unknown users."""
+        p_u = self.user_vector(user_id)
+        if p_u is None:
+            return self.item_bias[:n].copy()
+        return self.item_factors[:n] @ p_u + self.item_bias[:n]
+
+    @property
+    def n_users(self) -> int:
+        return len(self.mf.u_latents)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.mf.i_latents)
+
+    def state(self, item_ids: list[str]) -> tuple[dict[str, np.ndarray], dict]:
+        """Arrays + JSON metadata for a snapshot (user ids go in the metadata)."""
+        users = list(self.mf.u_latents.keys())
+        k = self.n_factors
+        u_mat = np.array([self.mf.u_latents[u] for u in users]).reshape(len(users), k)
+        u_bias = np.array([self.mf.u_biases.get(u, 0.0) for u in users], dtype=np.float64)
+        learned = np.array([i in self.mf.i_latents for i in item_ids], dtype=bool)
+        arrays = {
+            "user_factors": u_mat,
+            "user_bias": u_bias,
+            "item_factors": self.item_factors[: len(item_ids)].copy(),
+            "item_bias": self.item_bias[: len(item_ids)].copy(),
+            "item_learned": learned,
+        }
+        meta = {"users": users, "mean_n": self.mf.global_mean.n, "mean": self.mf.global_mean._mean}
+        return arrays, meta
+
+    def load(self, arrays: dict[str, np.ndarray], meta: dict, item_ids: list[str]) -> None:
+        """Rebuild the River model and the mirror from ``state()`` output."""
+        self.mf = self._new_river_model()
+        self.mf.global_mean.n = meta["mean_n"]
+        self.mf.global_mean._mean = meta["mean"]
+        for u, vec, b in zip(meta["users"], arrays["user_factors"], arrays["user_bias"]):
+            self.mf.u_latents[u] = vec.copy()
+            if b != 0.0:
+                self.mf.u_biases[u] = float(b)
+        self.n = 0
+        self.item_factors = np.zeros((0, self.n_factors))
+        self.item_bias = np.zeros(0)
+        self.grow(len(item_ids))
+        self.item_factors[: len(item_ids)] = arrays["item_factors"]
+        self.item_bias[: len(item_ids)] = arrays["item_bias"]
+        for idx in np.flatnonzero(arrays["item_learned"]).tolist():
+            item = item_ids[idx]
+            self.mf.i_latents[item] = arrays["item_factors"][idx].copy()
+            if arrays["item_bias"][idx] != 0.0:
+                self.mf.i_biases[item] = float(arrays["item_bias"][idx])

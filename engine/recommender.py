@@ -1,0 +1,266 @@
+"""The recommender: one object that learns from events and ranks the catalogue.
+
+Score of item i for user u (all terms are per-item numpy vectors, added in one pass)::
+
+    score(u, i) = log(trend_i + eps)                       decayed popularity, event time
+                + cooc_weight * cooc(H_u, i)                co-occurrence with u's last positives
+                + mf_weight   * (b_i + <p_u, q_i>)          River BiasedMF (implicit feedback)
+
+Popularity and recency dominate organic streams (on MovieTweetings a 36 h decayed counter
+alone reaches HR@10 ~0.25, all-time popularity 0.16), so the trend is the backbone and the
+two personal terms re-rank on top of it. Unknown users get the same formula with no personal
+terms: what is trending now.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.catalogue import Catalogue
+from engine.config import EngineConfig
+from engine.cooccurrence import CoOccurrence
+from engine.events import Event
+from engine.model import FactorModel
+from engine.ranking import top_k
+from engine.trend import DecayedPopularity
+
+_RECENT = 4096  # ring of recent positives that implicit negatives are sampled from
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """One ranked item: catalogue id and blended score (higher is better)."""
+
+    item_id: str
+    score: float
+
+
+class Recommender:
+    """Learns from ``Event``s and serves top-k slates; single writer, many readers.
+
+    Write path: ``apply(event)`` (the learner calls it for every stream entry, in order).
+    Read path: ``recommend(user_id, k, exclude)`` creates no state for unknown ids.
+    Not thread-safe: the server runs reads and the learner on one event loop.
+
+    Args:
+        config: ``EngineConfig``.
+    """
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        c = self.config
+        self.catalogue = Catalogue()
+        self.trend = DecayedPopularity(c.trend_half_life_h * 3600.0)
+        self.cooc = CoOccurrence(window=2 * c.cooc_history)
+        self.model = FactorModel(c.n_factors, c.learning_rate, c.l2, c.seed)
+        self.seen: dict[str, dict[int, None]] = {}
+        self.positives: dict[str, list[int]] = {}
+        self.recent = np.zeros(_RECENT, dtype=np.int64)
+        self.recent_count = 0
+        self.pending: dict[tuple[str, int], float] = {}
+        self._expiry: list[tuple[float, str, int]] = []
+        self.clock = 0.0
+        self.events_learned = 0
+        self.last_event_id: str | None = None
+
+    # ------------------------------------------------------------------ read path
+    def recommend(self, user_id: str, k: int = 10, exclude: list[str] | tuple = ()) -> list[Ranked]:
+        """Top-``k`` items for ``user_id``, best first.
+
+        Excludes items the user already interacted with, ids in ``exclude`` (unknown ids are
+        ignored) and hidden items. Unknown users get the cold-start (trending) ranking.
+        Creates no state. Cost: O(n_items * n_factors) numpy work, no per-item Python loop.
+
+        Returns:
+            up to ``k`` ``Ranked`` items (fewer when the catalogue has fewer eligible items).
+        """
+        n = len(self.catalogue)
+        if n == 0:
+            return []
+        c = self.config
+        scores = self.trend.log_score[:n] + c.mf_weight * self.model.scores(user_id, n)
+        history = self.positives.get(user_id)
+        if history:
+            scores += c.cooc_weight * self.cooc.scores(history[-c.cooc_history:], n)
+        excluded = [self.catalogue.hidden_idx]
+        seen = self.seen.get(user_id)
+        if seen:
+            excluded.append(np.fromiter(seen, dtype=np.int64, count=len(seen)))
+        if exclude:
+            ids = [self.catalogue.get(item) for item in exclude]
+            excluded.append(np.array([i for i in ids if i is not None], dtype=np.int64))
+        idx, top = top_k(scores, k, np.concatenate(excluded))
+        ids = self.catalogue.ids
+        return [Ranked(ids[i], float(s)) for i, s in zip(idx.tolist(), top.tolist())]
+
+    def knows_user(self, user_id: str) -> bool:
+        return user_id in self.seen
+
+    # ----------------------------------------------------------------- write path
+    def upsert_item(self, item_id: str, meta: dict | None = None, hidden: bool | None = None) -> None:
+        """Add or update a catalogue item; a new item is recommendable before its first click."""
+        self.catalogue.upsert(item_id, meta, hidden)
+        self._grow()
+
+    def apply(self, event: Event) -> None:
+        """Learn from one event (the learner's write path). Events must arrive in stream order.
+
+        Raises:
+            ValueError: unknown ``event.kind`` or a rating without a value (the API rejects
+                these before they become durable).
+        """
+        c = self.config
+        t = event.time
+        if t > self.clock:
+            self.clock = t
+        self._expire_impressions()
+        idx = self.catalogue.add(event.item_id)
+        self._grow()
+        user = event.user_id
+        if event.kind == "click":
+            self.pending.pop((user, idx), None)
+            self._positive(user, event.item_id, idx, t)
+        elif event.kind == "rating":
+            if event.value is None:
+                raise ValueError("rating event without value")
+            if event.value >= c.positive_threshold:
+                self._positive(user, event.item_id, idx, t)
+            else:
+                self._negative(user, event.item_id, idx)
+        elif event.kind == "impression":
+            key = (user, idx)
+            if key not in self.pending and idx not in self.seen.get(user, ()):
+                deadline = t + c.reward_window_s
+                self.pending[key] = deadline
+                heapq.heappush(self._expiry, (deadline, user, idx))
+        else:
+            raise ValueError(f"unknown event kind {event.kind!r}")
+        self.events_learned += 1
+        if event.event_id is not None:
+            self.last_event_id = event.event_id
+
+    def _grow(self) -> None:
+        n = len(self.catalogue)
+        self.trend.grow(n)
+        self.cooc.grow(n)
+        self.model.grow(n)
+
+    def _positive(self, user: str, item_id: str, idx: int, t: float) -> None:
+        c = self.config
+        self.model.learn(user, item_id, idx, 1.0)
+        seen = self.seen.setdefault(user, {})
+        if self.recent_count and c.negatives_per_positive:
+            rng = np.random.default_rng([c.seed, self.events_learned])
+            pool = self.recent[: min(self.recent_count, _RECENT)]
+            for j in pool[rng.integers(0, pool.size, c.negatives_per_positive)].tolist():
+                if j != idx and j not in seen:
+                    self.model.learn(user, self.catalogue.ids[j], j, 0.0)
+        history = self.positives.setdefault(user, [])
+        self.cooc.add(history, idx)
+        history.append(idx)
+        seen[idx] = None
+        self.trend.add(idx, t)
+        self.recent[self.recent_count % _RECENT] = idx
+        self.recent_count += 1
+
+    def _negative(self, user: str, item_id: str, idx: int) -> None:
+        self.model.learn(user, item_id, idx, 0.0)
+        self.seen.setdefault(user, {})[idx] = None
+
+    def _expire_impressions(self) -> None:
+        """Impressions whose reward window has passed (engine clock) become negatives."""
+        heap = self._expiry
+        while heap and heap[0][0] <= self.clock:
+            deadline, user, idx = heapq.heappop(heap)
+            if self.pending.get((user, idx)) == deadline:
+                del self.pending[(user, idx)]
+                self._negative(user, self.catalogue.ids[idx], idx)
+
+    # ------------------------------------------------------------------ snapshots
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Everything needed to resume learning exactly: numpy arrays + JSON-able metadata."""
+        cat = self.catalogue
+        arrays: dict[str, np.ndarray] = {}
+        trend_arrays, trend_meta = self.trend.state()
+        arrays.update(trend_arrays)
+        arrays.update(self.cooc.state())
+        model_arrays, model_meta = self.model.state(cat.ids)
+        arrays.update({f"mf_{k}": v for k, v in model_arrays.items()})
+        users = list(self.seen)
+        arrays["seen_len"] = np.array([len(self.seen[u]) for u in users], dtype=np.int64)
+        arrays["seen_idx"] = np.fromiter((i for u in users for i in self.seen[u]), dtype=np.int64)
+        pos_users = list(self.positives)
+        arrays["pos_len"] = np.array([len(self.positives[u]) for u in pos_users], dtype=np.int64)
+        arrays["pos_idx"] = np.fromiter((i for u in pos_users for i in self.positives[u]), dtype=np.int64)
+        arrays["recent"] = self.recent.copy()
+        meta = {
+            "config": {k: getattr(self.config, k) for k in self.config.__dataclass_fields__},
+            "items": cat.ids,
+            "item_meta": {str(k): v for k, v in cat.meta.items()},
+            "hidden": sorted(cat.hidden_idx.tolist()),
+            "trend": trend_meta,
+            "model": model_meta,
+            "seen_users": users,
+            "pos_users": pos_users,
+            "recent_count": self.recent_count,
+            "pending": [[u, i, d] for (u, i), d in self.pending.items()],
+            "clock": self.clock,
+            "events_learned": self.events_learned,
+            "last_event_id": self.last_event_id,
+        }
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, config: EngineConfig | None = None) -> "Recommender":
+        """Rebuild a recommender from ``state()`` output (inverse of ``state``)."""
+        rec = cls(config or EngineConfig(**meta["config"]))
+        cat = rec.catalogue
+        for item in meta["items"]:
+            cat.add(item)
+        for k, v in meta["item_meta"].items():
+            cat.meta[int(k)] = v
+        for i in meta["hidden"]:
+            cat.upsert(cat.ids[i], hidden=True)
+        rec.trend.load(arrays, meta["trend"])
+        rec.cooc.load(arrays)
+        rec.model.load({k[3:]: v for k, v in arrays.items() if k.startswith("mf_")}, meta["model"], cat.ids)
+        rec._grow()
+        rec.seen = _unflatten(meta["seen_users"], arrays["seen_len"], arrays["seen_idx"], dict.fromkeys)
+        rec.positives = _unflatten(meta["pos_users"], arrays["pos_len"], arrays["pos_idx"], list)
+        rec.recent = arrays["recent"].copy()
+        rec.recent_count = meta["recent_count"]
+        for u, i, d in meta["pending"]:
+            rec.pending[(u, i)] = d
+            heapq.heappush(rec._expiry, (d, u, i))
+        rec.clock = meta["clock"]
+        rec.events_learned = meta["events_learned"]
+        rec.last_event_id = meta["last_event_id"]
+        return rec
+
+    def stats(self) -> dict:
+        """Sizes of the learned state (for ``GET /model`` and no-growth tests)."""
+        return {
+            "items": len(self.catalogue),
+            "users": len(self.seen),
+            "model_users": self.model.n_users,
+            "model_items": self.model.n_items,
+            "pending_impressions": len(self.pending),
+        }
+
+
+def _unflatten(keys, lengths, flat, build):
+    out, pos = {}, 0
+    flat = flat.tolist()
+    for key, n in zip(keys, lengths.tolist()):
+        out[key] = build(flat[pos: pos + n])
+        pos += n
+    return out
+
+
+def dumps_meta(meta: dict) -> bytes:
+    """JSON-encode snapshot metadata (compact, UTF-8)."""
+    return json.dumps(meta, separators=(",", ":")).encode()
