@@ -13,9 +13,9 @@ class EngineConfig:
         n_factors: latent dimension of the River ``reco.BiasedMF`` (factors per user/item).
         learning_rate: SGD step size for biases and latent factors.
         l2: L2 regularisation on biases and latent factors.
-        negatives_per_positive: items sampled (from the trend distribution) as implicit
-            negatives for every positive event (implicit-feedback MF, Hu et al. 2008 /
-            Rendle et al. 2009 style sampling).
+        negatives_per_positive: implicit negatives per positive event, drawn uniformly from
+            the last 4,096 positives (so popularity-proportional over that recent window;
+            the popularity-aware sampling of word2vec / Rendle & Freudenthaler, WSDM 2014).
         seed: seeds latent initialisation (per id, so it is order independent) and
             negative sampling (per event sequence number), making learning deterministic
             given the event order.

@@ -6,13 +6,17 @@ Event kinds (the field's standard vocabulary):
                 same item by the same user arrives within ``reward_window_s`` (event time).
     rating      an explicit rating ``value``; positive when value >= ``positive_threshold``,
                 negative otherwise. Organic logs such as MovieTweetings replay as ratings.
+    item        (internal) a catalogue upsert with ``meta`` / ``hidden``; it goes through the
+                stream so the single learner applies catalogue changes in order, durably.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 EVENT_KINDS = ("click", "impression", "rating")
+ITEM_KIND = "item"  # catalogue upsert (PUT /items/{id}); travels the same stream, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,8 @@ class Event:
     received_at: float = 0.0
     recommendation_id: str | None = None
     event_id: str | None = None
+    meta: dict | None = None
+    hidden: bool | None = None
 
     @property
     def time(self) -> float:
@@ -54,6 +60,10 @@ def to_fields(event: Event) -> dict[str, str]:
         fields["t"] = repr(float(event.timestamp))
     if event.recommendation_id:
         fields["rec"] = event.recommendation_id
+    if event.meta is not None:
+        fields["m"] = json.dumps(event.meta, separators=(",", ":"))
+    if event.hidden is not None:
+        fields["h"] = "1" if event.hidden else "0"
     return fields
 
 
@@ -75,4 +85,6 @@ def from_fields(event_id: str, fields: dict) -> Event:
         received_at=float(f["r"]),
         recommendation_id=f.get("rec"),
         event_id=event_id.decode() if isinstance(event_id, bytes) else event_id,
+        meta=json.loads(f["m"]) if "m" in f else None,
+        hidden=(f["h"] == "1") if "h" in f else None,
     )

@@ -23,7 +23,7 @@ import numpy as np
 from engine.catalogue import Catalogue
 from engine.config import EngineConfig
 from engine.cooccurrence import CoOccurrence
-from engine.events import Event
+from engine.events import ITEM_KIND, Event
 from engine.model import FactorModel
 from engine.ranking import top_k
 from engine.trend import DecayedPopularity
@@ -114,6 +114,10 @@ class Recommender:
                 these before they become durable).
         """
         c = self.config
+        if event.kind == ITEM_KIND:
+            self.upsert_item(event.item_id, event.meta, event.hidden)
+            self._advance(event)
+            return
         t = event.time
         if t > self.clock:
             self.clock = t
@@ -139,6 +143,9 @@ class Recommender:
                 heapq.heappush(self._expiry, (deadline, user, idx))
         else:
             raise ValueError(f"unknown event kind {event.kind!r}")
+        self._advance(event)
+
+    def _advance(self, event: Event) -> None:
         self.events_learned += 1
         if event.event_id is not None:
             self.last_event_id = event.event_id
@@ -154,9 +161,9 @@ class Recommender:
         self.model.learn(user, item_id, idx, 1.0)
         seen = self.seen.setdefault(user, {})
         if self.recent_count and c.negatives_per_positive:
-            rng = np.random.default_rng([c.seed, self.events_learned])
-            pool = self.recent[: min(self.recent_count, _RECENT)]
-            for j in pool[rng.integers(0, pool.size, c.negatives_per_positive)].tolist():
+            size = min(self.recent_count, _RECENT)
+            for n in range(c.negatives_per_positive):
+                j = int(self.recent[_mix(c.seed, self.events_learned, n) % size])
                 if j != idx and j not in seen:
                     self.model.learn(user, self.catalogue.ids[j], j, 0.0)
         history = self.positives.setdefault(user, [])
@@ -199,7 +206,7 @@ class Recommender:
         arrays["recent"] = self.recent.copy()
         meta = {
             "config": {k: getattr(self.config, k) for k in self.config.__dataclass_fields__},
-            "items": cat.ids,
+            "items": list(cat.ids),
             "item_meta": {str(k): v for k, v in cat.meta.items()},
             "hidden": sorted(cat.hidden_idx.tolist()),
             "trend": trend_meta,
@@ -250,6 +257,16 @@ class Recommender:
             "model_items": self.model.n_items,
             "pending_impressions": len(self.pending),
         }
+
+
+def _mix(seed: int, a: int, b: int) -> int:
+    """SplitMix64 (Steele, Lea & Flood, OOPSLA 2014) of (seed, a, b): a cheap, stateless,
+    reproducible pseudo-random 64-bit integer, so negative sampling depends only on the
+    event's position in the stream."""
+    z = (seed * 0x9E3779B97F4A7C15 + a * 0xBF58476D1CE4E5B9 + b * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return z ^ (z >> 31)
 
 
 def _unflatten(keys, lengths, flat, build):

@@ -1,0 +1,1 @@
+"""freshrec HTTP API (FastAPI): translates HTTP to engine calls and back."""

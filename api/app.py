@@ -1,0 +1,57 @@
+"""FastAPI application factory: wires Redis, the learner and the routers in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from api.limits import BodySizeLimit
+from api.routes import router
+from api.settings import Settings
+from engine.learner import Learner
+from engine.redis_server import resolve
+
+log = logging.getLogger("freshrec.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. On startup: connect to Redis (embedded when no URL), restore the
+    newest good snapshot, replay the stream after it, and start the learner task.
+
+    Raises (at startup):
+        redis.exceptions.ConnectionError: Redis unreachable.
+    """
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        target = resolve(settings.redis_url, settings.data_dir)
+        redis = Redis.from_url(target.url, socket_timeout=5, socket_connect_timeout=2)
+        await redis.ping()
+        learner = Learner(redis, settings.engine)
+        await learner.start()
+        app.state.learner = learner
+        app.state.settings = settings
+        task = asyncio.create_task(learner.run()) if settings.learner else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                if settings.final_snapshot:
+                    with contextlib.suppress(Exception):
+                        await learner.checkpoint()
+            await redis.aclose()
+            target.close()
+
+    app = FastAPI(title="freshrec", version="0.1.0", lifespan=lifespan)
+    app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

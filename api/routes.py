@@ -1,0 +1,130 @@
+"""HTTP routes: /recommend, /feedback, /feedback/batch, /items/{id}, /health, /model."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+
+from api.schemas import (
+    FeedbackAccepted,
+    FeedbackBatch,
+    FeedbackBatchAccepted,
+    FeedbackRequest,
+    ItemRequest,
+    RecommendRequest,
+    RecommendResponse,
+    ScoredItem,
+)
+from engine.events import ITEM_KIND, Event
+from engine.learner import Learner, stream_id_key
+
+router = APIRouter()
+
+
+def get_learner(request: Request) -> Learner:
+    return request.app.state.learner
+
+
+LearnerDep = Annotated[Learner, Depends(get_learner)]
+
+
+def _unavailable(exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=503, content={"detail": f"feedback store unavailable, retry: {type(exc).__name__}"},
+                        headers={"Retry-After": "1"})
+
+
+def _event(body: FeedbackRequest, received_at: float) -> Event:
+    return Event(user_id=body.user_id, item_id=body.item_id, kind=body.event, value=body.value,
+                 timestamp=body.timestamp, received_at=received_at, recommendation_id=body.recommendation_id)
+
+
+@router.post("/recommend", response_model=RecommendResponse)
+async def recommend(body: RecommendRequest, learner: LearnerDep) -> RecommendResponse:
+    """Top-k slate for a user from the in-memory model (never creates state)."""
+    rec = learner.recommender
+    ranked = rec.recommend(body.user_id, body.k, body.exclude)
+    return RecommendResponse(
+        recommendation_id=uuid.uuid4().hex,
+        model_version=rec.events_learned,
+        items=[ScoredItem(item_id=r.item_id, score=r.score) for r in ranked],
+    )
+
+
+@router.post("/feedback", status_code=202, response_model=FeedbackAccepted)
+async def feedback(body: FeedbackRequest, learner: LearnerDep):
+    """Make one event durable (Redis Stream) and answer 202 with its id; 503 if Redis can't."""
+    try:
+        (event_id,) = await learner.log.append([_event(body, time.time())])
+    except RedisError as exc:
+        return _unavailable(exc)
+    return FeedbackAccepted(event_id=event_id)
+
+
+@router.post("/feedback/batch", status_code=202, response_model=FeedbackBatchAccepted)
+async def feedback_batch(body: FeedbackBatch, learner: LearnerDep):
+    """Up to 1,000 events in one MULTI/EXEC: all durable (202) or none (503)."""
+    now = time.time()
+    try:
+        ids = await learner.log.append([_event(e, now) for e in body.events])
+    except RedisError as exc:
+        return _unavailable(exc)
+    return FeedbackBatchAccepted(event_ids=ids)
+
+
+@router.put("/items/{item_id}", status_code=202, response_model=FeedbackAccepted)
+async def put_item(body: ItemRequest, learner: LearnerDep,
+                   item_id: Annotated[str, Path(min_length=1, max_length=128)]):
+    """Add or update a catalogue item (applied by the learner, in stream order)."""
+    meta = {"title": body.title, "tags": body.tags}
+    event = Event(user_id="", item_id=item_id, kind=ITEM_KIND, received_at=time.time(), meta=meta, hidden=body.hidden)
+    try:
+        (event_id,) = await learner.log.append([event])
+    except RedisError as exc:
+        return _unavailable(exc)
+    return FeedbackAccepted(event_id=event_id)
+
+
+@router.get("/health")
+async def health(learner: LearnerDep) -> dict:
+    """Liveness plus whether the learner currently reaches Redis."""
+    return {"status": "ok", "redis": learner.redis_ok}
+
+
+@router.get("/model")
+async def model(learner: LearnerDep) -> dict:
+    """Model version, learning progress, last snapshot, stream lag and freshness."""
+    rec = learner.recommender
+    snap = learner.last_snapshot
+    try:
+        lag = await learner.log.lag(rec.last_event_id)
+    except RedisError:
+        lag = None
+    return {
+        "model_version": rec.events_learned,
+        "events_learned": rec.events_learned,
+        "last_event_id": rec.last_event_id,
+        "last_snapshot": None if snap is None else {
+            "version": snap.version, "created_at": snap.created_at, "events_learned": snap.events_learned},
+        "stream_lag": lag,
+        "freshness_ms": learner.freshness.percentiles(),
+        "checkpoint_ms_last": learner.checkpoint_ms[-1] if learner.checkpoint_ms else None,
+        "checkpoints": [list(w) for w in learner.checkpoint_windows],
+        "learner_errors": learner.errors,
+        "redis_ok": learner.redis_ok,
+        "size": rec.stats(),
+    }
+
+
+@router.get("/model/learned")
+async def model_learned(learner: LearnerDep, event_id: Annotated[str, Query(pattern=r"^\d+-\d+$")],
+                        timeout_ms: Annotated[int, Query(ge=0, le=30_000)] = 0) -> dict:
+    """Read-your-writes: wait up to ``timeout_ms`` until the event ``event_id`` (from a 202)
+    is learned; ``{"learned": bool, "events_learned": int}``."""
+    stream_id_key(event_id)
+    ok = await learner.wait_learned(event_id, timeout_ms / 1000.0)
+    return {"learned": ok, "events_learned": learner.recommender.events_learned}

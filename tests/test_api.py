@@ -1,0 +1,107 @@
+"""The API over real HTTP (uvicorn child process) on a real redis-server."""
+
+import httpx
+import pytest
+
+from simulators.server_process import ServerProcess
+
+
+@pytest.fixture
+def server(redis_server, tmp_path):
+    with ServerProcess(redis_url=redis_server.url, log_path=tmp_path / "server.log") as srv:
+        yield srv
+
+
+@pytest.fixture
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client
+
+
+def learned(http, event_id):
+    r = http.get("/model/learned", params={"event_id": event_id, "timeout_ms": 10_000})
+    assert r.status_code == 200
+    return r.json()["learned"]
+
+
+def test_click_changes_that_users_next_recommendation(http):
+    events = [{"user_id": f"u{n}", "item_id": item, "event": "click", "timestamp": 1000 + n}
+              for n, item in enumerate(["a", "b", "b", "c", "c", "c", "d", "d", "d", "d"])]
+    ids = http.post("/feedback/batch", json={"events": events}).json()["event_ids"]
+    assert learned(http, ids[-1])
+    first = http.post("/recommend", json={"user_id": "alice", "k": 3}).json()
+    assert [i["item_id"] for i in first["items"]] == ["d", "c", "b"]
+    r = http.post("/feedback", json={"user_id": "alice", "item_id": "d", "event": "click", "timestamp": 2000})
+    assert r.status_code == 202
+    assert learned(http, r.json()["event_id"])
+    second = http.post("/recommend", json={"user_id": "alice", "k": 3}).json()
+    assert "d" not in [i["item_id"] for i in second["items"]]
+    assert second["model_version"] == first["model_version"] + 1
+
+
+def test_model_endpoint_reports_learning_and_freshness(http):
+    r = http.post("/feedback", json={"user_id": "u", "item_id": "i", "event": "click"})
+    assert learned(http, r.json()["event_id"])
+    body = http.get("/model").json()
+    assert body["events_learned"] == 1 and body["model_version"] == 1
+    assert body["stream_lag"] == 0
+    assert body["freshness_ms"]["p50"] is not None and body["freshness_ms"]["p99"] >= body["freshness_ms"]["p50"]
+    assert "last_snapshot" in body
+    assert http.get("/health").json() == {"status": "ok", "redis": True}
+
+
+def test_put_item_makes_it_recommendable_before_any_click(http):
+    r = http.put("/items/new-film", json={"title": "New film", "tags": ["drama"]})
+    assert r.status_code == 202
+    assert learned(http, r.json()["event_id"])
+    items = http.post("/recommend", json={"user_id": "anyone"}).json()["items"]
+    assert [i["item_id"] for i in items] == ["new-film"]
+
+
+@pytest.mark.parametrize("path,body,field", [
+    ("/recommend", {"user_id": ""}, "user_id"),
+    ("/recommend", {"user_id": "x" * 129}, "user_id"),
+    ("/recommend", {"user_id": "u", "k": 0}, "k"),
+    ("/recommend", {"user_id": "u", "k": 101}, "k"),
+    ("/recommend", {"user_id": "u", "exclude": [""]}, "exclude"),
+    ("/recommend", {"k": 5}, "user_id"),
+    ("/feedback", {"user_id": "u", "item_id": "i", "event": "purchase"}, "event"),
+    ("/feedback", {"user_id": "u", "item_id": "", "event": "click"}, "item_id"),
+    ("/feedback", {"user_id": "u", "item_id": "i", "event": "click", "timestamp": -1}, "timestamp"),
+    ("/feedback", {"user_id": "u", "item_id": "i", "event": "click", "value": "high"}, "value"),
+    ("/feedback", {"user_id": "u", "item_id": "i", "event": "rating"}, "value"),
+    ("/feedback", {"user_id": 5, "item_id": "i", "event": "click"}, "user_id"),
+    ("/feedback/batch", {"events": []}, "events"),
+])
+def test_bad_input_gets_422_naming_the_field(http, path, body, field):
+    r = http.post(path, json=body)
+    assert r.status_code == 422
+    assert field in r.text
+
+
+def test_bad_input_creates_no_state_and_does_not_crash_the_worker(http):
+    bad_json = http.post("/feedback", content=b"{not json", headers={"content-type": "application/json"})
+    assert bad_json.status_code == 422
+    nan = http.post("/feedback", json={"user_id": "u", "item_id": "i", "event": "rating", "value": "NaN"})
+    assert nan.status_code == 422 and "value" in nan.text
+    for n in range(200):
+        assert http.post("/recommend", json={"user_id": f"ghost-{n}", "exclude": [f"ghost-item-{n}"]}).status_code == 200
+    size = http.get("/model").json()["size"]
+    assert size == {"items": 0, "users": 0, "model_users": 0, "model_items": 0, "pending_impressions": 0}
+    assert http.get("/health").status_code == 200
+
+
+def test_oversized_body_gets_413(http):
+    r = http.post("/feedback/batch", content=b"x" * 2_000_000, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert http.get("/health").status_code == 200
+
+
+def test_feedback_answers_503_when_redis_is_down_and_recommend_still_serves(http, redis_server):
+    r = http.post("/feedback", json={"user_id": "u", "item_id": "i", "event": "click"})
+    assert learned(http, r.json()["event_id"])
+    redis_server.kill()
+    down = http.post("/feedback", json={"user_id": "u", "item_id": "j", "event": "click"})
+    assert down.status_code == 503
+    assert "retry" in down.json()["detail"]
+    assert http.post("/recommend", json={"user_id": "v"}).status_code == 200
