@@ -11,10 +11,12 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from api.limits import BodySizeLimit
+from api.admin import router as admin_router
 from api.routes import router
 from api.settings import Settings
 from engine.learner import Learner
 from engine.redis_server import resolve
+from engine.signing import load_key
 
 log = logging.getLogger("freshrec.api")
 
@@ -33,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         target = resolve(settings.redis_url, settings.data_dir)
         redis = Redis.from_url(target.url, socket_timeout=5, socket_connect_timeout=2)
         await redis.ping()
-        learner = Learner(redis, settings.engine)
+        learner = Learner(redis, settings.engine, snapshot_key=load_key(settings.data_dir))
         await learner.start()
         app.state.learner = learner
         app.state.settings = settings
@@ -53,5 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="freshrec", version="0.1.0", lifespan=lifespan)
     app.include_router(router)
+    app.include_router(admin_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

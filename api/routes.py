@@ -52,6 +52,7 @@ async def recommend(body: RecommendRequest, learner: LearnerDep) -> RecommendRes
         recommendation_id=uuid.uuid4().hex,
         model_version=rec.events_learned,
         items=[ScoredItem(item_id=r.item_id, score=r.score) for r in ranked],
+        stale=not learner.redis_ok,
     )
 
 

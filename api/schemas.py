@@ -26,11 +26,13 @@ class ScoredItem(BaseModel):
 
 
 class RecommendResponse(BaseModel):
-    """The slate, best first; ``model_version`` = events the serving model has learned."""
+    """The slate, best first; ``model_version`` = events the serving model has learned;
+    ``stale`` = the learner cannot reach Redis, so the model is not learning right now."""
 
     recommendation_id: str
     model_version: int
     items: list[ScoredItem]
+    stale: bool = False
 
 
 class FeedbackRequest(BaseModel):

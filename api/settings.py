@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from engine.config import EngineConfig
@@ -15,6 +16,8 @@ class Settings:
     data_dir: embedded Redis data directory (None: ``$FRESHREC_DATA_DIR`` or ./freshrec-data).
     max_body_bytes: larger request bodies get 413.
     learner: run the learner inside this process (single-process mode).
+    admin_token: bearer token for the admin endpoints (``$FRESHREC_ADMIN_TOKEN``); when
+        unset, admin endpoints answer only clients on the loopback interface.
     engine: engine configuration.
     """
 
@@ -23,4 +26,5 @@ class Settings:
     max_body_bytes: int = 1_000_000
     learner: bool = True
     final_snapshot: bool = True
+    admin_token: str | None = field(default_factory=lambda: os.environ.get("FRESHREC_ADMIN_TOKEN"))
     engine: EngineConfig = field(default_factory=EngineConfig)

@@ -14,14 +14,14 @@ import logging
 import time
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from engine.config import EngineConfig
 from engine.feedback_log import FeedbackLog
 from engine.freshness import LatencyWindow
 from engine.keys import Keys
 from engine.recommender import Recommender
-from engine.snapshots import SnapshotInfo, SnapshotStore, encode
+from engine.snapshots import Retention, SnapshotInfo, SnapshotStore, encode
 
 log = logging.getLogger("freshrec.learner")
 
@@ -44,14 +44,19 @@ class Learner:
     Args:
         redis: ``redis.asyncio.Redis`` (binary responses).
         config: engine configuration (snapshot policy included).
+        snapshot_key: HMAC key that signs and verifies snapshots (``engine.signing``).
         consumer: consumer name within the ``learner`` group.
+        retention: which snapshots to keep.
     """
 
-    def __init__(self, redis: Redis, config: EngineConfig | None = None, consumer: str = "learner-1") -> None:
+    def __init__(self, redis: Redis, config: EngineConfig | None = None, snapshot_key: bytes = b"",
+                 consumer: str = "learner-1", retention: Retention | None = None) -> None:
+        if not snapshot_key:
+            raise ValueError("snapshot_key is required (see engine.signing.load_key)")
         self.config = config or EngineConfig()
         self.keys = Keys(self.config.key_prefix)
         self.log = FeedbackLog(redis, self.keys)
-        self.snapshots = SnapshotStore(redis, self.keys, self.config.snapshots_kept)
+        self.snapshots = SnapshotStore(redis, self.keys, snapshot_key, retention)
         self.recommender = Recommender(self.config)
         self.consumer = consumer
         self.freshness = LatencyWindow()
@@ -64,6 +69,7 @@ class Learner:
         self._since_snapshot = 0
         self._snapshot_clock = time.monotonic()
         self._progress = asyncio.Event()
+        self._lock = asyncio.Lock()  # one writer: learning, checkpoints and restores never interleave
 
     async def start(self) -> None:
         """Restore the newest good snapshot and position the consumer group after it."""
@@ -83,6 +89,13 @@ class Learner:
             redis.exceptions.RedisError: Redis unreachable (``run`` retries).
         """
         events = await self.log.read(self.consumer, count=count, block_ms=block_ms)
+        async with self._lock:
+            await self._apply(events)
+            if self._checkpoint_due():
+                await self._checkpoint()
+        return len(events)
+
+    async def _apply(self, events) -> None:
         rec = self.recommender
         for start in range(0, len(events), _CHUNK):
             now = time.time()
@@ -101,9 +114,6 @@ class Learner:
         if events:
             await self.log.ack([e.event_id for e in events])
             self._since_snapshot += len(events)
-        if self._checkpoint_due():
-            await self.checkpoint()
-        return len(events)
 
     def _checkpoint_due(self) -> bool:
         c = self.config
@@ -112,23 +122,35 @@ class Learner:
         return (self._since_snapshot >= c.snapshot_every_events
                 or time.monotonic() - self._snapshot_clock >= c.snapshot_every_s)
 
-    async def checkpoint(self) -> SnapshotInfo:
-        """Snapshot the model now: state copy on the loop, encoding in a thread, then Redis.
+    async def checkpoint(self, verdict: str = "ok", note: dict | None = None) -> SnapshotInfo:
+        """Snapshot the model now (waits for the batch being learned to finish).
 
         Raises:
             redis.exceptions.RedisError: the snapshot could not be written.
         """
+        async with self._lock:
+            return await self._checkpoint(verdict, note)
+
+    async def _checkpoint(self, verdict: str = "ok", note: dict | None = None) -> SnapshotInfo:
+        # Learning is paused (we hold the lock) while a worker thread copies and encodes the
+        # state, so the copy is consistent; /recommend keeps being served on the event loop
+        # because reads never mutate.
         t0 = time.perf_counter()
         wall0 = time.time()
         self.checkpointing = True
         try:
             rec = self.recommender
-            arrays, meta = rec.state()
-            blob = await asyncio.to_thread(encode, arrays, meta)
-            info = await self.snapshots.save(blob, meta["events_learned"], meta["last_event_id"])
-            oldest = await self.snapshots.oldest_event_id()
-            if oldest:
-                await self.log.trim_before(oldest)
+            key = self.snapshots.key
+
+            def capture() -> tuple[bytes, dict]:
+                arrays, meta = rec.state()
+                return encode(arrays, meta, key), meta
+
+            blob, meta = await asyncio.to_thread(capture)
+            info = await self.snapshots.save(blob, meta["events_learned"], meta["last_event_id"], verdict, note)
+            trim = await self.snapshots.trim_point()
+            if trim:
+                await self.log.trim_before(trim)
         finally:
             self.checkpointing = False
         self.last_snapshot = info
@@ -150,12 +172,44 @@ class Learner:
                     log.warning("redis reachable again; learning resumed")
                 self.redis_ok = True
                 backoff = 0.05
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # Redis came back without our stream/group (restarted empty): recreate it and
+                # continue after what we have learned.
+                log.error("consumer group missing (%s); recreating it", exc)
+                await self.log.ensure_group()
+                await self.log.set_position(self.recommender.last_event_id)
             except RedisError as exc:
                 if self.redis_ok:
                     log.error("redis unavailable, learner paused: %s", exc)
                 self.redis_ok = False
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
+
+    async def restore_version(self, version: int) -> dict:
+        """Make snapshot ``version`` the serving model; the learner continues from it with
+        the events that arrive from now on (events between that snapshot and now are not
+        re-applied: that is the point of a rollback). A new snapshot records the restore,
+        so a crash right after it does not undo it.
+
+        Raises:
+            KeyError: no such snapshot.
+            engine.snapshots.SnapshotError: it fails verification (the live model is kept).
+        """
+        async with self._lock:
+            info, arrays, meta = await self.snapshots.load(version)
+            previous = self.recommender
+            restored = await asyncio.to_thread(Recommender.from_state, arrays, meta, self.config)
+            restored.last_event_id = previous.last_event_id  # continue from the live stream position
+            self.recommender = restored
+            saved = await self._checkpoint(verdict=f"restored from v{version}",
+                                           note={"restored_from": version, "skipped_events":
+                                                 previous.events_learned - info.events_learned})
+        log.warning("restored snapshot v%s as the serving model (new snapshot v%s)", version, saved.version)
+        return {"restored_version": version, "snapshot_version": saved.version,
+                "model_version": restored.events_learned, "previous_model_version": previous.events_learned,
+                "last_event_id": restored.last_event_id}
 
     def learned(self, event_id: str) -> bool:
         """Has the event with this stream id been applied?"""

@@ -63,7 +63,26 @@ class FactorModel:
         self.mf = self._new_river_model()
         self.item_factors = np.zeros((0, n_factors))
         self.item_bias = np.zeros(0)
+        self.item_learned = np.zeros(0, dtype=bool)
         self.n = 0
+        self._reset_users()
+
+    def _reset_users(self) -> None:
+        self.user_ids: list[str] = []
+        self.user_index: dict[str, int] = {}
+        self.user_factors = np.zeros((0, self.n_factors))
+        self.user_bias = np.zeros(0)
+
+    def user_row(self, user_id: str) -> int:
+        """Dense row of a user in the user mirror, registering the user when new (write path)."""
+        row = self.user_index.get(user_id)
+        if row is None:
+            row = len(self.user_ids)
+            self.user_ids.append(user_id)
+            self.user_index[user_id] = row
+            self.user_factors = ensure_capacity(self.user_factors, row + 1)
+            self.user_bias = ensure_capacity(self.user_bias, row + 1)
+        return row
 
     def _new_river_model(self) -> reco.BiasedMF:
         mf = reco.BiasedMF(
@@ -83,6 +102,7 @@ class FactorModel:
         if n > self.n:
             self.item_factors = ensure_capacity(self.item_factors, n)
             self.item_bias = ensure_capacity(self.item_bias, n)
+            self.item_learned = ensure_capacity(self.item_learned, n, False)
             self.n = n
 
     def learn(self, user_id: str, item_id: str, idx: int, y: float) -> None:
@@ -91,6 +111,10 @@ class FactorModel:
         self.mf.learn_one(user_id, item_id, y)
         self.item_factors[idx] = self.mf.i_latents[item_id]
         self.item_bias[idx] = self.mf.i_biases[item_id]
+        self.item_learned[idx] = True
+        row = self.user_row(user_id)
+        self.user_factors[row] = self.mf.u_latents[user_id]
+        self.user_bias[row] = self.mf.u_biases[user_id]
 
     def user_vector(self, user_id: str) -> np.ndarray | None:
         """The user's latent vector p_u (n_factors,) or None for an unknown user (no state)."""
@@ -112,20 +136,17 @@ class FactorModel:
         return len(self.mf.i_latents)
 
     def state(self, item_ids: list[str]) -> tuple[dict[str, np.ndarray], dict]:
-        """Arrays + JSON metadata for a snapshot (user ids go in the metadata)."""
-        users = list(self.mf.u_latents.keys())
-        k = self.n_factors
-        u_mat = np.array([self.mf.u_latents[u] for u in users]).reshape(len(users), k)
-        u_bias = np.array([self.mf.u_biases.get(u, 0.0) for u in users], dtype=np.float64)
-        learned = np.array([i in self.mf.i_latents for i in item_ids], dtype=bool)
+        """Arrays + JSON metadata for a snapshot: copies of the user and item mirrors (memcpy,
+        no per-user Python work); user ids go in the metadata."""
+        n_users = len(self.user_ids)
         arrays = {
-            "user_factors": u_mat,
-            "user_bias": u_bias,
+            "user_factors": self.user_factors[:n_users].copy(),
+            "user_bias": self.user_bias[:n_users].copy(),
             "item_factors": self.item_factors[: len(item_ids)].copy(),
             "item_bias": self.item_bias[: len(item_ids)].copy(),
-            "item_learned": learned,
+            "item_learned": self.item_learned[: len(item_ids)].copy(),
         }
-        meta = {"users": users, "mean_n": self.mf.global_mean.n, "mean": self.mf.global_mean._mean}
+        meta = {"users": list(self.user_ids), "mean_n": self.mf.global_mean.n, "mean": self.mf.global_mean._mean}
         return arrays, meta
 
     def load(self, arrays: dict[str, np.ndarray], meta: dict, item_ids: list[str]) -> None:
@@ -133,14 +154,20 @@ class FactorModel:
         self.mf = self._new_river_model()
         self.mf.global_mean.n = meta["mean_n"]
         self.mf.global_mean._mean = meta["mean"]
+        self._reset_users()
         for u, vec, b in zip(meta["users"], arrays["user_factors"], arrays["user_bias"]):
             self.mf.u_latents[u] = vec.copy()
             if b != 0.0:
                 self.mf.u_biases[u] = float(b)
+            self.user_row(u)
+        self.user_factors[: len(self.user_ids)] = arrays["user_factors"]
+        self.user_bias[: len(self.user_ids)] = arrays["user_bias"]
         self.n = 0
         self.item_factors = np.zeros((0, self.n_factors))
         self.item_bias = np.zeros(0)
+        self.item_learned = np.zeros(0, dtype=bool)
         self.grow(len(item_ids))
+        self.item_learned[: len(item_ids)] = arrays["item_learned"]
         self.item_factors[: len(item_ids)] = arrays["item_factors"]
         self.item_bias[: len(item_ids)] = arrays["item_bias"]
         for idx in np.flatnonzero(arrays["item_learned"]).tolist():

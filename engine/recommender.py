@@ -15,11 +15,11 @@ terms: what is trending now.
 from __future__ import annotations
 
 import heapq
-import json
 from dataclasses import dataclass
 
 import numpy as np
 
+from engine.arrays import ensure_capacity
 from engine.catalogue import Catalogue
 from engine.config import EngineConfig
 from engine.cooccurrence import CoOccurrence
@@ -59,6 +59,12 @@ class Recommender:
         self.model = FactorModel(c.n_factors, c.learning_rate, c.l2, c.seed)
         self.seen: dict[str, dict[int, None]] = {}
         self.positives: dict[str, list[int]] = {}
+        # append-only interaction log (user row, item row, positive?) in numpy, so a snapshot
+        # copies it with a memcpy instead of flattening the per-user dicts in Python
+        self._log_user = np.zeros(0, dtype=np.int64)
+        self._log_item = np.zeros(0, dtype=np.int64)
+        self._log_pos = np.zeros(0, dtype=bool)
+        self._log_n = 0
         self.recent = np.zeros(_RECENT, dtype=np.int64)
         self.recent_count = 0
         self.pending: dict[tuple[str, int], float] = {}
@@ -170,6 +176,7 @@ class Recommender:
         self.cooc.add(history, idx)
         history.append(idx)
         seen[idx] = None
+        self._log(user, idx, True)
         self.trend.add(idx, t)
         self.recent[self.recent_count % _RECENT] = idx
         self.recent_count += 1
@@ -177,6 +184,18 @@ class Recommender:
     def _negative(self, user: str, item_id: str, idx: int) -> None:
         self.model.learn(user, item_id, idx, 0.0)
         self.seen.setdefault(user, {})[idx] = None
+        self._log(user, idx, False)
+
+    def _log(self, user: str, idx: int, positive: bool) -> None:
+        n = self._log_n
+        if n == self._log_user.shape[0]:
+            self._log_user = ensure_capacity(self._log_user, n + 1)
+            self._log_item = ensure_capacity(self._log_item, n + 1)
+            self._log_pos = ensure_capacity(self._log_pos, n + 1, False)
+        self._log_user[n] = self.model.user_index[user]
+        self._log_item[n] = idx
+        self._log_pos[n] = positive
+        self._log_n = n + 1
 
     def _expire_impressions(self) -> None:
         """Impressions whose reward window has passed (engine clock) become negatives."""
@@ -197,12 +216,10 @@ class Recommender:
         arrays.update(self.cooc.state())
         model_arrays, model_meta = self.model.state(cat.ids)
         arrays.update({f"mf_{k}": v for k, v in model_arrays.items()})
-        users = list(self.seen)
-        arrays["seen_len"] = np.array([len(self.seen[u]) for u in users], dtype=np.int64)
-        arrays["seen_idx"] = np.fromiter((i for u in users for i in self.seen[u]), dtype=np.int64)
-        pos_users = list(self.positives)
-        arrays["pos_len"] = np.array([len(self.positives[u]) for u in pos_users], dtype=np.int64)
-        arrays["pos_idx"] = np.fromiter((i for u in pos_users for i in self.positives[u]), dtype=np.int64)
+        n = self._log_n
+        arrays["log_user"] = self._log_user[:n].copy()
+        arrays["log_item"] = self._log_item[:n].copy()
+        arrays["log_pos"] = self._log_pos[:n].copy()
         arrays["recent"] = self.recent.copy()
         meta = {
             "config": {k: getattr(self.config, k) for k in self.config.__dataclass_fields__},
@@ -211,8 +228,6 @@ class Recommender:
             "hidden": sorted(cat.hidden_idx.tolist()),
             "trend": trend_meta,
             "model": model_meta,
-            "seen_users": users,
-            "pos_users": pos_users,
             "recent_count": self.recent_count,
             "pending": [[u, i, d] for (u, i), d in self.pending.items()],
             "clock": self.clock,
@@ -236,8 +251,15 @@ class Recommender:
         rec.cooc.load(arrays)
         rec.model.load({k[3:]: v for k, v in arrays.items() if k.startswith("mf_")}, meta["model"], cat.ids)
         rec._grow()
-        rec.seen = _unflatten(meta["seen_users"], arrays["seen_len"], arrays["seen_idx"], dict.fromkeys)
-        rec.positives = _unflatten(meta["pos_users"], arrays["pos_len"], arrays["pos_idx"], list)
+        users = rec.model.user_ids
+        for u_row, idx, pos in zip(arrays["log_user"].tolist(), arrays["log_item"].tolist(), arrays["log_pos"].tolist()):
+            user = users[u_row]
+            rec.seen.setdefault(user, {})[idx] = None
+            if pos:
+                rec.positives.setdefault(user, []).append(idx)
+        rec._log_user, rec._log_item, rec._log_pos = (arrays["log_user"].copy(), arrays["log_item"].copy(),
+                                                      arrays["log_pos"].copy())
+        rec._log_n = len(rec._log_user)
         rec.recent = arrays["recent"].copy()
         rec.recent_count = meta["recent_count"]
         for u, i, d in meta["pending"]:
@@ -269,15 +291,3 @@ def _mix(seed: int, a: int, b: int) -> int:
     return z ^ (z >> 31)
 
 
-def _unflatten(keys, lengths, flat, build):
-    out, pos = {}, 0
-    flat = flat.tolist()
-    for key, n in zip(keys, lengths.tolist()):
-        out[key] = build(flat[pos: pos + n])
-        pos += n
-    return out
-
-
-def dumps_meta(meta: dict) -> bytes:
-    """JSON-encode snapshot metadata (compact, UTF-8)."""
-    return json.dumps(meta, separators=(",", ":")).encode()

@@ -11,6 +11,9 @@ from engine import EngineConfig, Event, Recommender
 from engine.keys import Keys
 from engine.snapshots import SnapshotStore
 from simulators.server_process import ServerProcess
+from tests.conftest import SNAPSHOT_KEY
+
+KEY = SNAPSHOT_KEY.encode()
 
 
 def stream(n=1500, seed=7):
@@ -25,7 +28,7 @@ def stream(n=1500, seed=7):
 async def latest_snapshot(url):
     redis = Redis.from_url(url)
     try:
-        return await SnapshotStore(redis, Keys()).load_latest_good()
+        return await SnapshotStore(redis, Keys(), KEY).load_latest_good()
     finally:
         await redis.aclose()
 
