@@ -42,6 +42,16 @@ async def list_snapshots(learner: LearnerDep) -> dict:
     return {"current": current, "snapshots": [asdict(i) for i in infos]}
 
 
+@router.post("/snapshots", status_code=201)
+async def take_snapshot(learner: LearnerDep) -> dict:
+    """Checkpoint now (e.g. before a deploy); answers the new snapshot's metadata."""
+    try:
+        info = await learner.checkpoint(verdict="manual")
+    except RedisError as exc:
+        raise HTTPException(status_code=503, detail=f"snapshot store unavailable: {type(exc).__name__}")
+    return asdict(info)
+
+
 @router.post("/snapshots/{version}/restore")
 async def restore_snapshot(learner: LearnerDep, version: Annotated[int, Path(ge=1)]) -> dict:
     """Make an older snapshot the serving model; the learner continues from it."""

@@ -48,5 +48,10 @@ class RedisProcess:
             self.proc.kill()
             self.proc.wait()
 
+    def restart(self) -> "RedisProcess":
+        """Start again on the same port with the same data directory (AOF is replayed)."""
+        self.kill()
+        return self.start()
+
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)
