@@ -35,7 +35,9 @@ class EngineConfig:
     Snapshots
         snapshot_every_events / snapshot_every_s: checkpoint after this many learned
             events or this many seconds (processing time), whichever comes first.
-        snapshots_kept: how many snapshots are retained (older ones are deleted).
+        snapshots_recent / snapshots_hours / snapshots_max_bytes: retention: the newest
+            ``snapshots_recent`` snapshots, plus the newest of every hour for the last
+            ``snapshots_hours`` hours, within ``snapshots_max_bytes`` in total.
         key_prefix: Redis key prefix; wrapped in a hash tag so every key lives in one
             Redis Cluster slot.
     """
@@ -56,5 +58,7 @@ class EngineConfig:
 
     snapshot_every_events: int = 10_000
     snapshot_every_s: float = 60.0
-    snapshots_kept: int = 5
+    snapshots_recent: int = 10
+    snapshots_hours: float = 25.0
+    snapshots_max_bytes: int = 2 * 1024**3
     key_prefix: str = "freshrec"

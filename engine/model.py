@@ -137,7 +137,7 @@ class FactorModel:
 
     def state(self, item_ids: list[str]) -> tuple[dict[str, np.ndarray], dict]:
         """Arrays + JSON metadata for a snapshot: copies of the user and item mirrors (memcpy,
-        no per-user Python work); user ids go in the metadata."""
+        no per-user Python work). User ids are ``self.user_ids`` (rows in that order)."""
         n_users = len(self.user_ids)
         arrays = {
             "user_factors": self.user_factors[:n_users].copy(),
@@ -146,16 +146,16 @@ class FactorModel:
             "item_bias": self.item_bias[: len(item_ids)].copy(),
             "item_learned": self.item_learned[: len(item_ids)].copy(),
         }
-        meta = {"users": list(self.user_ids), "mean_n": self.mf.global_mean.n, "mean": self.mf.global_mean._mean}
+        meta = {"mean_n": self.mf.global_mean.n, "mean": self.mf.global_mean._mean}
         return arrays, meta
 
-    def load(self, arrays: dict[str, np.ndarray], meta: dict, item_ids: list[str]) -> None:
+    def load(self, arrays: dict[str, np.ndarray], meta: dict, item_ids: list[str], user_ids: list[str]) -> None:
         """Rebuild the River model and the mirror from ``state()`` output."""
         self.mf = self._new_river_model()
         self.mf.global_mean.n = meta["mean_n"]
         self.mf.global_mean._mean = meta["mean"]
         self._reset_users()
-        for u, vec, b in zip(meta["users"], arrays["user_factors"], arrays["user_bias"]):
+        for u, vec, b in zip(user_ids, arrays["user_factors"], arrays["user_bias"]):
             self.mf.u_latents[u] = vec.copy()
             if b != 0.0:
                 self.mf.u_biases[u] = float(b)

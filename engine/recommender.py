@@ -26,6 +26,7 @@ from engine.cooccurrence import CoOccurrence
 from engine.events import ITEM_KIND, Event
 from engine.model import FactorModel
 from engine.ranking import top_k
+from engine.snapshots import pack_ids, unpack_ids
 from engine.trend import DecayedPopularity
 
 _RECENT = 4096  # ring of recent positives that implicit negatives are sampled from
@@ -221,9 +222,12 @@ class Recommender:
         arrays["log_item"] = self._log_item[:n].copy()
         arrays["log_pos"] = self._log_pos[:n].copy()
         arrays["recent"] = self.recent.copy()
+        for name, ids in (("items", cat.ids), ("users", self.model.user_ids)):
+            packed = pack_ids(ids)
+            arrays[f"{name}_text"], arrays[f"{name}_len"] = packed["text"], packed["lengths"]
         meta = {
             "config": {k: getattr(self.config, k) for k in self.config.__dataclass_fields__},
-            "items": list(cat.ids),
+
             "item_meta": {str(k): v for k, v in cat.meta.items()},
             "hidden": sorted(cat.hidden_idx.tolist()),
             "trend": trend_meta,
@@ -241,7 +245,7 @@ class Recommender:
         """Rebuild a recommender from ``state()`` output (inverse of ``state``)."""
         rec = cls(config or EngineConfig(**meta["config"]))
         cat = rec.catalogue
-        for item in meta["items"]:
+        for item in unpack_ids(arrays["items_text"], arrays["items_len"]):
             cat.add(item)
         for k, v in meta["item_meta"].items():
             cat.meta[int(k)] = v
@@ -249,7 +253,8 @@ class Recommender:
             cat.upsert(cat.ids[i], hidden=True)
         rec.trend.load(arrays, meta["trend"])
         rec.cooc.load(arrays)
-        rec.model.load({k[3:]: v for k, v in arrays.items() if k.startswith("mf_")}, meta["model"], cat.ids)
+        users = unpack_ids(arrays["users_text"], arrays["users_len"])
+        rec.model.load({k[3:]: v for k, v in arrays.items() if k.startswith("mf_")}, meta["model"], cat.ids, users)
         rec._grow()
         users = rec.model.user_ids
         for u_row, idx, pos in zip(arrays["log_user"].tolist(), arrays["log_item"].tolist(), arrays["log_pos"].tolist()):
