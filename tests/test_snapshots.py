@@ -142,3 +142,28 @@ def test_redis_outage_serves_stale_answers_and_resumes_within_5_s(redis_server, 
                             params={"event_id": r.json()["event_id"], "timeout_ms": 5000})["learned"]
         assert learned and time.monotonic() - t0 <= 5.0
         assert http_json("POST", srv.url + "/recommend", json={"user_id": "u1"})["stale"] is False
+
+
+def test_retention_keeps_recent_and_hourly_history_within_a_byte_budget():
+    from engine.snapshots import Retention, SnapshotInfo
+
+    now = 1_000_000.0
+    # one snapshot a minute for 30 hours, 1 MB each
+    infos = [SnapshotInfo(v, now - (1800 - v) * 60, v, None, "", 1_000_000) for v in range(1, 1801)]
+    kept = Retention(recent=10, hours=25, max_bytes=10**12).keep(infos, now)
+    assert set(range(1791, 1801)) <= kept
+    ages_h = sorted((now - infos[v - 1].created_at) / 3600 for v in kept)
+    assert ages_h[-1] >= 24  # at least 24 h of history
+    assert len(kept) <= 10 + 26
+    budget = Retention(recent=10, hours=25, max_bytes=15_000_000).keep(infos, now)
+    assert len(budget) == 15 and 1800 in budget  # byte budget wins, newest first
+
+
+def test_admin_endpoints_need_the_admin_token(redis_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("FRESHREC_ADMIN_TOKEN", "s3cret")
+    with ServerProcess(redis_url=redis_server.url, log_path=tmp_path / "t.log") as srv:
+        assert httpx.get(srv.url + "/snapshots").status_code == 403
+        assert httpx.post(srv.url + "/snapshots/1/restore").status_code == 403
+        ok = httpx.get(srv.url + "/snapshots", headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200 and ok.json()["snapshots"] == []
+        assert httpx.post(srv.url + "/recommend", json={"user_id": "u"}).status_code == 200  # public stays public
