@@ -49,19 +49,20 @@ class CoOccurrence:
             setattr(self, name, ensure_capacity(getattr(self, name), n))
         self.slots.extend({} for _ in range(n - len(self.slots)))
 
-    def add(self, history: list[int], idx: int) -> None:
-        """Record a positive on ``idx`` by a user whose earlier positives are ``history``."""
+    def add(self, history: list[int], idx: int, weight: float = 1.0) -> None:
+        """Record a positive on ``idx`` by a user whose earlier positives are ``history``
+        (``weight`` < 1 damps an untrusted event's counts)."""
         self.grow(idx + 1)
-        self.counts[idx] += 1.0
+        self.counts[idx] += weight
         for h in history[-self.window:]:
             if h != idx:
-                self._bump(idx, h)
-                self._bump(h, idx)
+                self._bump(idx, h, weight)
+                self._bump(h, idx, weight)
 
-    def _bump(self, row: int, item: int) -> None:
+    def _bump(self, row: int, item: int, weight: float) -> None:
         s = self.slots[row].get(item)
         if s is not None:
-            self.vals[self.offset[row] + s] += 1.0
+            self.vals[self.offset[row] + s] += weight
             return
         size = int(self.size[row])
         cap = int(self.capacity[row])
@@ -69,7 +70,7 @@ class CoOccurrence:
             off = int(self.offset[row])
             s = int(np.argmin(self.vals[off: off + size]))
             del self.slots[row][int(self.keys[off + s])]
-            self.vals[off + s] += 1.0
+            self.vals[off + s] += weight
             self.keys[off + s] = item
             self.slots[row][item] = s
             return
@@ -77,7 +78,7 @@ class CoOccurrence:
             self._relocate(row, min(max(4, 2 * cap), self.max_neighbours))
         off = int(self.offset[row])
         self.keys[off + size] = item
-        self.vals[off + size] = 1.0
+        self.vals[off + size] = weight
         self.slots[row][item] = size
         self.size[row] = size + 1
 

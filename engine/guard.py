@@ -1,30 +1,83 @@
-"""Forgetting guard (work in progress): wraps a Recommender for in-process use.
+"""The forgetting guard: keeps an online model from losing what it knows about established
+users to a burst of suspicious clicks, without freezing it.
 
-Interface used by the synthetic simulator (simulators/synthetic.py):
+Mechanisms (each switchable through ``GuardConfig``):
 
-    g = GuardedRecommender(EngineConfig(...), GuardConfig(enabled=True|False))
-    slate = g.recommend(user_id, k)        -> Slate(recommendation_id, item_ids)
-    g.apply(event)                          learn one Event (same code path as the server's learner)
-    g.guard_events                          list of dicts {"kind": "rollback"|"quarantine"|"alarm",
-                                            "at_event": int, ...}
-    g.validation_windows                    int
-    g.recommender                           the live Recommender (read-only use)
+1. **Trust from the impression join** (``engine.trust.ImpressionJoin``): clicks on items we
+   served to that user are trusted; other events still teach the model, with their
+   influence on shared item parameters (trend, co-occurrence, item-side MF step) damped by
+   ``untrusted_weight``. Untrusted events from accounts with no trusted history are
+   *suspicious*.
+2. **Validation-gated promotion with rollback**: every ``window_events`` events the live
+   model is compared with the last good one on (a) quality: the share of a held-out
+   reservoir of trusted (user, item) positives from established users whose item still
+   ranks in that user's top 10 (paired: same pairs, both models), and (b) exposure
+   concentration: the largest increase, over items, of the share of sampled established
+   users that have the item in their top 10. It is also compared cumulatively with a
+   reference snapshot taken every ``reference_every`` windows, so small per-window losses
+   cannot ratchet. A window fails when it carries at least ``min_suspicious`` suspicious
+   positives and quality dropped by more than ``quality_drop`` (or ``cumulative_drop``
+   against the reference) or exposure jumped by more than ``exposure_jump``. On failure the
+   live model is rolled back to the last good snapshot, the window's suspicious events are
+   quarantined and the others re-applied in order; otherwise the live model is promoted.
+   Without trusted evidence (an empty reservoir, e.g. replays of organic logs) the guard
+   never rolls back.
+3. **Alarm**: ``river.drift.ADWIN`` (Bifet & Gavaldà, SDM 2007) on established users'
+   prequential slate hits (did the slate served to an established user get a trusted
+   click before that user's next slate?); a detected drop is logged as an alarm.
+
+Guard events (rollback, quarantine, alarm) are kept in ``guard_events``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+from river import drift
+
 from engine.config import EngineConfig
 from engine.events import Event
+from engine.ranking import top_k
 from engine.recommender import Recommender
+from engine.trust import ImpressionJoin
 
 
 @dataclass
 class GuardConfig:
-    """Guard switches and thresholds (filled in by the guard implementation)."""
+    """Guard switches and thresholds.
+
+    enabled: False makes the wrapper a pass-through (no damping, no validation).
+    untrusted_weight: influence (0..1] of events that join no served impression.
+    window_events: events per validation window.
+    reservoir_size: trusted (user, item) positives kept for validation (reservoir sampling).
+    quality_pairs / exposure_users: how many reservoir pairs / established users a
+        validation scores (paired on both models).
+    established_clicks: trusted clicks that make a user established.
+    quality_drop: relative drop vs the last good snapshot that fails a window.
+    cumulative_drop: relative drop vs the reference snapshot that fails a window.
+    reference_every: windows between reference snapshots.
+    exposure_jump: increase in the share of established users reached by one item that
+        fails a window.
+    min_suspicious: suspicious positives a window must carry before it can fail.
+    join_window_s: impression join window (s, event time).
+    seed: seeds the reservoir and the validation samples.
+    """
 
     enabled: bool = True
+    untrusted_weight: float = 0.25
+    window_events: int = 2000
+    reservoir_size: int = 2000
+    quality_pairs: int = 400
+    exposure_users: int = 300
+    established_clicks: int = 3
+    quality_drop: float = 0.15
+    cumulative_drop: float = 0.25
+    reference_every: int = 5
+    exposure_jump: float = 0.15
+    min_suspicious: int = 20
+    join_window_s: float = 3600.0
+    seed: int = 7
 
 
 @dataclass(frozen=True)
@@ -37,21 +90,173 @@ class Slate:
 
 @dataclass
 class GuardedRecommender:
-    """A Recommender plus the forgetting guard (currently a pass-through)."""
+    """A ``Recommender`` behind the forgetting guard (in-process; single writer).
+
+    ``recommend(user_id, k) -> Slate`` records the slate for the impression join;
+    ``apply(event)`` learns one event. ``recommender`` is the live model.
+    """
 
     config: EngineConfig = field(default_factory=EngineConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
 
     def __post_init__(self) -> None:
         self.recommender = Recommender(self.config)
+        self.join = ImpressionJoin(self.guard.join_window_s)
         self.guard_events: list[dict] = []
         self.validation_windows = 0
+        self.quarantined = 0
+        self.events_seen = 0
         self._served = 0
+        self._rng = np.random.default_rng(self.guard.seed)
+        self._trusted_clicks: dict[str, int] = {}
+        self._reservoir: list[tuple[str, str]] = []
+        self._reservoir_seen = 0
+        self._window: list[tuple[Event, float, bool]] = []
+        self._good = self.recommender.state()
+        self._reference = self._good
+        self._reference_model: Recommender | None = None
+        self._windows_since_reference = 0
+        self._open_slate: dict[str, list] = {}
+        self._adwin = drift.ADWIN()
 
+    # ---------------------------------------------------------------- serving
     def recommend(self, user_id: str, k: int = 10) -> Slate:
+        """Serve a slate (and remember it for the impression join)."""
         items = [r.item_id for r in self.recommender.recommend(user_id, k)]
         self._served += 1
-        return Slate(f"r{self._served}", items)
+        rid = f"r{self._served}"
+        if self.guard.enabled:
+            self.join.record(rid, user_id, items, self.recommender.clock)
+            self._prequential(user_id, rid)
+        return Slate(rid, items)
 
+    # --------------------------------------------------------------- learning
     def apply(self, event: Event) -> None:
-        self.recommender.apply(event)
+        """Learn one event through the guard."""
+        self.events_seen += 1
+        g = self.guard
+        if not g.enabled:
+            self.recommender.apply(event)
+            return
+        trusted = self.join.trusted(event) if event.kind in ("click", "impression") else False
+        weight = 1.0 if trusted else g.untrusted_weight
+        positive = event.kind == "click" or (event.kind == "rating" and event.value is not None
+                                             and event.value >= self.config.positive_threshold)
+        suspicious = positive and not trusted and event.user_id not in self.join.vetted
+        self.recommender.apply(event, weight)
+        self._window.append((event, weight, suspicious))
+        if trusted and event.kind == "click":
+            self._on_trusted_click(event)
+        if len(self._window) >= g.window_events:
+            self.validate()
+
+    def _on_trusted_click(self, event: Event) -> None:
+        user = event.user_id
+        n = self._trusted_clicks.get(user, 0) + 1
+        self._trusted_clicks[user] = n
+        slate = self._open_slate.get(user)
+        if slate is not None and slate[0] == event.recommendation_id:
+            slate[1] = True
+        if n > self.guard.established_clicks:  # reservoir sampling (Vitter's algorithm R)
+            self._reservoir_seen += 1
+            if len(self._reservoir) < self.guard.reservoir_size:
+                self._reservoir.append((user, event.item_id))
+            else:
+                j = int(self._rng.integers(self._reservoir_seen))
+                if j < self.guard.reservoir_size:
+                    self._reservoir[j] = (user, event.item_id)
+
+    def _prequential(self, user: str, rid: str) -> None:
+        if self._trusted_clicks.get(user, 0) < self.guard.established_clicks:
+            return
+        previous = self._open_slate.get(user)
+        if previous is not None:
+            self._adwin.update(1.0 if previous[1] else 0.0)
+            if self._adwin.drift_detected:
+                self.guard_events.append({"kind": "alarm", "at_event": self.events_seen,
+                                          "detector": "ADWIN", "hit_rate": round(self._adwin.estimation, 4)})
+        self._open_slate[user] = [rid, False]
+
+    # ------------------------------------------------------------- validation
+    def validate(self) -> dict:
+        """Close the current window: promote the live model or roll it back."""
+        g = self.guard
+        self.validation_windows += 1
+        window, self._window = self._window, []
+        suspicious = sum(1 for _, _, s in window if s)
+        verdict = {"window": self.validation_windows, "at_event": self.events_seen, "suspicious": suspicious}
+        failed = False
+        if suspicious >= g.min_suspicious and len(self._reservoir) >= 50:
+            good = Recommender.from_state(*self._good)
+            pairs = self._sample_pairs()
+            users = self._sample_users()
+            q_live, q_good = _quality(self.recommender, pairs), _quality(good, pairs)
+            reach_live, reach_good = _reach(self.recommender, users), _reach(good, users)
+            reach_good = np.pad(reach_good, (0, len(reach_live) - len(reach_good)))
+            jump = float(np.max(reach_live - reach_good, initial=0.0))
+            ref = self._reference_model or good
+            q_ref = _quality(ref, pairs) if ref is not good else q_good
+            verdict.update(quality_live=round(q_live, 4), quality_good=round(q_good, 4),
+                           quality_reference=round(q_ref, 4), exposure_jump=round(jump, 4))
+            failed = (q_live < q_good * (1 - g.quality_drop) or q_live < q_ref * (1 - g.cumulative_drop)
+                      or jump > g.exposure_jump)
+        if failed:
+            self._rollback(window, verdict)
+        self._promote()
+        return verdict
+
+    def _rollback(self, window: list[tuple[Event, float, bool]], verdict: dict) -> None:
+        self.recommender = Recommender.from_state(*self._good)
+        kept = 0
+        for event, weight, suspicious in window:
+            if not suspicious:
+                self.recommender.apply(event, weight)
+                kept += 1
+        dropped = len(window) - kept
+        self.quarantined += dropped
+        self.guard_events.append({"kind": "rollback", **verdict, "reapplied": kept})
+        self.guard_events.append({"kind": "quarantine", "at_event": self.events_seen, "events": dropped})
+
+    def _promote(self) -> None:
+        self._good = self.recommender.state()
+        self._windows_since_reference += 1
+        if self._windows_since_reference >= self.guard.reference_every:
+            self._reference = self._good
+            self._reference_model = Recommender.from_state(*self._reference)
+            self._windows_since_reference = 0
+
+    def _sample_pairs(self) -> list[tuple[str, str]]:
+        n = min(self.guard.quality_pairs, len(self._reservoir))
+        idx = self._rng.choice(len(self._reservoir), n, replace=False)
+        return [self._reservoir[i] for i in idx.tolist()]
+
+    def _sample_users(self) -> list[str]:
+        users = sorted(u for u, n in self._trusted_clicks.items() if n >= self.guard.established_clicks)
+        n = min(self.guard.exposure_users, len(users))
+        return [users[i] for i in self._rng.choice(len(users), n, replace=False).tolist()] if n else []
+
+
+def _quality(rec: Recommender, pairs: list[tuple[str, str]], k: int = 10) -> float:
+    """Share of (user, item) pairs whose item ranks in the user's top k (no exclusions)."""
+    if not pairs:
+        return 0.0
+    hits = 0
+    for user, item in pairs:
+        idx = rec.catalogue.get(item)
+        if idx is None:
+            continue
+        scores = rec.scores(user)
+        hits += int(np.sum(scores > scores[idx]) < k)
+    return hits / len(pairs)
+
+
+def _reach(rec: Recommender, users: list[str], k: int = 10) -> np.ndarray:
+    """Per item (catalogue rows), the share of ``users`` with it in their served top k."""
+    n = len(rec.catalogue)
+    counts = np.zeros(n)
+    for user in users:
+        seen = rec.seen.get(user)
+        exclude = np.fromiter(seen, dtype=np.int64, count=len(seen)) if seen else None
+        idx, _ = top_k(rec.scores(user), k, exclude)
+        counts[idx] += 1
+    return counts / max(1, len(users))

@@ -105,10 +105,23 @@ class FactorModel:
             self.item_learned = ensure_capacity(self.item_learned, n, False)
             self.n = n
 
-    def learn(self, user_id: str, item_id: str, idx: int, y: float) -> None:
-        """One SGD step on (user, item, label) and refresh of the item's serving row."""
+    def learn(self, user_id: str, item_id: str, idx: int, y: float, item_weight: float = 1.0) -> None:
+        """One SGD step on (user, item, label) and refresh of the item's serving row.
+        ``item_weight`` scales the item-side step size (damped learning of shared item
+        parameters from untrusted events); the user side always learns at full rate."""
         self.grow(idx + 1)
-        self.mf.learn_one(user_id, item_id, y)
+        if item_weight == 1.0:
+            self.mf.learn_one(user_id, item_id, y)
+        else:
+            opts = (self.mf.i_bias_optimizer, self.mf.i_latent_optimizer)
+            saved = [opt.lr for opt in opts]
+            for opt in opts:
+                opt.lr = optim.schedulers.Constant(self.learning_rate * item_weight)
+            try:
+                self.mf.learn_one(user_id, item_id, y)
+            finally:
+                for opt, lr in zip(opts, saved):
+                    opt.lr = lr
         self.item_factors[idx] = self.mf.i_latents[item_id]
         self.item_bias[idx] = self.mf.i_biases[item_id]
         self.item_learned[idx] = True

@@ -88,11 +88,7 @@ class Recommender:
         n = len(self.catalogue)
         if n == 0:
             return []
-        c = self.config
-        scores = self.trend.log_score[:n] + c.mf_weight * self.model.scores(user_id, n)
-        history = self.positives.get(user_id)
-        if history:
-            scores += c.cooc_weight * self.cooc.scores(history[-c.cooc_history:], n)
+        scores = self.scores(user_id)
         excluded = [self.catalogue.hidden_idx]
         seen = self.seen.get(user_id)
         if seen:
@@ -104,6 +100,17 @@ class Recommender:
         ids = self.catalogue.ids
         return [Ranked(ids[i], float(s)) for i, s in zip(idx.tolist(), top.tolist())]
 
+    def scores(self, user_id: str) -> np.ndarray:
+        """Blended score of every catalogue item for ``user_id`` (n_items,), before any
+        exclusion; a fresh array the caller may modify. Creates no state."""
+        n = len(self.catalogue)
+        c = self.config
+        scores = self.trend.log_score[:n] + c.mf_weight * self.model.scores(user_id, n)
+        history = self.positives.get(user_id)
+        if history:
+            scores += c.cooc_weight * self.cooc.scores(history[-c.cooc_history:], n)
+        return scores
+
     def knows_user(self, user_id: str) -> bool:
         return user_id in self.seen
 
@@ -113,8 +120,12 @@ class Recommender:
         self.catalogue.upsert(item_id, meta, hidden)
         self._grow()
 
-    def apply(self, event: Event) -> None:
+    def apply(self, event: Event, weight: float = 1.0) -> None:
         """Learn from one event (the learner's write path). Events must arrive in stream order.
+
+        ``weight`` (0..1] damps the event's influence on shared item parameters: its trend
+        and co-occurrence counts and the step size of the item-side MF update (the forgetting
+        guard passes < 1 for events that join no served impression).
 
         Raises:
             ValueError: unknown ``event.kind`` or a rating without a value (the API rejects
@@ -134,14 +145,14 @@ class Recommender:
         user = event.user_id
         if event.kind == "click":
             self.pending.pop((user, idx), None)
-            self._positive(user, event.item_id, idx, t)
+            self._positive(user, event.item_id, idx, t, weight)
         elif event.kind == "rating":
             if event.value is None:
                 raise ValueError("rating event without value")
             if event.value >= c.positive_threshold:
-                self._positive(user, event.item_id, idx, t)
+                self._positive(user, event.item_id, idx, t, weight)
             else:
-                self._negative(user, event.item_id, idx)
+                self._negative(user, event.item_id, idx, weight)
         elif event.kind == "impression":
             key = (user, idx)
             if key not in self.pending and idx not in self.seen.get(user, ()):
@@ -163,9 +174,9 @@ class Recommender:
         self.cooc.grow(n)
         self.model.grow(n)
 
-    def _positive(self, user: str, item_id: str, idx: int, t: float) -> None:
+    def _positive(self, user: str, item_id: str, idx: int, t: float, weight: float = 1.0) -> None:
         c = self.config
-        self.model.learn(user, item_id, idx, 1.0)
+        self.model.learn(user, item_id, idx, 1.0, weight)
         seen = self.seen.setdefault(user, {})
         if self.recent_count and c.negatives_per_positive:
             size = min(self.recent_count, _RECENT)
@@ -174,16 +185,16 @@ class Recommender:
                 if j != idx and j not in seen:
                     self.model.learn(user, self.catalogue.ids[j], j, 0.0)
         history = self.positives.setdefault(user, [])
-        self.cooc.add(history, idx)
+        self.cooc.add(history, idx, weight)
         history.append(idx)
         seen[idx] = None
         self._log(user, idx, True)
-        self.trend.add(idx, t)
+        self.trend.add(idx, t, weight)
         self.recent[self.recent_count % _RECENT] = idx
         self.recent_count += 1
 
-    def _negative(self, user: str, item_id: str, idx: int) -> None:
-        self.model.learn(user, item_id, idx, 0.0)
+    def _negative(self, user: str, item_id: str, idx: int, weight: float = 1.0) -> None:
+        self.model.learn(user, item_id, idx, 0.0, weight)
         self.seen.setdefault(user, {})[idx] = None
         self._log(user, idx, False)
 
