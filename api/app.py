@@ -35,7 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         target = resolve(settings.redis_url, settings.data_dir)
         redis = Redis.from_url(target.url, socket_timeout=5, socket_connect_timeout=2)
         await redis.ping()
-        learner = Learner(redis, target.url, settings.engine, snapshot_key=load_key(settings.data_dir))
+        learner = Learner(redis, target.url, settings.engine, snapshot_key=load_key(settings.data_dir),
+                          guard=settings.guard)
         await learner.start()
         app.state.learner = learner
         app.state.settings = settings
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if settings.final_snapshot:
                     try:
                         await learner.close()
-                    except Exception:  # noqa: BLE001 - shutdown must finish; the stream still has every event
+                    except BaseException:  # noqa: BLE001 - shutdown must finish; the stream still has every event
                         log.exception("final snapshot failed")
             await redis.aclose()
             target.close()

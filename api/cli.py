@@ -14,13 +14,15 @@ def _serve(args: argparse.Namespace) -> int:
     from api.app import create_app
     from api.settings import Settings
     from engine.config import EngineConfig
+    from engine.guard import GuardConfig
 
     engine = EngineConfig()
     if args.snapshot_every_events:
         engine.snapshot_every_events = args.snapshot_every_events
     if args.snapshot_every_s:
         engine.snapshot_every_s = args.snapshot_every_s
-    settings = Settings(redis_url=args.redis_url, data_dir=args.data_dir, engine=engine)
+    settings = Settings(redis_url=args.redis_url, data_dir=args.data_dir, engine=engine,
+                        guard=GuardConfig(enabled=args.guard == "on"))
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
                 loop="uvloop", http="httptools", access_log=False)
     return 0
@@ -38,6 +40,16 @@ def _demo(args: argparse.Namespace) -> int:
     return demo(args)
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from simulators.suite import main_simulate, main_suite
+
+    if args.suite:
+        return main_suite(args)
+    if not args.scenario:
+        raise SystemExit("freshrec simulate: give --scenario S or --suite")
+    return main_simulate(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="freshrec", description="Online-learning recommender on River + Redis.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -49,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", default=None, help="embedded Redis data dir (default: ./freshrec-data)")
     s.add_argument("--snapshot-every-events", type=int, default=None)
     s.add_argument("--snapshot-every-s", type=float, default=None)
+    s.add_argument("--guard", choices=["on", "off"], default="on", help="forgetting guard (default on)")
     s.add_argument("--log-level", default="warning")
     s.set_defaults(func=_serve)
 
@@ -68,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="freshrec-out/demo")
     d.add_argument("--limit", type=int, default=None)
     d.set_defaults(func=_demo)
+
+    m = sub.add_parser("simulate", help="synthetic ground-truth world: attack/drift scenarios, guard on/off")
+    m.add_argument("--scenario", choices=["stationary", "bot_burst", "cohort", "viral_trend", "drift"])
+    m.add_argument("--dose", type=int, default=None, help="bot clicks (bot_burst; default 4000)")
+    m.add_argument("--guard", choices=["on", "off"], default="on")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--suite", action="store_true", help="every scenario, guard on and off, on --seeds seeds")
+    m.add_argument("--seeds", type=int, default=3)
+    m.add_argument("--quick", action="store_true", help="smaller world (smoke run)")
+    m.add_argument("--out", default="freshrec-out/simulate")
+    m.set_defaults(func=_simulate)
     return p
 
 

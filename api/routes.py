@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -38,9 +39,14 @@ def _unavailable(exc: Exception) -> JSONResponse:
                         headers={"Retry-After": "1"})
 
 
-def _event(body: FeedbackRequest, received_at: float) -> Event:
-    return Event(user_id=body.user_id, item_id=body.item_id, kind=body.event, value=body.value,
-                 timestamp=body.timestamp, received_at=received_at, recommendation_id=body.recommendation_id)
+def _event(body: FeedbackRequest, received_at: float, learner: Learner) -> Event:
+    """The engine event for a feedback body; with the guard on, its trust (impression join)
+    is decided now, at acceptance, and stored with it."""
+    event = Event(user_id=body.user_id, item_id=body.item_id, kind=body.event, value=body.value,
+                  timestamp=body.timestamp, received_at=received_at, recommendation_id=body.recommendation_id)
+    if learner.guarded.guard.enabled:
+        event = replace(event, trust=learner.join.classify(event, received_at))
+    return event
 
 
 @router.post("/recommend", response_model=RecommendResponse)
@@ -48,8 +54,11 @@ async def recommend(body: RecommendRequest, learner: LearnerDep) -> RecommendRes
     """Top-k slate for a user from the in-memory model (never creates state)."""
     rec = learner.recommender
     ranked = rec.recommend(body.user_id, body.k, body.exclude)
+    rid = uuid.uuid4().hex
+    if learner.guarded.guard.enabled:  # remembered for the impression join (trust)
+        learner.join.record(rid, body.user_id, [r.item_id for r in ranked], time.time())
     return RecommendResponse(
-        recommendation_id=uuid.uuid4().hex,
+        recommendation_id=rid,
         model_version=rec.events_learned,
         items=[ScoredItem(item_id=r.item_id, score=r.score) for r in ranked],
         stale=not learner.redis_ok,
@@ -60,7 +69,7 @@ async def recommend(body: RecommendRequest, learner: LearnerDep) -> RecommendRes
 async def feedback(body: FeedbackRequest, learner: LearnerDep):
     """Make one event durable (Redis Stream) and answer 202 with its id; 503 if Redis can't."""
     try:
-        (event_id,) = await learner.log.append([_event(body, time.time())])
+        (event_id,) = await learner.log.append([_event(body, time.time(), learner)])
     except RedisError as exc:
         return _unavailable(exc)
     return FeedbackAccepted(event_id=event_id)
@@ -71,7 +80,7 @@ async def feedback_batch(body: FeedbackBatch, learner: LearnerDep):
     """Up to 1,000 events in one MULTI/EXEC: all durable (202) or none (503)."""
     now = time.time()
     try:
-        ids = await learner.log.append([_event(e, now) for e in body.events])
+        ids = await learner.log.append([_event(e, now, learner) for e in body.events])
     except RedisError as exc:
         return _unavailable(exc)
     return FeedbackBatchAccepted(event_ids=ids)
@@ -118,6 +127,7 @@ async def model(learner: LearnerDep) -> dict:
         "learner_errors": learner.errors,
         "redis_ok": learner.redis_ok,
         "size": rec.stats(),
+        "guard": learner.guarded.stats(),
     }
 
 

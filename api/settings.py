@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from engine.config import EngineConfig
+from engine.guard import GuardConfig
 
 
 @dataclass
@@ -19,6 +20,7 @@ class Settings:
     admin_token: bearer token for the admin endpoints (``$FRESHREC_ADMIN_TOKEN``); when
         unset, admin endpoints answer only clients on the loopback interface.
     engine: engine configuration.
+    guard: forgetting-guard configuration (``guard.enabled=False`` switches it off).
     """
 
     redis_url: str | None = None
@@ -28,3 +30,4 @@ class Settings:
     final_snapshot: bool = True
     admin_token: str | None = field(default_factory=lambda: os.environ.get("FRESHREC_ADMIN_TOKEN"))
     engine: EngineConfig = field(default_factory=EngineConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)

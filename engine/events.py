@@ -32,6 +32,10 @@ class Event:
             Stored in the stream, so a replay after a crash sees the same processing time.
         recommendation_id: id of the slate this event answers, if any.
         event_id: Redis Stream entry id ("<ms>-<seq>") once the event is durable.
+        meta, hidden: catalogue data of an ``item`` event.
+        trust: "trusted" | "vetted" | "unvetted", decided when the event was accepted
+            (``engine.trust.ImpressionJoin.classify``) and stored with it, so a replay after
+            a crash weighs the event exactly as the first time; None = not decided.
     """
 
     user_id: str
@@ -44,6 +48,7 @@ class Event:
     event_id: str | None = None
     meta: dict | None = None
     hidden: bool | None = None
+    trust: str | None = None
 
     @property
     def time(self) -> float:
@@ -64,6 +69,8 @@ def to_fields(event: Event) -> dict[str, str]:
         fields["m"] = json.dumps(event.meta, separators=(",", ":"))
     if event.hidden is not None:
         fields["h"] = "1" if event.hidden else "0"
+    if event.trust is not None:
+        fields["tr"] = event.trust
     return fields
 
 
@@ -87,4 +94,5 @@ def from_fields(event_id: str, fields: dict) -> Event:
         event_id=event_id.decode() if isinstance(event_id, bytes) else event_id,
         meta=json.loads(f["m"]) if "m" in f else None,
         hidden=(f["h"] == "1") if "h" in f else None,
+        trust=f.get("tr"),
     )

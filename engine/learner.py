@@ -23,6 +23,7 @@ from redis.exceptions import RedisError, ResponseError
 from engine.config import EngineConfig
 from engine.feedback_log import FeedbackLog
 from engine.freshness import LatencyWindow
+from engine.guard import GuardConfig, GuardedRecommender
 from engine.keys import Keys
 from engine.recommender import Recommender
 from engine.snapshots import Retention, SnapshotError, SnapshotInfo, SnapshotStore, encode, signature, write_blob
@@ -52,10 +53,14 @@ class Learner:
         snapshot_key: HMAC key that signs and verifies snapshots (``engine.signing``).
         consumer: consumer name within the ``learner`` group.
         retention: which snapshots to keep (default: from ``config``).
+        guard: forgetting-guard configuration (``engine.guard``); events are learned through
+            it. ``self.join`` is the impression join the API records slates in and classifies
+            feedback with at acceptance.
     """
 
     def __init__(self, redis: Redis, redis_url: str, config: EngineConfig | None = None, snapshot_key: bytes = b"",
-                 consumer: str = "learner-1", retention: Retention | None = None) -> None:
+                 consumer: str = "learner-1", retention: Retention | None = None,
+                 guard: GuardConfig | None = None) -> None:
         if not snapshot_key:
             raise ValueError("snapshot_key is required (see engine.signing.load_key)")
         self.config = config or EngineConfig()
@@ -65,7 +70,8 @@ class Learner:
         c = self.config
         retention = retention or Retention(c.snapshots_recent, c.snapshots_hours, c.snapshots_max_bytes)
         self.snapshots = SnapshotStore(redis, self.keys, snapshot_key, retention)
-        self.recommender = Recommender(self.config)
+        self.guarded = GuardedRecommender(self.config, guard or GuardConfig())
+        self.join = self.guarded.join
         self.consumer = consumer
         self.freshness = LatencyWindow()
         self.last_snapshot: SnapshotInfo | None = None
@@ -80,6 +86,15 @@ class Learner:
         self._lock = asyncio.Lock()  # one writer: learning batches and restores never interleave
         self._snapshot_lock = asyncio.Lock()  # one checkpoint (or restore) at a time
         self._checkpoint_task: asyncio.Task | None = None
+
+    @property
+    def recommender(self) -> Recommender:
+        """The live model (the guard may swap it on a rollback)."""
+        return self.guarded.recommender
+
+    @recommender.setter
+    def recommender(self, rec: Recommender) -> None:
+        self.guarded.reset(rec)
 
     async def start(self) -> None:
         """Restore the newest good snapshot and position the consumer group after it."""
@@ -117,16 +132,16 @@ class Learner:
         return len(events)
 
     async def _apply(self, events) -> None:
-        rec = self.recommender
+        guarded = self.guarded
         for start in range(0, len(events), _CHUNK):
             now = time.time()
             for event in events[start: start + _CHUNK]:
                 try:
-                    rec.apply(event)
+                    guarded.apply(event)
                 except (ValueError, KeyError) as exc:  # never crash on one bad entry
                     self.errors += 1
                     log.error("skipped stream entry %s: %s", event.event_id, exc)
-                    rec.last_event_id = event.event_id
+                    guarded.recommender.last_event_id = event.event_id
                     continue
                 self.freshness.add((now - event.received_at) * 1000.0)
             self._wake()
@@ -213,9 +228,14 @@ class Learner:
 
     async def close(self) -> None:
         """Wait for a running checkpoint, then write a final one (graceful shutdown)."""
-        if self._checkpoint_task is not None:
-            await self._checkpoint_task
-        await self.checkpoint()
+        task = self._checkpoint_task
+        if task is not None:
+            try:
+                await asyncio.shield(task)
+            except BaseException as exc:  # noqa: BLE001 - the final checkpoint below still runs
+                log.warning("background checkpoint ended with %r before shutdown", exc)
+        info = await self.checkpoint(verdict="shutdown")
+        log.info("final snapshot v%s at shutdown (%s events)", info.version, info.events_learned)
 
     async def run(self) -> None:
         """Learn forever (until cancelled); survives Redis outages by retrying."""

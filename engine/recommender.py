@@ -190,8 +190,9 @@ class Recommender:
         seen[idx] = None
         self._log(user, idx, True)
         self.trend.add(idx, t, weight)
-        self.recent[self.recent_count % _RECENT] = idx
-        self.recent_count += 1
+        if weight >= 0.5:  # damped (untrusted) positives do not feed the negative-sampling pool
+            self.recent[self.recent_count % _RECENT] = idx
+            self.recent_count += 1
 
     def _negative(self, user: str, item_id: str, idx: int, weight: float = 1.0) -> None:
         self.model.learn(user, item_id, idx, 0.0, weight)
@@ -216,6 +217,8 @@ class Recommender:
             deadline, user, idx = heapq.heappop(heap)
             if self.pending.get((user, idx)) == deadline:
                 del self.pending[(user, idx)]
+                # an ignored impression is a negative and, like any interaction, is not shown
+                # to that user again (which also makes slates explore)
                 self._negative(user, self.catalogue.ids[idx], idx)
 
     # ------------------------------------------------------------------ snapshots

@@ -6,6 +6,8 @@ from collections import OrderedDict
 
 from engine.events import Event
 
+TRUSTED, VETTED, UNVETTED = "trusted", "vetted", "unvetted"
+
 
 class ImpressionJoin:
     """Remembers served slates and tells which events join one.
@@ -34,15 +36,28 @@ class ImpressionJoin:
         if len(self.slates) > self.max_slates:
             self.slates.popitem(last=False)
 
-    def trusted(self, event: Event) -> bool:
-        """Does ``event`` join a slate we served (and so vet its account)?"""
+    def trusted(self, event: Event, now: float | None = None) -> bool:
+        """Does ``event`` join a slate we served (and so vet its account)? ``now`` is the
+        time compared with the slate's serving time (default: the event's time)."""
         rid = event.recommendation_id
         served = self.slates.get(rid) if rid else None
+        now = event.time if now is None else now
         ok = (served is not None and served[0] == event.user_id and event.item_id in served[1]
-              and 0.0 <= event.time - served[2] <= self.window_s)
+              and 0.0 <= now - served[2] <= self.window_s)
         if ok:
             self.vetted.add(event.user_id)
         return ok
+
+    def classify(self, event: Event, now: float | None = None) -> str:
+        """"trusted" (joins a served slate), "vetted" (unjoined, from an account with trusted
+        history) or "unvetted" (unjoined, from an account without)."""
+        if event.kind in ("click", "impression") and self.trusted(event, now):
+            return TRUSTED
+        return VETTED if event.user_id in self.vetted else UNVETTED
+
+    def vet(self, user_id: str) -> None:
+        """Mark an account as having trusted history (from a stored trusted event)."""
+        self.vetted.add(user_id)
 
     def state(self) -> dict:
         """JSON-able state (vetted accounts; open slates are not worth keeping)."""

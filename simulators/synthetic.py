@@ -6,91 +6,129 @@ simulated user answers with impressions and clicks, and every event goes through
 ``apply``. Because the world's true preferences are known, the model can be scored
 against the truth (recall@10), and attacks / shifts can be injected with a known dose.
 
-World model (all randomness from one seeded ``numpy.random.Generator``)
-----------------------------------------------------------------------
-``G`` genres with random unit centres ``c_g`` in R^d (plus one extra "new" genre ``g*``
-that is the cohort scenario's taste, see below).
+World model (all randomness from seeded ``numpy.random.Generator``s)
+-------------------------------------------------------------------
+``G`` genres (default 20) with random unit centres ``c_g`` in R^d (d = 16), plus one
+extra "new" genre ``g*`` (the cohort scenario's taste).
 
-* item i: genre ``g_i``; latent ``y_i = c_{g_i} + sigma_item * n_i / sqrt(d)`` and a
-  popularity ``q_i ~ N(0, 1)``;
-* user u: primary genre ``g_u`` and a secondary genre ``h_u`` (the new genre ``g*`` is
-  never a primary genre of an established user and only rarely a secondary one);
-  ``x_u = w_1 c_{g_u} + w_2 c_{h_u} + sigma_user * n_u / sqrt(d)``;
-* true affinity ``aff(u, i) = <x_u, y_i> + beta * q_i``;
+* item i: genre ``g_i`` (``new_genre_items`` = 8 % of items are in ``g*``, the rest
+  uniform over the G genres); latent ``y_i = c_{g_i} + sigma_item * n_i / sqrt(d)``
+  (n_i ~ N(0, I), sigma_item = 0.6) and a popularity ``q_i ~ N(0, 1)``;
+* user u: primary genre ``g_u`` (uniform over the G genres, never ``g*``) and secondary
+  genre ``h_u`` (``g*`` with 1/5 the weight of the others);
+  ``x_u = w_1 c_{g_u} + w_2 c_{h_u} + sigma_user * n_u / sqrt(d)`` (w_1 = 1, w_2 = 0.5,
+  sigma_user = 0.5);
+* true affinity ``aff(u, i) = <x_u, y_i> + beta * q_i`` (beta = 0.25);
 * click probability of item i shown to u in slot r (0-based)::
 
-      p(click | u, i, r) = sigmoid(a * aff(u, i) + b) * 1 / log2(r + 2)      (position bias)
+      p(click | u, i, r) = sigmoid(a * aff(u, i) + b) / log2(r + 2)      (a = 5, b = -7.5)
 
+  i.e. ~0.08 for a same-genre item of average popularity in the top slot, ~0.001 for an
+  unrelated item; the resulting slate CTR is ~2-3 %;
 * user activity: the user of each request is drawn with probability proportional to a
-  log-normal activity weight (a few heavy users, many light ones).
+  log-normal activity weight (sigma 0.5).
 
-One step = one slate request and ``step_s`` seconds (default 10 s) of event time:
-an active user u is drawn, ``slate = engine.recommend(u, 10)``, an ``impression`` event is
-applied for every slate item (same ``recommendation_id``, timestamp = the step's event
-time), then a click is drawn per slot with the probability above and applied as a
-``click`` event with the same ``recommendation_id``. With probability ``organic_rate`` the
-same user also considers one item drawn from the true popularity distribution
-(``P(i) ~ exp(organic_skew * q_i)``) outside any slate and clicks it with probability
-``sigmoid(a * aff + b)`` (no ``recommendation_id``): this makes popularity real for the
-trend signal. Impressions without a click become negatives inside the engine after its
-``reward_window_s`` (30 min of event time = 180 steps).
-
+One step = one slate request and ``step_s`` seconds of event time (default 60 s, so 2,000
+users each come back every ~33 h on average): an active user u is drawn,
+``slate = engine.recommend(u, 10)``, an ``impression`` event is applied for every slate
+item (timestamp = the step's event time t, the slate's ``recommendation_id``), then a click
+is drawn per slot with the probability above and applied as a ``click`` at t + 1 s with
+the same ``recommendation_id``. With probability ``organic_rate`` (0.3) the same user also
+finds one item outside the slates (search / browsing) and clicks it (at t + 2 s, no
+``recommendation_id``); that item is drawn with
+``P(i | u) ~ exp(organic_skew * q_i) * sigmoid(a * aff(u, i) + b)`` (organic_skew = 0.5):
+a popular item the user likes. This makes popularity real for the engine's trend signal
+and gives items the slates never show a chance. Impressions without a click become
+negatives inside the engine after its ``reward_window_s`` (30 min of event time).
 Before the first step every item is registered through ``apply`` (``item`` events), so the
 whole catalogue is recommendable from the start.
 
-Timeline (in steps; one step = ``step_s`` s of event time)
-----------------------------------------------------------
-1. established period: ``established_events`` slate requests from established users
-   (default 18,000 requests ~ 200,000 applied events, 50 h of event time);
-   ``recall_before`` and the reference recalls are measured at its end;
-2. change period: the scenario's change (below);
-3. recovery period: ``recovery_steps`` of normal traffic; ``recall_after`` and every other
-   final metric is measured at its end.
+Timeline (one step = one slate request = ``step_s`` s of event time)
+--------------------------------------------------------------------
+1. established period: ``established_events`` = 15,000 slate requests from established
+   users (~165,000 applied events, 10.4 days of event time); ``recall_before`` and the
+   reference recalls are measured at its end. Longer periods are not better here: the
+   engine excludes every item a user was ever shown, so after ~20,000 requests users run
+   out of unseen items of their own genre (50 per genre) and recall@10 declines even in
+   ``stationary``; 15,000 sits on the plateau;
+2. change period: ``change_steps`` = 3,000 steps (50 h) for every scenario but
+   ``bot_burst``, whose change period is the burst (``burst_steps`` = 30 steps = 30 min);
+3. recovery period: ``recovery_steps`` = 200 steps (3.3 h, ~2,200 events) of normal
+   traffic; ``recall_after`` and every other final metric is measured at its end.
 
 Scenarios
 ---------
-``stationary``   nothing changes (the change period is ``change_steps`` of normal traffic).
-``bot_burst N``  N clicks from ``ceil(N / clicks_per_sybil)`` fresh sybil accounts, each
-                 clicking every one of the ``n_targets`` target items (otherwise unpopular:
-                 drawn from the least popular items) and then repeating random targets up to
-                 ``clicks_per_sybil`` clicks, with no ``recommendation_id`` (never served).
-                 The clicks are spread evenly over ``burst_steps`` steps (a compressed burst
-                 in event time: 4,000 clicks in ``burst_steps * step_s`` s), each step also
-                 carrying one normal slate request, so established traffic interleaves.
-``cohort``       ``cohort_users`` new users whose primary taste is the new genre ``g*``
-                 start using the app through served slates from the change period on (each
-                 with ``cohort_activity`` x the mean established activity weight).
-``viral_trend``  one item of median popularity gets ``q_v += viral_boost`` (liked by many
-                 established users); besides slate clicks, each step has probability
-                 ``viral_organic_rate`` of an organic (unserved) click on it by a random
-                 established user who likes it (drawn with probability sigmoid(a aff + b)).
-``drift``        the established users whose primary genre is ``drift_genre`` move for
-                 good: ``x_u <- x_u - w_1 c_{g_u} + w_1 c_{g'}`` (their primary direction
-                 becomes another genre ``g'``).
+``stationary``   nothing changes.
+``bot_burst N``  N clicks from ``ceil(N / clicks_per_sybil)`` (4) fresh sybil accounts
+                 (ids ``s<k>``) on ``n_targets`` (10) target items drawn from the least
+                 popular 10 % of the catalogue; each sybil clicks distinct targets (in random
+                 order), with no ``recommendation_id`` (never served). The clicks are spread
+                 evenly in event time over the ``burst_steps`` steps (N = 4,000: 4,000 clicks
+                 in 30 min, ~2.2 clicks/s), each step also carrying its normal slate request
+                 (so 30 established requests interleave the burst).
+``cohort``       ``cohort_users`` (300) new users (ids ``c<k>``) whose primary taste is the
+                 new genre ``g*`` use the app through served slates from the change period
+                 on; each has ``cohort_activity`` (3) x the mean established activity, so
+                 they make ~30 % of the requests.
+``viral_trend``  one item of median popularity gets ``q_v += viral_boost`` (3.0): many
+                 established users now truly like it. Besides slate clicks, every step has
+                 probability ``viral_organic_rate`` (0.3) of an organic (unserved) look at it
+                 by a random established user, who clicks with probability
+                 sigmoid(a * aff + b).
+``drift``        the established users whose primary genre is ``drift_genre`` (~5 % of
+                 them) move for good: ``x_u += w_1 (c_{g'} - c_{g_u})`` with g' = g_u + 1.
 
-Metrics (pure numpy against the ground truth, read-only engine calls)
+Calibration (seed 0, guard off, default world): the model's established recall@10 is ~4x
+the popularity reference, and 4,000 bot clicks cost ~0.6 of it with ~0.95 target exposure.
+Two properties of the engine drive the bot-burst numbers: (1) a user's score of a target
+has no co-occurrence term, so the targets only displace the user's legitimate items when
+their trend term beats trend + 6 x co-occurrence of the user's 10th item; this needs the
+dose to be large against the legitimate clicks of one half-life (36 h = 2,160 steps here,
+~1,000 clicks: hence the low CTR and ``step_s`` = 60 s); (2) the attack never reorders
+legitimate items, it only takes slots, so the recall loss is at most the share of top-10
+slots the targets take: losing >= 50 % needs >= ~7 targets per top-10, hence 10 targets.
+
+Metrics (pure numpy against the ground truth; read-only engine calls)
 ---------------------------------------------------------------------
 * recall@10 of a user = |model top-10 ∩ true top-10| / 10, where the model top-10 is the
-  engine's ranking (``engine.recommender.recommend``, which excludes items the user has
-  interacted with) and the true top-10 is the top-10 by ``aff(u, .)`` over the items the
-  user has NOT interacted with (``engine.recommender.seen[u]``, mapped to item ids);
-* established recall: mean over a fixed seeded sample of ``sample_users`` established users;
-  ``recall_loss = max(0, (before - after) / before)``;
-* ``ctr``: clicks / impressions of established users over the last ``ctr_window`` steps;
+  live engine's ranking (``GuardedRecommender.recommender.recommend``: excludes items the
+  user has interacted with and creates no state; not ``GuardedRecommender.recommend``, so
+  measuring does not feed the guard's impression join) and the true top-10 is the top-10
+  by ``aff(u, .)`` over the items the user has NOT interacted with
+  (``recommender.seen[u]`` mapped through ``recommender.catalogue.ids``);
+* established recall: mean over a fixed seeded sample of ``sample_users`` (300)
+  established users; ``recall_loss = max(0, (before - after) / before)``;
+* ``ctr`` (extra): clicks / impressions over the last ``ctr_window`` (1,000) slates served
+  to established users (``ctr_before``: same at the end of the established period);
 * ``target_exposure``: share of sampled established users with any target item in their
-  model top-10 (bot_burst only): final value, and ``target_exposure_max`` over checkpoints
-  every ``measure_every`` steps and every ``burst_steps / 4`` steps during the burst;
-* ``cohort_recall``: recall@10 of (up to ``sample_users``) cohort users at the end;
-* ``segment_recall``: recall@10 of the drifted segment against its new tastes at the end;
+  model top-10 (bot_burst only): final value in the row; ``target_exposure_max`` (extra)
+  is the max over checkpoints every ``burst_steps / 4`` steps during the burst, every
+  ``min(measure_every_change, recovery_steps / 4)`` steps after it, and the end;
+* ``cohort_recall``: recall@10 of (up to 300) cohort users at the end;
+* ``segment_recall``: recall@10 of (up to 300) drifted users against their new tastes;
 * ``trend_recall``: share of sampled established users with the viral item in their model
-  top-10 divided by the share with it in their true top-10 (capped at 1);
-* ``references`` (at the end of the established period, same users): ``random`` (a random
-  unseen top-10), ``popularity`` (top-10 by true popularity = mean click probability over
-  established users, excluding seen), ``oracle`` (= 1.0 by definition);
+  top-10 divided by the share with it in their true top-10 (capped at 1; None when no
+  sampled user truly has it in the top-10); ``viral_share`` (extra) has both shares at the
+  end. The ratio saturates: by the end most users who like the item have been shown it
+  (so it is excluded from both top-10s), hence also ``viral_share_at_change`` (share of
+  sampled users with it in their true top-10 right after the change) and
+  ``viral_fans_clicked`` (share of those who clicked it by the end, slate or organic);
+* ``references`` (extra; at the end of the established period, same users): ``random`` (a
+  random unseen top-10), ``popularity`` (top-10 by true popularity = mean click
+  probability over established users, excluding seen), ``oracle`` (= 1.0 by definition);
 * ``rollbacks`` / ``false_rollbacks`` from ``guard_events`` (in bot_burst a rollback is
-  false when the guard marks it ``"false": True``; in every other scenario each rollback is
-  false), ``validation_windows`` from the guard;
-* ``events_per_s``: events applied / wall seconds spent inside ``recommend`` + ``apply``.
+  false when the guard marks it ``"false": True``; in every other scenario every rollback
+  is false); ``rollbacks_before_change`` (extra) counts rollbacks at or before the change;
+  ``validation_windows`` from the guard;
+* ``events_per_s``: events applied / wall seconds spent inside ``recommend`` + ``apply``;
+* ``series`` (extra): ``(event_index, established_recall, scenario_metric)`` every
+  ``measure_every`` (2,000) steps in the established period, every
+  ``measure_every_change`` (500) steps after it, and at every checkpoint;
+  ``event_index`` counts every ``apply`` call (item registrations included), like the
+  guard's ``at_event``.
+
+One default-size run (guard off) takes ~5 s of wall time on the 2-core dev machine
+(~50,000 events/s through the engine).
 """
 
 from __future__ import annotations
@@ -126,11 +164,12 @@ class WorldConfig:
     is the new genre (relative to the others' uniform share), ``activity_sigma`` log-normal
     sigma of user activity.
     Clicks: ``a``, ``b`` (logit slope/offset), ``beta`` (popularity weight in the affinity),
-    ``organic_rate`` (probability per step of an organic look at a popular item),
-    ``organic_skew`` (exponent of its popularity distribution).
+    ``organic_rate`` (probability per step of an organic click, outside the slates, on an
+    item drawn with P(i | u) ~ exp(organic_skew * q_i) * sigmoid(a * aff(u, i) + b)).
     Timeline (steps; one step = one slate request = ``step_s`` s of event time):
     ``established_events`` (slate requests in the established period), ``change_steps``,
-    ``recovery_steps``, ``measure_every`` (time-series spacing), ``ctr_window``.
+    ``recovery_steps``, ``measure_every`` / ``measure_every_change`` (time-series spacing in
+    the established period / after it), ``ctr_window``.
     Scenarios: ``n_targets``, ``clicks_per_sybil``, ``burst_steps``, ``cohort_users``,
     ``cohort_activity``, ``viral_boost``, ``viral_organic_rate``, ``drift_genre``.
     Metrics: ``sample_users`` (fixed sample size of established users).
@@ -138,7 +177,7 @@ class WorldConfig:
 
     n_users: int = 2000
     n_items: int = 1000
-    n_genres: int = 10
+    n_genres: int = 20
     dim: int = 16
     w_primary: float = 1.0
     w_secondary: float = 0.5
@@ -147,20 +186,21 @@ class WorldConfig:
     new_genre_items: float = 0.08
     new_genre_secondary: float = 0.2
     activity_sigma: float = 0.5
-    a: float = 3.0
-    b: float = -4.0
-    beta: float = 0.5
-    organic_rate: float = 0.2
-    organic_skew: float = 1.0
-    step_s: float = 10.0
-    established_events: int = 18_000
-    change_steps: int = 1_000
-    recovery_steps: int = 1_000
+    a: float = 5.0
+    b: float = -7.5
+    beta: float = 0.25
+    organic_rate: float = 0.3
+    organic_skew: float = 0.5
+    step_s: float = 60.0
+    established_events: int = 15_000
+    change_steps: int = 3_000
+    recovery_steps: int = 200
     measure_every: int = 2_000
+    measure_every_change: int = 500
     ctr_window: int = 1_000
-    n_targets: int = 3
+    n_targets: int = 10
     clicks_per_sybil: int = 4
-    burst_steps: int = 200
+    burst_steps: int = 30
     cohort_users: int = 300
     cohort_activity: float = 3.0
     viral_boost: float = 3.0
@@ -174,7 +214,10 @@ def _sigmoid(z):
 
 
 class World:
-    """Ground truth (user / item latents, popularity) plus the event generator."""
+    """Ground truth: genre centres, item latents ``Y`` / popularity ``q``, user latents ``X``
+    (rows: established users first, then cohort users), activity weights; the world's
+    generator ``rng`` and a separate ``metric_rng`` (sampling for metrics only, so measuring
+    more or less often never changes the traffic)."""
 
     def __init__(self, cfg: WorldConfig, seed: int) -> None:
         self.cfg = cfg
@@ -204,7 +247,6 @@ class World:
         self._add_users([f"u{k}" for k in range(c.n_users)], prim, sec,
                         rng.lognormal(0.0, c.activity_sigma, c.n_users))
         self.established = np.arange(c.n_users)
-        self.user_row = {u: k for k, u in enumerate(self.user_ids)}
 
     def _add_users(self, ids, prim, sec, activity) -> np.ndarray:
         c = self.cfg
@@ -215,8 +257,6 @@ class World:
         self.X = np.vstack([self.X, X])
         self.primary = np.concatenate([self.primary, prim])
         self.activity = np.concatenate([self.activity, activity])
-        if hasattr(self, "user_row"):
-            self.user_row.update({u: start + k for k, u in enumerate(ids)})
         return np.arange(start, start + len(ids))
 
     def add_cohort(self, n: int, activity: float) -> np.ndarray:
@@ -250,7 +290,9 @@ class Simulation:
         # per-step log of established-user slates (impressions, clicks) for the CTR
         self.est_imps: list[int] = []
         self.est_clicks: list[int] = []
-        self._organic_p = None
+        self._organic_w = None
+        self.watch: int | None = None          # a world item whose clickers are recorded
+        self.watch_clickers: set[str] = set()
         self.refresh_popularity()
         for item in world.item_ids:
             self._apply(Event(user_id="", item_id=item, kind=ITEM_KIND, timestamp=T0, received_at=T0))
@@ -267,10 +309,9 @@ class Simulation:
         self.events += 1
 
     def refresh_popularity(self) -> None:
-        """Organic-click distribution P(i) ~ exp(skew * q_i) (recomputed when q changes)."""
+        """Popularity weights exp(organic_skew * q_i) of organic clicks (call when q changes)."""
         z = self.cfg.organic_skew * self.w.q
-        p = np.exp(z - z.max())
-        self._organic_p = np.cumsum(p / p.sum())
+        self._organic_w = np.exp(z - z.max())
 
     def slate_step(self, row: int, established: bool) -> None:
         """One served slate for user ``row`` (impressions + position-biased clicks)."""
@@ -287,18 +328,21 @@ class Simulation:
         p = w.click_prob(row, items) * self.pos_bias[: len(items)]
         clicked = rng.random(len(items)) < p
         for j in np.flatnonzero(clicked).tolist():
+            if items[j] == self.watch:
+                self.watch_clickers.add(user)
             self._apply(Event(user_id=user, item_id=slate.item_ids[j], kind="click", timestamp=now + 1.0,
                               received_at=now + 1.0, recommendation_id=slate.recommendation_id))
         if established:
             self.est_imps.append(len(items))
             self.est_clicks.append(int(clicked.sum()))
         if rng.random() < self.cfg.organic_rate:
-            j = int(np.searchsorted(self._organic_p, rng.random()))
-            j = min(j, self.cfg.n_items - 1)
-            if rng.random() < float(w.click_prob(row, np.array([j]))[0]):
-                self.organic_click(user, j, now + 2.0)
+            p = self._organic_w * w.click_prob(row)
+            j = int(np.searchsorted(np.cumsum(p), rng.random() * p.sum()))
+            self.organic_click(user, min(j, self.cfg.n_items - 1), now + 2.0)
 
     def organic_click(self, user: str, item: int, t: float) -> None:
+        if item == self.watch:
+            self.watch_clickers.add(user)
         self._apply(Event(user_id=user, item_id=self.w.item_ids[item], kind="click", timestamp=t, received_at=t))
 
     def draw_users(self, rows: np.ndarray, n: int) -> np.ndarray:
@@ -440,7 +484,7 @@ def run_scenario(scenario: str, dose: int | None = None, guard: bool = False, se
         return snap
 
     def periodic() -> None:
-        if sim.step_no % cfg.measure_every == 0 and sim.step_no:
+        if (sim.step_no + 1) % cfg.measure_every == 0:  # called before step_no advances
             measure()
 
     # ---------------- established period
@@ -476,20 +520,22 @@ def run_scenario(scenario: str, dose: int | None = None, guard: bool = False, se
         exposures = []
         check = max(1, cfg.burst_steps // 4)
         for b, row_u in enumerate(users.tolist()):
-            chunk = per_step[b]
-            for k, c in enumerate(chunk.tolist()):
-                t = sim.now + cfg.step_s * k / max(1, len(chunk))
-                sim.organic_click(clicks[c][0], clicks[c][1], t)
-            sim.slate_step(row_u, True)
+            sim.slate_step(row_u, True)  # event time now .. now + 2 s
+            chunk = per_step[b].tolist()
+            for k, c in enumerate(chunk):  # sybil clicks spread over the rest of the step
+                sim.organic_click(clicks[c][0], clicks[c][1], sim.now + 3.0 + (cfg.step_s - 4.0) * k / len(chunk))
             sim.step_no += 1
             bar.update(1)
             if (b + 1) % check == 0:
-                exposures.append(scenario_metric(measure(f"burst+{b + 1}")))
+                measure(f"burst+{b + 1}")
+                exposures.append(series[-1][2])
         extra["sybils"] = n_sybils
+        extra["burst_end_event"] = sim.events
 
         def recovery_check() -> None:
-            if sim.step_no % max(1, min(cfg.measure_every, cfg.recovery_steps // 4)) == 0:
-                exposures.append(scenario_metric(measure(f"step {sim.step_no}")))
+            if (sim.step_no + 1) % max(1, min(cfg.measure_every_change, cfg.recovery_steps // 4)) == 0:
+                measure(f"step {sim.step_no + 1}")
+                exposures.append(series[-1][2])
 
         sim.normal_traffic(cfg.recovery_steps, population, bar, recovery_check)
     else:
@@ -504,11 +550,15 @@ def run_scenario(scenario: str, dose: int | None = None, guard: bool = False, se
             w.q[viral] += cfg.viral_boost
             sim.refresh_popularity()
             extra["viral_item"] = w.item_ids[viral]
+            sim.watch = viral
 
             def trend_share(snap: dict) -> float | None:
-                truth = np.mean([viral in t for t in snap["true"]])
-                model = np.mean([viral in m for m in snap["model"]])
-                return None if truth == 0 else float(min(1.0, model / truth))
+                truth = float(np.mean([viral in t for t in snap["true"]]))
+                model = float(np.mean([viral in m for m in snap["model"]]))
+                extra["viral_share"] = {"true_top10": truth, "model_top10": model}
+                if "fans" not in extra:  # sampled users with the item in their true top-10 at the change
+                    extra["fans"] = [w.user_ids[r] for r, t in zip(est_sample.tolist(), snap["true"]) if viral in t]
+                return None if truth == 0 else min(1.0, model / truth)
 
             scenario_metric = trend_share
         elif scenario == "drift":
@@ -519,14 +569,17 @@ def run_scenario(scenario: str, dose: int | None = None, guard: bool = False, se
             extra["segment_users"] = int(len(seg))
             scenario_metric = lambda snap: sim.snapshot(seg_sample)["recall"]  # noqa: E731
 
-        def organic_viral() -> None:
-            periodic()
+        measure("change")  # the scenario metric right after the change, before any new traffic
+
+        def change_hook() -> None:  # after every step of the change + recovery periods
+            if (sim.step_no + 1 - cfg.established_events) % cfg.measure_every_change == 0:
+                measure()
             if scenario == "viral_trend" and w.rng.random() < cfg.viral_organic_rate:
                 r = int(w.rng.choice(w.established))
                 if w.rng.random() < float(w.click_prob(r, np.array([viral]))[0]):
                     sim.organic_click(w.user_ids[r], viral, sim.now + 3.0)
 
-        sim.normal_traffic(change_steps + cfg.recovery_steps, population, bar, organic_viral)
+        sim.normal_traffic(change_steps + cfg.recovery_steps, population, bar, change_hook)
     bar.close()
 
     # ---------------- final measurements
@@ -542,6 +595,9 @@ def run_scenario(scenario: str, dose: int | None = None, guard: bool = False, se
         row["cohort_recall"] = final_metric
     elif scenario == "viral_trend":
         row["trend_recall"] = final_metric
+        fans = extra.pop("fans", [])
+        extra["viral_share_at_change"] = {"true_top10": len(fans) / len(est_sample)}
+        extra["viral_fans_clicked"] = (sum(u in sim.watch_clickers for u in fans) / len(fans)) if fans else None
     elif scenario == "drift":
         row["segment_recall"] = final_metric
     gev = [dict(e) for e in sim.g.guard_events]
@@ -549,6 +605,8 @@ def run_scenario(scenario: str, dose: int | None = None, guard: bool = False, se
     row["rollbacks"] = len(rollbacks)
     row["false_rollbacks"] = (sum(1 for e in rollbacks if e.get("false") is True) if scenario == "bot_burst"
                               else len(rollbacks))
+    # rollbacks that cannot be about the scenario's change (diagnostic; the row uses the flag)
+    extra["rollbacks_before_change"] = sum(1 for e in rollbacks if e.get("at_event", 0) <= change_event)
     row["validation_windows"] = int(sim.g.validation_windows)
     row["events_per_s"] = sim.events / sim.engine_s if sim.engine_s else None
     extra.update(ctr=sim.ctr(), series=series, guard_events=gev, events=sim.events, steps=sim.step_no,

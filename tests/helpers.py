@@ -18,3 +18,14 @@ def trained(n_users: int = 30, n_items: int = 40, n_events: int = 600, seed: int
     for t in range(n_events):
         rec.apply(rating(f"u{rng.integers(n_users)}", f"i{rng.integers(n_items)}", float(rng.integers(0, 11)), 1000.0 + 60 * t))
     return rec
+
+
+def served_model(bodies: list[dict]):
+    """The model the server learns from these ``/feedback`` bodies: events go through the
+    forgetting guard (on by default) and, joining no served slate, arrive as unvetted."""
+    from engine.guard import GuardedRecommender
+
+    g = GuardedRecommender()
+    for b in bodies:
+        g.apply(Event(b["user_id"], b["item_id"], b["event"], b.get("value"), b.get("timestamp"), trust="unvetted"))
+    return g.recommender

@@ -105,3 +105,20 @@ def test_feedback_answers_503_when_redis_is_down_and_recommend_still_serves(http
     assert down.status_code == 503
     assert "retry" in down.json()["detail"]
     assert http.post("/recommend", json={"user_id": "v"}).status_code == 200
+
+
+def test_guard_joins_clicks_to_served_slates_and_reports_in_model(http):
+    http.put("/items/a", json={"title": "A"})
+    r = http.put("/items/b", json={"title": "B"})
+    assert learned(http, r.json()["event_id"])
+    slate = http.post("/recommend", json={"user_id": "alice", "k": 2}).json()
+    served = slate["items"][0]["item_id"]
+    joined = http.post("/feedback", json={"user_id": "alice", "item_id": served, "event": "click",
+                                          "recommendation_id": slate["recommendation_id"]})
+    forged = http.post("/feedback", json={"user_id": "mallory", "item_id": served, "event": "click",
+                                          "recommendation_id": slate["recommendation_id"]})
+    assert learned(http, forged.json()["event_id"])
+    guard = http.get("/model").json()["guard"]
+    assert guard["enabled"] is True
+    assert guard["vetted_accounts"] == 1  # alice's click joined her slate; mallory's did not
+    assert {"validation_windows", "rollbacks", "quarantined_events", "events"} <= set(guard)

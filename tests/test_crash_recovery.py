@@ -8,11 +8,11 @@ import httpx
 import numpy as np
 from redis.asyncio import Redis
 
-from engine import EngineConfig, Event, Recommender
 from engine.keys import Keys
 from engine.snapshots import SnapshotStore
 from simulators.server_process import ServerProcess
 from tests.conftest import SNAPSHOT_KEY
+from tests.helpers import served_model
 
 N_EVENTS = 20_000
 BATCH = 25
@@ -29,10 +29,7 @@ def stream(n=N_EVENTS, seed=7):
 
 
 def uninterrupted(events):
-    rec = Recommender(EngineConfig())
-    for body in events:
-        rec.apply(Event(body["user_id"], body["item_id"], "rating", body["value"], body["timestamp"]))
-    return rec
+    return served_model(events)
 
 
 async def latest_snapshot(url):

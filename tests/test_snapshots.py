@@ -12,7 +12,7 @@ from engine.keys import Keys
 from engine.snapshots import MAGIC, SnapshotError, decode, encode
 from simulators.server_process import ServerProcess
 from tests.conftest import SNAPSHOT_KEY
-from tests.helpers import trained
+from tests.helpers import served_model, trained
 
 KEY = SNAPSHOT_KEY.encode()
 
@@ -115,9 +115,7 @@ def test_restore_through_the_admin_api_changes_answers_and_learning_continues(re
         assert httpx.post(srv.url + "/snapshots/999/restore").status_code == 404
 
     # the learner continued from v1: same as v1 + the third batch, in-process
-    reference = Recommender()
-    for body in ratings(1) + ratings(3):
-        reference.apply(Event(body["user_id"], body["item_id"], "rating", body["value"], body["timestamp"]))
+    reference = served_model(ratings(1) + ratings(3))
     assert after == {u: [r.item_id for r in reference.recommend(u, 10)] for u in users}
 
 
