@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from api.limits import BodySizeLimit
+from api.metrics import Metrics
 from api.admin import router as admin_router
 from api.routes import router
 from api.settings import Settings
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                           guard=settings.guard)
         await learner.start()
         app.state.learner = learner
+        learner.on_learned = app.state.metrics.feedback_to_effect.observe
         app.state.settings = settings
         task = asyncio.create_task(learner.run()) if settings.learner else None
         try:
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             target.close()
 
     app = FastAPI(title="freshrec", version="0.1.0", lifespan=lifespan)
+    app.state.metrics = Metrics()
     app.include_router(router)
     app.include_router(admin_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -8,9 +8,11 @@ from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from api.metrics import Metrics
 from api.schemas import (
     FeedbackAccepted,
     FeedbackBatch,
@@ -49,40 +51,56 @@ def _event(body: FeedbackRequest, received_at: float, learner: Learner) -> Event
     return event
 
 
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
 @router.post("/recommend", response_model=RecommendResponse)
-async def recommend(body: RecommendRequest, learner: LearnerDep) -> RecommendResponse:
+async def recommend(body: RecommendRequest, learner: LearnerDep, metrics: MetricsDep) -> RecommendResponse:
     """Top-k slate for a user from the in-memory model (never creates state)."""
+    t0 = time.perf_counter()
     rec = learner.recommender
     ranked = rec.recommend(body.user_id, body.k, body.exclude)
     rid = uuid.uuid4().hex
     if learner.guarded.guard.enabled:  # remembered for the impression join (trust)
         learner.join.record(rid, body.user_id, [r.item_id for r in ranked], time.time())
-    return RecommendResponse(
+    response = RecommendResponse(
         recommendation_id=rid,
         model_version=rec.events_learned,
         items=[ScoredItem(item_id=r.item_id, score=r.score) for r in ranked],
         stale=not learner.redis_ok,
     )
+    metrics.request_seconds.labels("recommend").observe(time.perf_counter() - t0)
+    return response
 
 
 @router.post("/feedback", status_code=202, response_model=FeedbackAccepted)
-async def feedback(body: FeedbackRequest, learner: LearnerDep):
+async def feedback(body: FeedbackRequest, learner: LearnerDep, metrics: MetricsDep):
     """Make one event durable (Redis Stream) and answer 202 with its id; 503 if Redis can't."""
+    t0 = time.perf_counter()
     try:
         (event_id,) = await learner.log.append([_event(body, time.time(), learner)])
     except RedisError as exc:
+        metrics.feedback_rejected.inc()
         return _unavailable(exc)
+    metrics.feedback_accepted.inc()
+    metrics.request_seconds.labels("feedback").observe(time.perf_counter() - t0)
     return FeedbackAccepted(event_id=event_id)
 
 
 @router.post("/feedback/batch", status_code=202, response_model=FeedbackBatchAccepted)
-async def feedback_batch(body: FeedbackBatch, learner: LearnerDep):
+async def feedback_batch(body: FeedbackBatch, learner: LearnerDep, metrics: MetricsDep):
     """Up to 1,000 events in one MULTI/EXEC: all durable (202) or none (503)."""
     now = time.time()
     try:
         ids = await learner.log.append([_event(e, now, learner) for e in body.events])
     except RedisError as exc:
+        metrics.feedback_rejected.inc(len(body.events))
         return _unavailable(exc)
+    metrics.feedback_accepted.inc(len(ids))
     return FeedbackBatchAccepted(event_ids=ids)
 
 
@@ -129,6 +147,21 @@ async def model(learner: LearnerDep) -> dict:
         "size": rec.stats(),
         "guard": learner.guarded.stats(),
     }
+
+
+@router.get("/metrics")
+async def prometheus_metrics(learner: LearnerDep, metrics: MetricsDep) -> Response:
+    """Prometheus text exposition: request latency, feedback->effect latency, events
+    learned, stream lag, model version, guard rollbacks."""
+    rec = learner.recommender
+    try:
+        metrics.stream_lag.set(await learner.log.lag(rec.last_event_id))
+    except RedisError:
+        pass
+    metrics.events_learned.set(rec.events_learned)
+    metrics.model_version.set(rec.events_learned)
+    metrics.rollbacks.set(learner.guarded.stats()["rollbacks"])
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/model/learned")

@@ -74,6 +74,7 @@ class Learner:
         self.join = self.guarded.join
         self.consumer = consumer
         self.freshness = LatencyWindow()
+        self.on_learned = None  # optional callable(seconds) per learned event (e.g. a Prometheus histogram)
         self.last_snapshot: SnapshotInfo | None = None
         self.checkpoint_ms: list[float] = []
         self.checkpoint_windows: list[tuple[float, float]] = []  # (start, end) unix s, last 100
@@ -143,7 +144,10 @@ class Learner:
                     log.error("skipped stream entry %s: %s", event.event_id, exc)
                     guarded.recommender.last_event_id = event.event_id
                     continue
-                self.freshness.add((now - event.received_at) * 1000.0)
+                lag_s = now - event.received_at
+                self.freshness.add(lag_s * 1000.0)
+                if self.on_learned is not None:
+                    self.on_learned(lag_s)
             self._wake()
             if start + _CHUNK < len(events):
                 await asyncio.sleep(0)

@@ -122,3 +122,15 @@ def test_guard_joins_clicks_to_served_slates_and_reports_in_model(http):
     assert guard["enabled"] is True
     assert guard["vetted_accounts"] == 1  # alice's click joined her slate; mallory's did not
     assert {"validation_windows", "rollbacks", "quarantined_events", "events"} <= set(guard)
+
+
+def test_metrics_endpoint_exports_prometheus_series(http):
+    r = http.post("/feedback", json={"user_id": "u", "item_id": "i", "event": "click"})
+    assert learned(http, r.json()["event_id"])
+    http.post("/recommend", json={"user_id": "u"})
+    text = http.get("/metrics").text
+    assert "freshrec_feedback_to_effect_seconds_count 1.0" in text
+    assert "freshrec_events_learned 1.0" in text
+    assert "freshrec_stream_lag 0.0" in text
+    assert 'freshrec_request_seconds_count{endpoint="recommend"} 1.0' in text
+    assert "freshrec_feedback_accepted_total 1.0" in text
