@@ -29,8 +29,13 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import sys
+
 from locust import between, task
 from locust.contrib.fasthttp import FastHttpUser
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scenarios import _post  # noqa: E402  (shared success/failure bookkeeping)
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "simulators/data/movietweetings-100k/ratings.dat"
 
@@ -79,16 +84,6 @@ def feedback_body() -> dict:
         body["event"] = "rating"
         body["value"] = rating
     return body
-
-
-def _post(client, path: str, body: dict) -> None:
-    with client.post(path, json=body, name=path, catch_response=True) as resp:
-        status = resp.status_code or 0
-        if 200 <= status < 300:
-            resp.success()
-        else:
-            text = (resp.text or "")[:200] if status else str(resp.error)
-            resp.failure(f"HTTP {status}: {text}")
 
 
 class RecsysUser(FastHttpUser):
