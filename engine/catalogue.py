@@ -44,6 +44,3 @@ class Catalogue:
             (self._hidden.add if hidden else self._hidden.discard)(idx)
             self.hidden_idx = np.fromiter(sorted(self._hidden), dtype=np.int64, count=len(self._hidden))
         return idx
-
-    def is_hidden(self, idx: int) -> bool:
-        return idx in self._hidden

@@ -78,7 +78,6 @@ class Learner:
         self.last_snapshot: SnapshotInfo | None = None
         self.checkpoint_ms: list[float] = []
         self.checkpoint_windows: list[tuple[float, float]] = []  # (start, end) unix s, last 100
-        self.checkpointing = False
         self.redis_ok = True
         self.errors = 0
         self._since_snapshot = 0
@@ -183,33 +182,28 @@ class Learner:
                           learn_lock_held: bool = False) -> SnapshotInfo:
         t0 = time.perf_counter()
         wall0 = time.time()
-        self.checkpointing = True
+        version = await self.snapshots.reserve_version()
+        # fork between batches: the child's image is consistent
+        async with (contextlib.nullcontext() if learn_lock_held else self._lock):
+            rec = self.recommender
+            f0 = time.perf_counter()
+            pid, read_fd = _fork_writer(rec, self.snapshots.key, self.redis_url, self.keys.snapshot_blob(version))
+            fork_ms = (time.perf_counter() - f0) * 1000.0
+            self._since_snapshot = 0
+            self._snapshot_clock = time.monotonic()
         try:
-            version = await self.snapshots.reserve_version()
-            # fork between batches: the child's image is consistent
-            async with (contextlib.nullcontext() if learn_lock_held else self._lock):
-                rec = self.recommender
-                f0 = time.perf_counter()
-                pid, read_fd = _fork_writer(rec, self.snapshots.key, self.redis_url,
-                                            self.keys.snapshot_blob(version))
-                fork_ms = (time.perf_counter() - f0) * 1000.0
-                self._since_snapshot = 0
-                self._snapshot_clock = time.monotonic()
-            try:
-                _, status = await asyncio.to_thread(os.waitpid, pid, 0)
-                report = await asyncio.to_thread(_read_all, read_fd)
-            finally:
-                os.close(read_fd)
-            if status != 0 or not report:
-                raise SnapshotError(f"snapshot writer exited with status {status}")
-            r = json.loads(report)
-            info = await self.snapshots.commit(version, r["size"], r["signature"], r["events_learned"],
-                                               r["last_event_id"], verdict, note)
-            trim = await self.snapshots.trim_point()
-            if trim:
-                await self.log.trim_before(trim)
+            _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+            report = await asyncio.to_thread(_read_all, read_fd)
         finally:
-            self.checkpointing = False
+            os.close(read_fd)
+        if status != 0 or not report:
+            raise SnapshotError(f"snapshot writer exited with status {status}")
+        r = json.loads(report)
+        info = await self.snapshots.commit(version, r["size"], r["signature"], r["events_learned"],
+                                           r["last_event_id"], verdict, note)
+        trim = await self.snapshots.trim_point()
+        if trim:
+            await self.log.trim_before(trim)
         self.last_snapshot = info
         self.checkpoint_ms.append((time.perf_counter() - t0) * 1000.0)
         self.checkpoint_windows = self.checkpoint_windows[-99:] + [(wall0, time.time())]

@@ -58,7 +58,3 @@ class ImpressionJoin:
     def vet(self, user_id: str) -> None:
         """Mark an account as having trusted history (from a stored trusted event)."""
         self.vetted.add(user_id)
-
-    def state(self) -> dict:
-        """JSON-able state (vetted accounts; open slates are not worth keeping)."""
-        return {"vetted": sorted(self.vetted)}
