@@ -18,7 +18,8 @@ _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 def require_admin(request: Request) -> None:
-    """403 unless the caller is an admin (token, or loopback when no token is set)."""
+    """403 unless the caller is an admin (token, or loopback when no token is set); 409 on a
+    read-only replica for anything that writes snapshots."""
     token = request.app.state.settings.admin_token
     if token:
         given = request.headers.get("authorization", "")
@@ -26,6 +27,8 @@ def require_admin(request: Request) -> None:
             raise HTTPException(status_code=403, detail="admin token required")
     elif request.client is None or request.client.host not in _LOOPBACK:
         raise HTTPException(status_code=403, detail="admin endpoints are loopback-only without FRESHREC_ADMIN_TOKEN")
+    if request.method == "POST" and request.app.state.learner.follower:
+        raise HTTPException(status_code=409, detail="read-only replica: send this to the learner")
 
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(require_admin)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import logging
 from contextlib import asynccontextmanager
 
@@ -50,19 +51,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await redis.ping()
             learner = Learner(redis, target.url, settings.engine, snapshot_key=load_key(settings.data_dir),
                               guard=settings.guard)
-            await learner.start()
+            await learner.start(follower=not settings.learner)
             app.state.learner = learner
             learner.on_learned = app.state.metrics.feedback_to_effect.observe
             app.state.settings = settings
             _freeze_heap()
-            task = asyncio.create_task(learner.run()) if settings.learner else None
+            task = asyncio.create_task(learner.run(follower=not settings.learner))
             yield
         finally:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-                if settings.final_snapshot:
+                if settings.final_snapshot and settings.learner:
                     try:
                         await learner.close()
                     except BaseException:  # noqa: BLE001 - shutdown must finish; the stream still has every event
@@ -76,3 +77,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --workers N`` (each worker process builds its own app):
+    settings come from ``FRESHREC_REDIS_URL`` and ``FRESHREC_ROLE`` (``replica`` = no
+    learner) and ``FRESHREC_GUARD`` (on/off)."""
+    settings = Settings(redis_url=os.environ["FRESHREC_REDIS_URL"],
+                        learner=os.environ.get("FRESHREC_ROLE", "replica") != "replica")
+    settings.guard.enabled = os.environ.get("FRESHREC_GUARD", "on") == "on"
+    return create_app(settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -22,9 +23,56 @@ def _serve(args: argparse.Namespace) -> int:
     if args.snapshot_every_s:
         engine.snapshot_every_s = args.snapshot_every_s
     settings = Settings(redis_url=args.redis_url, data_dir=args.data_dir, engine=engine,
-                        guard=GuardConfig(enabled=args.guard == "on"))
+                        guard=GuardConfig(enabled=args.guard == "on"), learner=not args.no_learner)
+    if args.workers > 1:
+        if not args.no_learner:
+            raise SystemExit("--workers N needs --no-learner (one learner: run `freshrec learner`)")
+        if not args.redis_url:
+            raise SystemExit("--workers N needs --redis-url (the learner and every replica share one Redis)")
+        os.environ.update(FRESHREC_REDIS_URL=args.redis_url, FRESHREC_ROLE="replica", FRESHREC_GUARD=args.guard)
+        uvicorn.run("api.app:app_from_env", factory=True, workers=args.workers, host=args.host, port=args.port,
+                    log_level=args.log_level, loop="uvloop", http="httptools", access_log=False)
+        return 0
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
                 loop="uvloop", http="httptools", access_log=False)
+    return 0
+
+
+def _learner(args: argparse.Namespace) -> int:
+    """``freshrec learner``: the single writer, without HTTP (replicas serve)."""
+    import asyncio
+    import signal
+
+    from redis.asyncio import Redis
+
+    from engine.config import EngineConfig
+    from engine.guard import GuardConfig
+    from engine.learner import Learner
+    from engine.redis_server import resolve
+    from engine.signing import load_key
+
+    async def run() -> None:
+        target = resolve(args.redis_url, args.data_dir)
+        redis = Redis.from_url(target.url, socket_timeout=5, socket_connect_timeout=2)
+        learner = Learner(redis, target.url, EngineConfig(), snapshot_key=load_key(args.data_dir),
+                          guard=GuardConfig(enabled=args.guard == "on"))
+        try:
+            await learner.start()
+            task = asyncio.create_task(learner.run())
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await learner.close()
+        finally:
+            await redis.aclose()
+            target.close()
+
+    asyncio.run(run())
     return 0
 
 
@@ -62,8 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--snapshot-every-events", type=int, default=None)
     s.add_argument("--snapshot-every-s", type=float, default=None)
     s.add_argument("--guard", choices=["on", "off"], default="on", help="forgetting guard (default on)")
+    s.add_argument("--no-learner", action="store_true",
+                   help="read-only API replica: follow the stream and the learner's snapshots")
+    s.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (replicas only)")
     s.add_argument("--log-level", default="warning")
     s.set_defaults(func=_serve)
+
+    le = sub.add_parser("learner", help="run the single learner (no HTTP) for replicas started with --no-learner")
+    le.add_argument("--redis-url", default=None)
+    le.add_argument("--data-dir", default=None)
+    le.add_argument("--guard", choices=["on", "off"], default="on")
+    le.set_defaults(func=_learner)
 
     r = sub.add_parser("replay", help="prequential replay of a rating log through the HTTP API")
     r.add_argument("data", help="ratings file (MovieTweetings ratings.dat or CSV)")

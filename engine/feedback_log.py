@@ -58,6 +58,14 @@ class FeedbackLog:
             return []
         return [from_fields(entry_id, fields) for entry_id, fields in resp[0][1]]
 
+    async def read_after(self, last_id: str | None, count: int = 256, block_ms: int = 100) -> list[Event]:
+        """Entries after ``last_id`` without a consumer group (XREAD): how read-only replicas
+        follow the stream; empty after ``block_ms`` idle."""
+        resp = await self.redis.xread({self.keys.feedback: last_id or "0"}, count=count, block=block_ms)
+        if not resp:
+            return []
+        return [from_fields(entry_id, fields) for entry_id, fields in resp[0][1]]
+
     async def ack(self, ids: list[str]) -> None:
         """XACK applied entries."""
         if ids:

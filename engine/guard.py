@@ -51,6 +51,8 @@ class GuardConfig:
     """Guard switches and thresholds.
 
     enabled: False makes the wrapper a pass-through (no damping, no validation).
+    validate: False keeps the damping but never validates or rolls back (read-only
+        replicas: they take the learner's decisions from its snapshots).
     untrusted_weight: influence (0..1] of events that join no served impression, from
         accounts with no trusted history (unvetted: fresh accounts, organic logs).
     vetted_untrusted_weight: influence of unjoined events from vetted accounts (an
@@ -74,6 +76,7 @@ class GuardConfig:
     """
 
     enabled: bool = True
+    validate: bool = True
     untrusted_weight: float = 0.25
     vetted_untrusted_weight: float = 0.7
     window_events: int = 2000
@@ -166,7 +169,7 @@ class GuardedRecommender:
         if trusted and event.kind == "click":
             self._on_trusted_click(event)
         n = len(self._window)
-        if (n >= g.window_events or self._suspicious >= g.early_suspicious
+        if g.validate and (n >= g.window_events or self._suspicious >= g.early_suspicious
                 or (self._suspicious >= g.min_suspicious and n >= g.window_events // 4)):
             self.validate()
 

@@ -86,6 +86,9 @@ class Learner:
         self._lock = asyncio.Lock()  # one writer: learning batches and restores never interleave
         self._snapshot_lock = asyncio.Lock()  # one checkpoint (or restore) at a time
         self._checkpoint_task: asyncio.Task | None = None
+        self.resync_s = 5.0
+        self.follower = False
+        self._resync_at = 0.0
 
     @property
     def recommender(self) -> Recommender:
@@ -96,16 +99,23 @@ class Learner:
     def recommender(self, rec: Recommender) -> None:
         self.guarded.reset(rec)
 
-    async def start(self) -> None:
-        """Restore the newest good snapshot and position the consumer group after it."""
-        await self.log.ensure_group()
+    async def start(self, follower: bool = False) -> None:
+        """Restore the newest good snapshot and position the consumer group after it.
+        A ``follower`` (read-only replica) never touches the group: it belongs to the one
+        learner, and rewinding it would make the learner apply entries twice."""
+        self.follower = follower
+        if follower:
+            self.guarded.guard.validate = False
+        else:
+            await self.log.ensure_group()
         restored = await self.snapshots.load_latest_good()
         if restored is not None:
             info, arrays, meta = restored
             self.recommender = Recommender.from_state(arrays, meta, self._config_for(meta))
             self.last_snapshot = info
             log.info("restored snapshot v%s (%s events)", info.version, info.events_learned)
-        await self.log.set_position(self.recommender.last_event_id)
+        if not follower:
+            await self.log.set_position(self.recommender.last_event_id)
 
     def _config_for(self, meta: dict) -> EngineConfig:
         """The model's shape and learning parameters come from the snapshot (a model cannot
@@ -131,7 +141,7 @@ class Learner:
         self._maybe_checkpoint()
         return len(events)
 
-    async def _apply(self, events) -> None:
+    async def _apply(self, events, ack: bool = True) -> None:
         guarded = self.guarded
         for start in range(0, len(events), _CHUNK):
             now = time.time()
@@ -150,7 +160,7 @@ class Learner:
             self._wake()
             if start + _CHUNK < len(events):
                 await asyncio.sleep(0)
-        if events:
+        if events and ack:
             await self.log.ack([e.event_id for e in events])
             self._since_snapshot += len(events)
 
@@ -235,12 +245,38 @@ class Learner:
         info = await self.checkpoint(verdict="shutdown")
         log.info("final snapshot v%s at shutdown (%s events)", info.version, info.events_learned)
 
-    async def run(self) -> None:
-        """Learn forever (until cancelled); survives Redis outages by retrying."""
+    async def follow_step(self, block_ms: int = 100, count: int = 256) -> int:
+        """Replica mode: apply the stream entries after our position (XREAD, no group, no
+        acks, no checkpoints). Learning is deterministic given the event order, so a replica
+        that restored the learner's snapshot and applies the same entries holds the same
+        model; every ``resync_s`` it adopts the learner's newest snapshot, which also
+        brings over any guard rollback the learner decided."""
+        if time.monotonic() >= self._resync_at:
+            self._resync_at = time.monotonic() + self.resync_s
+            await self._adopt_newer_snapshot()
+        events = await self.log.read_after(self.recommender.last_event_id, count=count, block_ms=block_ms)
+        async with self._lock:
+            await self._apply(events, ack=False)
+        return len(events)
+
+    async def _adopt_newer_snapshot(self) -> None:
+        current = self.last_snapshot.version if self.last_snapshot else 0
+        infos = await self.snapshots.list()
+        if not infos or infos[0].version <= current:
+            return
+        info, arrays, meta = await self.snapshots.load(infos[0].version)
+        restored = await asyncio.to_thread(Recommender.from_state, arrays, meta, self._config_for(meta))
+        async with self._lock:
+            self.recommender = restored  # replay continues from the snapshot's last stream id
+            self.last_snapshot = info
+
+    async def run(self, follower: bool = False) -> None:
+        """Learn forever (until cancelled); survives Redis outages by retrying. With
+        ``follower`` it runs as a read-only replica (``follow_step``)."""
         backoff = 0.05
         while True:
             try:
-                await self.step()
+                await (self.follow_step() if follower else self.step())
                 if not self.redis_ok:
                     log.warning("redis reachable again; learning resumed")
                 self.redis_ok = True
