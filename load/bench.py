@@ -427,6 +427,31 @@ def print_table(rows: list[dict]) -> None:
 
 # --------------------------------------------------------------------------- main
 
+def freshness_across_replicas(server: ServerProcess, redis_url: str | None, data_dir: str | None, out: Path,
+                              clicks: int = 200) -> dict:
+    """Start a read-only replica B on the same Redis and time click (202 from ``server``) ->
+    learned on B, ms: ``{"p50", "p99", "n"}``."""
+    replica = ServerProcess(redis_url=redis_url, data_dir=data_dir, extra_args=["--no-learner"],
+                            log_path=out / "replica.log").start(timeout_s=300)
+    lat = []
+    try:
+        rng = np.random.default_rng(3)
+        with httpx.Client(timeout=30) as h:
+            for _ in range(clicks):
+                t0 = time.perf_counter()
+                r = h.post(server.url + "/feedback", json={"user_id": f"u{rng.integers(1000)}",
+                                                           "item_id": f"i{rng.integers(1000)}", "event": "click"})
+                q = h.get(replica.url + "/model/learned", params={"event_id": r.json()["event_id"], "timeout_ms": 10_000})
+                if q.json()["learned"]:
+                    lat.append((time.perf_counter() - t0) * 1000.0)
+    finally:
+        replica.stop()
+    result = {"p50": round(float(np.percentile(lat, 50)), 2) if lat else None,
+              "p99": round(float(np.percentile(lat, 99)), 2) if lat else None, "n": len(lat), "of": clicks}
+    print(f"  freshness across replicas (A 202 -> learned on B): {result}", flush=True)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="freshrec HTTP benchmark (see module docstring)")
     p.add_argument("--duration", type=float, default=20.0, help="seconds per row (default 20)")
@@ -448,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.monotonic()
     data_dir = None
     server = None
+    learner_eps = across = None
     try:
         # 1. bare FastAPI
         print("bare_fastapi: starting load/bare_app.py", flush=True)
@@ -483,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(stream lag after: {after.get('stream_lag')}, freshness {after.get('freshness_ms')})", flush=True)
         results.append(run_row("spike", server.url, scenarios.Mix, args.users, args.duration,
                                spike_to=args.spike_users))
+        across = freshness_across_replicas(server, args.redis_url, data_dir, out)
         extra["model_after"] = {k: v for k, v in model_info(server.url).items() if k != "checkpoints"}
         server.stop()
         server = None
@@ -517,8 +544,10 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "ratio_recommend_over_bare": ratio,
         "learner_events_per_s": learner_eps,
-        "freshness_across_replicas_ms": None,
-        "freshness_across_replicas_note": "null: replicas are not built yet (single server process).",
+        "freshness_across_replicas_ms": across,
+        "freshness_across_replicas_note": ("client-measured: a click gets its 202 from replica A (API + learner) "
+                                           "until replica B (serve --no-learner, same Redis) reports it learned "
+                                           "(GET /model/learned long poll); 200 sequential clicks, idle otherwise"),
         "chantilly_missing_reason": chantilly_reason,
         "cores_note": CORES_NOTE,
         "load_shape": {"generator": "locust FastHttpUser, in-process library (load/scenarios.py)",
