@@ -138,7 +138,9 @@ class FactorModel:
         p_u = self.user_vector(user_id)
         if p_u is None:
             return self.item_bias[:n].copy()
-        return self.item_factors[:n] @ p_u + self.item_bias[:n]
+        out = self.item_factors[:n] @ p_u
+        out += self.item_bias[:n]
+        return out
 
     @property
     def n_users(self) -> int:

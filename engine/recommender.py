@@ -105,7 +105,10 @@ class Recommender:
         exclusion; a fresh array the caller may modify. Creates no state."""
         n = len(self.catalogue)
         c = self.config
-        scores = self.trend.log_score[:n] + c.mf_weight * self.model.scores(user_id, n)
+        scores = self.model.scores(user_id, n)  # a fresh array: accumulate in place
+        if c.mf_weight != 1.0:
+            scores *= c.mf_weight
+        scores += self.trend.log_score[:n]
         history = self.positives.get(user_id)
         if history:
             scores += c.cooc_weight * self.cooc.scores(history[-c.cooc_history:], n)
