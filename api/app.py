@@ -10,16 +10,13 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
 
 from api.limits import BodySizeLimit
 from api.metrics import Metrics
 from api.admin import router as admin_router
 from api.routes import router
 from api.settings import Settings
-from engine.learner import Learner
-from engine.redis_server import resolve
-from engine.signing import load_key
+from engine.learner import open_learner
 
 log = logging.getLogger("freshrec.api")
 
@@ -44,13 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        target = resolve(settings.redis_url, settings.data_dir)
-        redis = Redis.from_url(target.url, socket_timeout=5, socket_connect_timeout=2)
+        learner, redis, target = await open_learner(settings.redis_url, settings.data_dir, settings.engine,
+                                                    settings.guard)
         task = None
         try:  # whatever fails from here on, the embedded redis-server is stopped on the way out
-            await redis.ping()
-            learner = Learner(redis, target.url, settings.engine, snapshot_key=load_key(settings.data_dir),
-                              guard=settings.guard)
             await learner.start(follower=not settings.learner)
             app.state.learner = learner
             learner.on_learned = app.state.metrics.feedback_to_effect.observe

@@ -43,19 +43,12 @@ def _learner(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from redis.asyncio import Redis
-
-    from engine.config import EngineConfig
     from engine.guard import GuardConfig
-    from engine.learner import Learner
-    from engine.redis_server import resolve
-    from engine.signing import load_key
+    from engine.learner import open_learner
 
     async def run() -> None:
-        target = resolve(args.redis_url, args.data_dir)
-        redis = Redis.from_url(target.url, socket_timeout=5, socket_connect_timeout=2)
-        learner = Learner(redis, target.url, EngineConfig(), snapshot_key=load_key(args.data_dir),
-                          guard=GuardConfig(enabled=args.guard == "on"))
+        learner, redis, target = await open_learner(args.redis_url, args.data_dir,
+                                                    guard=GuardConfig(enabled=args.guard == "on"))
         try:
             await learner.start()
             task = asyncio.create_task(learner.run())

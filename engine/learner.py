@@ -26,6 +26,8 @@ from engine.freshness import LatencyWindow
 from engine.guard import GuardConfig, GuardedRecommender
 from engine.keys import Keys
 from engine.recommender import Recommender
+from engine.redis_server import RedisTarget, resolve
+from engine.signing import load_key
 from engine.snapshots import Retention, SnapshotError, SnapshotInfo, SnapshotStore, encode, signature, write_blob
 
 log = logging.getLogger("freshrec.learner")
@@ -341,6 +343,28 @@ class Learner:
     def _wake(self) -> None:
         self._progress.set()
         self._progress = asyncio.Event()
+
+
+async def open_learner(redis_url: str | None, data_dir: str | None, config: EngineConfig | None = None,
+                       guard: GuardConfig | None = None) -> tuple["Learner", Redis, RedisTarget]:
+    """Connect to Redis (``redis_url``, else the embedded server in ``data_dir``) and build
+    the learner with the snapshot key. The caller owns the three results: ``await
+    redis.aclose()`` then ``target.close()`` when done (also when ``start()`` fails).
+
+    Raises:
+        redis.exceptions.ConnectionError: Redis unreachable (the embedded server, if any,
+            is stopped before raising).
+    """
+    target = resolve(redis_url, data_dir)
+    redis = Redis.from_url(target.url, socket_timeout=5, socket_connect_timeout=2)
+    try:
+        await redis.ping()
+    except BaseException:
+        await redis.aclose()
+        target.close()
+        raise
+    learner = Learner(redis, target.url, config, snapshot_key=load_key(data_dir), guard=guard)
+    return learner, redis, target
 
 
 def _fork_writer(rec: Recommender, key: bytes, redis_url: str, blob_key: str) -> tuple[int, int]:
