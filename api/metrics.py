@@ -20,6 +20,9 @@ class Metrics:
         r = self.registry
         self.request_seconds = Histogram("freshrec_request_seconds", "Server-side request latency (s)",
                                          ["endpoint"], buckets=_LATENCY_BUCKETS, registry=r)
+        # children bound once: no label lookup (dict + lock) on the hot paths
+        self.recommend_seconds = self.request_seconds.labels("recommend")
+        self.feedback_seconds = self.request_seconds.labels("feedback")
         self.feedback_to_effect = Histogram(
             "freshrec_feedback_to_effect_seconds",
             "Time from a feedback event being accepted (202) to the serving model reflecting it (s)",

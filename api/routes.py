@@ -73,7 +73,7 @@ async def recommend(body: RecommendRequest, learner: LearnerDep, metrics: Metric
         items=[ScoredItem(item_id=r.item_id, score=r.score) for r in ranked],
         stale=not learner.redis_ok,
     )
-    metrics.request_seconds.labels("recommend").observe(time.perf_counter() - t0)
+    metrics.recommend_seconds.observe(time.perf_counter() - t0)
     return response
 
 
@@ -87,7 +87,7 @@ async def feedback(body: FeedbackRequest, learner: LearnerDep, metrics: MetricsD
         metrics.feedback_rejected.inc()
         return _unavailable(exc)
     metrics.feedback_accepted.inc()
-    metrics.request_seconds.labels("feedback").observe(time.perf_counter() - t0)
+    metrics.feedback_seconds.observe(time.perf_counter() - t0)
     return FeedbackAccepted(event_id=event_id)
 
 
