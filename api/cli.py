@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
                     log_level=args.log_level, loop="uvloop", http="httptools", access_log=False)
         return 0
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
-                loop="uvloop", http="httptools", access_log=False)
+                loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=5)
     return 0
 
 

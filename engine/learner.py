@@ -89,6 +89,7 @@ class Learner:
         self._snapshot_lock = asyncio.Lock()  # one checkpoint (or restore) at a time
         self._checkpoint_task: asyncio.Task | None = None
         self.resync_s = 5.0
+        self.writer_timeout_s = 60.0
         self.follower = False
         self._resync_at = 0.0
 
@@ -204,8 +205,8 @@ class Learner:
             self._since_snapshot = 0
             self._snapshot_clock = time.monotonic()
         try:
-            _, status = await asyncio.to_thread(os.waitpid, pid, 0)
-            report = await asyncio.to_thread(_read_all, read_fd)
+            status = await _wait_child(pid, self.writer_timeout_s)
+            report = _read_all(read_fd) if status == 0 else b""
         finally:
             os.close(read_fd)
         if status != 0 or not report:
@@ -401,6 +402,23 @@ def _lower_priority() -> None:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
         os.nice(19)
+
+
+async def _wait_child(pid: int, timeout_s: float) -> int:
+    """Exit status of child ``pid``, polled without blocking the event loop (and without a
+    worker thread, so no executor lock is in play at the next fork); a writer that has not
+    finished after ``timeout_s`` is killed and reported as failed (-9)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() > deadline:
+            log.error("snapshot writer %s still running after %.0f s: killed", pid, timeout_s)
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            return -9
+        await asyncio.sleep(0.005)
 
 
 def _read_all(fd: int) -> bytes:

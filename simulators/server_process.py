@@ -77,6 +77,8 @@ class ServerProcess:
             try:
                 self.proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
+                print(f"freshrec serve (pid {self.proc.pid}) ignored SIGTERM for {timeout_s:.0f} s: killed "
+                      f"(no graceful shutdown, no final snapshot)", file=sys.stderr)
                 self.proc.kill()
                 self.proc.wait()
 
