@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.limits import BodySizeLimit
+from api.timing import ServerTiming
 from api.metrics import Metrics
 from api.admin import router as admin_router
 from api.routes import router
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(admin_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ServerTiming)  # outermost: times the whole request
     return app
 
 

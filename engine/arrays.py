@@ -18,3 +18,36 @@ def ensure_capacity(arr: np.ndarray, n: int, fill: float = 0.0) -> np.ndarray:
     out = np.full((new_cap,) + arr.shape[1:], fill, dtype=arr.dtype)
     out[:cap] = arr
     return out
+
+
+class PackedIds:
+    """An append-only list of id strings kept packed as it grows: UTF-8 bytes (uint8) and
+    per-id character lengths (int64), the snapshot format (``engine.snapshots.unpack_ids``
+    reads it back).
+
+    Ids are only ever appended (catalogue rows and user rows are never reused), so a
+    snapshot takes ``arrays()`` - two prefix views, no per-id Python work - instead of
+    re-packing 100k+ strings while holding the GIL.
+    """
+
+    def __init__(self) -> None:
+        self._text = np.zeros(0, dtype=np.uint8)
+        self._lengths = np.zeros(0, dtype=np.int64)
+        self._n = 0
+        self._bytes = 0
+
+    def append(self, id_: str) -> None:
+        """Add one id (amortised O(len(id)))."""
+        raw = id_.encode()
+        end = self._bytes + len(raw)
+        self._text = ensure_capacity(self._text, end)
+        self._text[self._bytes: end] = np.frombuffer(raw, dtype=np.uint8)
+        self._lengths = ensure_capacity(self._lengths, self._n + 1)
+        self._lengths[self._n] = len(id_)
+        self._n += 1
+        self._bytes = end
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(text (bytes,), lengths (n,)) as views of the live buffers: copy them (or finish
+        with them) before the next ``append``."""
+        return self._text[: self._bytes], self._lengths[: self._n]

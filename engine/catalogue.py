@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.arrays import PackedIds
+
+
 class Catalogue:
     """Items known to the engine, each with a dense row index into the serving arrays.
 
@@ -14,6 +17,7 @@ class Catalogue:
 
     def __init__(self) -> None:
         self.ids: list[str] = []
+        self.packed = PackedIds()  # the same ids, packed for snapshots
         self.index: dict[str, int] = {}
         self.meta: dict[int, dict] = {}
         self._hidden: set[int] = set()
@@ -32,6 +36,7 @@ class Catalogue:
         if idx is None:
             idx = len(self.ids)
             self.ids.append(item_id)
+            self.packed.append(item_id)
             self.index[item_id] = idx
         return idx
 

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 from river import optim, reco
 
-from engine.arrays import ensure_capacity
+from engine.arrays import PackedIds, ensure_capacity
 
 
 def stable_hash(key: str) -> int:
@@ -69,6 +69,7 @@ class FactorModel:
 
     def _reset_users(self) -> None:
         self.user_ids: list[str] = []
+        self.user_packed = PackedIds()  # the same ids, packed for snapshots
         self.user_index: dict[str, int] = {}
         self.user_factors = np.zeros((0, self.n_factors))
         self.user_bias = np.zeros(0)
@@ -79,6 +80,7 @@ class FactorModel:
         if row is None:
             row = len(self.user_ids)
             self.user_ids.append(user_id)
+            self.user_packed.append(user_id)
             self.user_index[user_id] = row
             self.user_factors = ensure_capacity(self.user_factors, row + 1)
             self.user_bias = ensure_capacity(self.user_bias, row + 1)
@@ -150,17 +152,20 @@ class FactorModel:
     def n_items(self) -> int:
         return len(self.mf.i_latents)
 
-    def state(self, item_ids: list[str]) -> tuple[dict[str, np.ndarray], dict]:
-        """Arrays + JSON metadata for a snapshot: copies of the user and item mirrors (memcpy,
-        no per-user Python work). User ids are ``self.user_ids`` (rows in that order)."""
-        n_users = len(self.user_ids)
+    def state(self, item_ids: list[str], copy: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+        """Arrays + JSON metadata for a snapshot: the user and item mirrors (memcpy, no
+        per-user Python work), or views of them with ``copy=False``. User ids are
+        ``self.user_ids`` (rows in that order)."""
+        n_users, n_items = len(self.user_ids), len(item_ids)
         arrays = {
-            "user_factors": self.user_factors[:n_users].copy(),
-            "user_bias": self.user_bias[:n_users].copy(),
-            "item_factors": self.item_factors[: len(item_ids)].copy(),
-            "item_bias": self.item_bias[: len(item_ids)].copy(),
-            "item_learned": self.item_learned[: len(item_ids)].copy(),
+            "user_factors": self.user_factors[:n_users],
+            "user_bias": self.user_bias[:n_users],
+            "item_factors": self.item_factors[:n_items],
+            "item_bias": self.item_bias[:n_items],
+            "item_learned": self.item_learned[:n_items],
         }
+        if copy:
+            arrays = {k: v.copy() for k, v in arrays.items()}
         meta = {"mean_n": self.mf.global_mean.n, "mean": self.mf.global_mean._mean}
         return arrays, meta
 

@@ -26,7 +26,7 @@ from engine.cooccurrence import CoOccurrence
 from engine.events import ITEM_KIND, Event
 from engine.model import FactorModel
 from engine.ranking import top_k
-from engine.snapshots import pack_ids, unpack_ids
+from engine.snapshots import unpack_ids
 from engine.trend import DecayedPopularity
 
 _RECENT = 4096  # ring of recent positives that implicit negatives are sampled from
@@ -225,23 +225,30 @@ class Recommender:
                 self._negative(user, self.catalogue.ids[idx], idx)
 
     # ------------------------------------------------------------------ snapshots
-    def state(self) -> tuple[dict[str, np.ndarray], dict]:
-        """Everything needed to resume learning exactly: numpy arrays + JSON-able metadata."""
+    def state(self, copy: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+        """Everything needed to resume learning exactly: numpy arrays + JSON-able metadata.
+
+        With ``copy=False`` the arrays are views of the live state (no copy, no per-id Python
+        work): the caller must finish with them before the model learns again (the learner
+        packs them into a snapshot blob while holding its write lock).
+        """
         cat = self.catalogue
         arrays: dict[str, np.ndarray] = {}
-        trend_arrays, trend_meta = self.trend.state()
+        trend_arrays, trend_meta = self.trend.state(copy)
         arrays.update(trend_arrays)
-        arrays.update(self.cooc.state())
-        model_arrays, model_meta = self.model.state(cat.ids)
+        arrays.update(self.cooc.state(copy))
+        model_arrays, model_meta = self.model.state(cat.ids, copy)
         arrays.update({f"mf_{k}": v for k, v in model_arrays.items()})
         n = self._log_n
-        arrays["log_user"] = self._log_user[:n].copy()
-        arrays["log_item"] = self._log_item[:n].copy()
-        arrays["log_pos"] = self._log_pos[:n].copy()
-        arrays["recent"] = self.recent.copy()
-        for name, ids in (("items", cat.ids), ("users", self.model.user_ids)):
-            packed = pack_ids(ids)
-            arrays[f"{name}_text"], arrays[f"{name}_len"] = packed["text"], packed["lengths"]
+        arrays["log_user"] = self._log_user[:n]
+        arrays["log_item"] = self._log_item[:n]
+        arrays["log_pos"] = self._log_pos[:n]
+        arrays["recent"] = self.recent
+        arrays["items_text"], arrays["items_len"] = cat.packed.arrays()
+        arrays["users_text"], arrays["users_len"] = self.model.user_packed.arrays()
+        if copy:
+            arrays.update({k: arrays[k].copy() for k in ("log_user", "log_item", "log_pos", "recent", "items_text",
+                                                         "items_len", "users_text", "users_len")})
         meta = {
             "config": {k: getattr(self.config, k) for k in self.config.__dataclass_fields__},
 

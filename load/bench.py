@@ -30,8 +30,8 @@ p50/p95/p99 are exact, not Locust's rounded buckets; requests still in flight wh
 ends are not counted.
 
 Cores: the machine has 2 cores and nothing is pinned. The server under test is 1 process
-(uvicorn + the learner; freshrec also runs an embedded redis-server process and forks a
-short-lived SCHED_IDLE child per checkpoint); Locust is 1 process (this one, gevent: at most
+(uvicorn + the learner; freshrec also runs an embedded redis-server process; checkpoints
+run in a worker thread); Locust is 1 process (this one, gevent: at most
 one core). Only one server is alive at a time. Everything shares the same 2 cores, so
 Locust competes with the server for CPU, and Locust FastHttpUser's own ceiling here is
 ~3k req/s: a row at or near that is bounded by the load generator, not by the server.
@@ -82,8 +82,8 @@ SPIKE_LOW = 4
 SPIKE_RATE = 30.0
 CORES_NOTE = (
     f"{os.cpu_count()} cores, shared, nothing pinned. Server under test: 1 process (uvicorn, 1 worker; "
-    "freshrec's learner runs in the same process, plus its embedded redis-server process and a "
-    "short-lived SCHED_IDLE fork per checkpoint). Load generator: 1 Locust process (gevent, at most one "
+    "freshrec's learner runs in the same process (checkpoints in a worker thread), plus its embedded "
+    "redis-server process). Load generator: 1 Locust process (gevent, at most one "
     "core), the bench itself. Only one server is alive at a time (bare app, freshrec, chantilly in turn). "
     "Locust competes with the server for the same 2 cores and FastHttpUser tops out near 3k req/s on one "
     "core here, so rows near that rate are bounded by the load generator, not the server.")

@@ -39,6 +39,14 @@ def test_click_changes_that_users_next_recommendation(http):
     assert second["model_version"] == first["model_version"] + 1
 
 
+def test_responses_carry_the_server_side_time(http):
+    """Load tests separate server time from load-generator time with W3C Server-Timing."""
+    r = http.post("/recommend", json={"user_id": "nobody", "k": 3})
+    timing = r.headers["server-timing"]
+    assert timing.startswith("app;dur=")
+    assert 0.0 < float(timing.split("dur=")[1]) < 10_000.0
+
+
 def test_model_endpoint_reports_learning_and_freshness(http):
     r = http.post("/feedback", json={"user_id": "u", "item_id": "i", "event": "click"})
     assert learned(http, r.json()["event_id"])

@@ -9,7 +9,7 @@ import pytest
 
 from engine import Event, Recommender
 from engine.keys import Keys
-from engine.snapshots import MAGIC, SnapshotError, decode, encode
+from engine.snapshots import MAGIC, SnapshotError, decode, encode, pack, sign
 from simulators.server_process import ServerProcess
 from tests.conftest import SNAPSHOT_KEY
 from tests.helpers import served_model, trained
@@ -30,6 +30,24 @@ def test_round_trip_restores_an_identical_recommender():
     b, _ = back.state()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_live_views_pack_into_the_same_blob_and_non_ascii_ids_survive():
+    """The checkpoint packs views of the live arrays (no copies, ids packed incrementally as
+    they arrive) into a reused buffer: the blob must equal ``encode`` of copies, and ids of
+    any script must come back exactly."""
+    rec = trained()
+    for n, (user, item) in enumerate([("ユーザー", "電影-7"), ("zoë", "crème brûlée"), ("u1", "🎬")]):
+        rec.apply(Event(user, item, "click", timestamp=20_000_000.0 + n))
+    reference = encode(*rec.state(), KEY)
+    buffer = np.zeros(3 * len(reference), dtype=np.uint8)  # a bigger, dirty buffer is reused
+    buffer[:] = 7
+    blob = sign(pack(*rec.state(copy=False), buffer=buffer), KEY)
+    assert blob.base is buffer
+    assert bytes(blob) == bytes(reference)
+    back = Recommender.from_state(*decode(bytes(blob), KEY))
+    assert back.catalogue.ids == rec.catalogue.ids and back.model.user_ids == rec.model.user_ids
+    assert back.recommend("zoë", 5) == rec.recommend("zoë", 5)
 
 
 @pytest.mark.parametrize("damage", ["tampered", "truncated", "wrong_key", "unsigned"])
