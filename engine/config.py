@@ -39,8 +39,9 @@ class EngineConfig:
             ``snapshots_recent`` snapshots, plus the newest of every hour for the last
             ``snapshots_hours`` hours, within ``snapshots_max_bytes`` in total.
         snapshot_write_mb_s: pace of snapshot writes to Redis (MB/s; 0 = as fast as
-            possible). Unpaced, Redis ingesting 70 MB at full speed takes a core from
-            serving on a small machine; 200 MB/s keeps a 70 MB checkpoint under 0.5 s.
+            possible). Unpaced, Redis ingesting 70 MB at full speed takes a core and the
+            memory bus from serving on a small machine; 100 MB/s writes a 70 MB checkpoint
+            (100k users + 100k items, 32 factors) in ~0.8 s (measured, load/bench_checkpoint.py).
         key_prefix: Redis key prefix; wrapped in a hash tag so every key lives in one
             Redis Cluster slot.
     """
@@ -64,5 +65,5 @@ class EngineConfig:
     snapshots_recent: int = 10
     snapshots_hours: float = 25.0
     snapshots_max_bytes: int = 2 * 1024**3
-    snapshot_write_mb_s: float = 200.0
+    snapshot_write_mb_s: float = 100.0
     key_prefix: str = "freshrec"

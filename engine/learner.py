@@ -25,8 +25,8 @@ from engine.keys import Keys
 from engine.recommender import Recommender
 from engine.redis_server import RedisTarget, resolve
 from engine.signing import load_key
-from engine.snapshots import (Retention, SnapshotError, SnapshotInfo, SnapshotStore, blob_client, pack, sign,
-                              signature, write_blob)
+from engine.snapshot_writer import SnapshotWriter
+from engine.snapshots import Retention, SnapshotError, SnapshotInfo, SnapshotStore, pack
 
 log = logging.getLogger("freshrec.learner")
 
@@ -89,7 +89,7 @@ class Learner:
         self.resync_s = 5.0
         self.follower = False
         self._resync_at = 0.0
-        self._pack_buffer = None  # reused snapshot buffer (engine.snapshots.pack)
+        self._snapshot_writer: SnapshotWriter | None = None  # started at the first checkpoint
 
     @property
     def recommender(self) -> Recommender:
@@ -117,6 +117,7 @@ class Learner:
             log.info("restored snapshot v%s (%s events)", info.version, info.events_learned)
         if not follower:
             await self.log.set_position(self.recommender.last_event_id)
+            self._writer().start()
 
     def _config_for(self, meta: dict) -> EngineConfig:
         """The model's shape and learning parameters come from the snapshot (a model cannot
@@ -177,22 +178,25 @@ class Learner:
 
         Three steps, none of which stalls ``/recommend``:
 
-        1. *Capture* (writer lock held, so no event is learned meanwhile): a worker thread
-           packs views of the live arrays into one buffer (``engine.snapshots.pack``; numpy
-           memcpys that release the GIL; ~10 ms for 70 MB). The event loop keeps serving,
-           only learning waits.
-        2. *Sign and write* (lock released, learning resumes): the thread signs the buffer
-           (HMAC-SHA256, GIL released) and writes it in 1 MB ``SETRANGE`` chunks with its own
-           synchronous client (socket I/O, GIL released).
+        1. *Capture* (write lock held, so no event is learned meanwhile): a worker thread
+           packs views of the live arrays into a shared-memory buffer
+           (``engine.snapshots.pack``; numpy memcpys that release the GIL; ~5-10 ms for
+           70 MB). The event loop keeps serving; only learning waits.
+        2. *Sign and write* (lock released, learning resumes): the long-lived writer process
+           (``engine.snapshot_writer``, nice 10) signs the buffer (HMAC-SHA256) and writes it
+           in paced 1 MB ``SETRANGE`` chunks (``snapshot_write_mb_s``); this process only
+           waits for its one-line answer, so no GIL is shared with the write.
         3. *Publish*: metadata + current pointer in one MULTI/EXEC (``SnapshotStore.commit``).
 
-        Nothing is published unless step 2 succeeded. An earlier design forked a writer
-        process (like Redis's BGSAVE); the fork of a ~0.5 GB Python heap paused the server
-        ~10 ms and the copy-on-write faults after it more, which alone broke the p99 target
-        (measured: p99 of overlapping requests 59 ms with a child that did nothing).
+        Nothing is published unless step 2 succeeded. Measured alternatives (issue 4): a
+        fork per checkpoint (Redis's BGSAVE pattern) paused the ~0.5 GB Python heap ~10 ms
+        and paid copy-on-write faults after it (p99 of overlapping requests 59 ms with a
+        child that did nothing); signing and writing from a thread of this process stalled
+        the event loop at every GIL handoff (server-side p99 7-18 ms vs 2.7 ms).
 
         Raises:
             redis.exceptions.RedisError: Redis unavailable (nothing published).
+            engine.snapshots.SnapshotError: the writer process failed (nothing published).
         """
         async with self._snapshot_lock:
             return await self._checkpoint(verdict, note)
@@ -205,17 +209,14 @@ class Learner:
         async with (contextlib.nullcontext() if learn_lock_held else self._lock):
             rec = self.recommender
             arrays, meta = rec.state(copy=False)
-            blob = await asyncio.to_thread(pack, arrays, meta, self._pack_buffer)
-            self._pack_buffer = blob.base
-            del arrays
+            writer = self._writer()
+            blob = await asyncio.to_thread(pack, arrays, meta, writer.buffer)
+            size = len(blob)
+            del arrays, blob
             capture_ms = (time.perf_counter() - t0) * 1000.0
             self._since_snapshot = 0
             self._snapshot_clock = time.monotonic()
-        blob_key = self.keys.snapshot_blob(version)
-        digest = await asyncio.to_thread(_sign_and_write, blob, self.snapshots.key, self.redis_url, blob_key,
-                                         self.config.snapshot_write_mb_s)
-        size = len(blob)
-        del blob
+        digest, writer_ms = await asyncio.to_thread(writer.write, size, self.keys.snapshot_blob(version))
         info = await self.snapshots.commit(version, size, digest, meta["events_learned"], meta["last_event_id"],
                                            verdict, note)
         trim = await self.snapshots.trim_point()
@@ -224,9 +225,14 @@ class Learner:
         self.last_snapshot = info
         self.checkpoint_ms.append((time.perf_counter() - t0) * 1000.0)
         self.checkpoint_windows = self.checkpoint_windows[-99:] + [(wall0, time.time())]
-        log.info("snapshot v%s: %s events, %.1f KB, %.0f ms (capture %.1f ms)", info.version,
-                 info.events_learned, info.size / 1024, self.checkpoint_ms[-1], capture_ms)
+        log.info("snapshot v%s: %s events, %.1f KB, %.0f ms (capture %.1f ms, writer process %.0f ms)",
+                 info.version, info.events_learned, info.size / 1024, self.checkpoint_ms[-1], capture_ms, writer_ms)
         return info
+
+    def _writer(self) -> SnapshotWriter:
+        if self._snapshot_writer is None:
+            self._snapshot_writer = SnapshotWriter(self.redis_url, self.snapshots.key, self.config.snapshot_write_mb_s)
+        return self._snapshot_writer
 
     def _maybe_checkpoint(self) -> None:
         """Start a background checkpoint when one is due and none is running."""
@@ -249,7 +255,11 @@ class Learner:
                 await asyncio.shield(task)
             except BaseException as exc:  # noqa: BLE001 - the final checkpoint below still runs
                 log.warning("background checkpoint ended with %r before shutdown", exc)
-        info = await self.checkpoint(verdict="shutdown")
+        try:
+            info = await self.checkpoint(verdict="shutdown")
+        finally:
+            if self._snapshot_writer is not None:
+                self._snapshot_writer.close()
         log.info("final snapshot v%s at shutdown (%s events)", info.version, info.events_learned)
 
     async def follow_step(self, block_ms: int = 100, count: int = 256) -> int:
@@ -370,20 +380,3 @@ async def open_learner(redis_url: str | None, data_dir: str | None, config: Engi
         raise
     learner = Learner(redis, target.url, config, snapshot_key=load_key(data_dir), guard=guard)
     return learner, redis, target
-
-
-def _sign_and_write(blob, key: bytes, redis_url: str, blob_key: str, pace_mb_s: float = 0.0) -> str:
-    """Sign a packed blob in place and write it to ``blob_key`` at ``pace_mb_s`` MB/s (0:
-    unpaced) from a worker thread, with its own synchronous client (60 s socket timeout).
-    Returns the hex signature.
-
-    Raises:
-        redis.exceptions.RedisError: the write failed.
-    """
-    sign(blob, key)
-    client = blob_client(redis_url)
-    try:
-        write_blob(client, blob_key, blob, pace_mb_s * 1e6)
-    finally:
-        client.close()
-    return signature(blob)

@@ -33,6 +33,7 @@ log = logging.getLogger("freshrec.snapshots")
 
 MAGIC = b"FRSNAP2\n"
 CHUNK = 1 << 20  # bytes per Redis command when moving snapshot blobs
+ORPHAN_TTL_S = 3600  # an uncommitted blob (writer died) expires after this long
 _MAC = 32
 _ALLOWED_DTYPES = {"<f8", "<f4", "<i8", "<i4", "|b1", "|u1"}
 
@@ -70,13 +71,15 @@ def unpack_ids(text: np.ndarray, lengths: np.ndarray) -> list[str]:
     return [joined[a:b] for a, b in zip(starts, ends)]
 
 
-def pack(arrays: dict[str, np.ndarray], meta: dict, buffer: np.ndarray | None = None) -> np.ndarray:
+def pack(arrays: dict[str, np.ndarray], meta: dict, alloc=None) -> np.ndarray:
     """Serialise arrays + JSON-able metadata into an unsigned blob (uint8 array; the MAC
     field is zero until ``sign``). Each array is copied once, straight into the output;
     the copies are numpy memcpys that release the GIL, so a worker thread can pack a 70 MB
-    model while the event loop keeps serving. ``buffer`` (a previous result's ``.base``)
-    is reused when large enough: a fresh 70 MB allocation costs page faults, and a
-    ``bytearray`` would be zero-filled while holding the GIL (measured: 14 ms p50 stalls).
+    model while the event loop keeps serving. ``alloc(n)`` returns a writable uint8 buffer
+    of at least n bytes to pack into (default: a new ``np.empty``); the checkpoint passes a
+    reused buffer shared with its writer process (``engine.snapshot_writer``): a fresh 70 MB
+    allocation costs page faults, and a ``bytearray`` would be zero-filled while holding
+    the GIL (measured: 14 ms p50 stalls).
     """
     arrays = {name: np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")) for name, arr in arrays.items()}
     specs, offset = {}, 0
@@ -86,9 +89,7 @@ def pack(arrays: dict[str, np.ndarray], meta: dict, buffer: np.ndarray | None = 
     header = json.dumps({"meta": meta, "arrays": specs}, separators=(",", ":")).encode()
     start = len(MAGIC) + _MAC + 8 + len(header)
     size = start + offset
-    if buffer is None or buffer.nbytes < size:
-        buffer = np.empty(size + size // 4, dtype=np.uint8)
-    out = buffer[:size]
+    out = (alloc or _new_buffer)(size)[:size]
     out[: len(MAGIC)] = np.frombuffer(MAGIC, dtype=np.uint8)
     out[len(MAGIC): len(MAGIC) + _MAC] = 0
     out[len(MAGIC) + _MAC: len(MAGIC) + _MAC + 8] = np.frombuffer(struct.pack("<Q", len(header)), dtype=np.uint8)
@@ -97,6 +98,10 @@ def pack(arrays: dict[str, np.ndarray], meta: dict, buffer: np.ndarray | None = 
         _, _, off, nbytes = specs[name]
         out[start + off: start + off + nbytes] = arr.reshape(-1).view(np.uint8)
     return out
+
+
+def _new_buffer(size: int) -> np.ndarray:
+    return np.empty(size, dtype=np.uint8)
 
 
 def sign(blob: np.ndarray, key: bytes) -> np.ndarray:
@@ -197,8 +202,10 @@ def write_blob(client: redis.Redis, key: str, blob: bytes | bytearray | np.ndarr
     client.unlink(key)
     if not len(view):
         client.set(key, b"")
+    client.setrange(key, 0, view[:CHUNK])
+    client.expire(key, ORPHAN_TTL_S)  # a writer that dies mid-way leaves no orphan behind
     t0 = time.perf_counter()
-    for start in range(0, len(view), CHUNK):
+    for start in range(CHUNK, len(view), CHUNK):
         client.setrange(key, start, view[start: start + CHUNK])
         if pace_bytes_per_s:  # leave Redis (and the cores it shares) time for other clients
             ahead = (start + CHUNK) / pace_bytes_per_s - (time.perf_counter() - t0)
@@ -240,6 +247,7 @@ class SnapshotStore:
         infos = await self.list()
         keep = self.retention.keep(infos + [info], info.created_at)
         async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.persist(self.keys.snapshot_blob(version))  # written with a TTL until now
             pipe.hset(self.keys.snapshot_meta, str(version), json.dumps(asdict(info)))
             pipe.set(self.keys.snapshot_current, version)
             for old in infos:

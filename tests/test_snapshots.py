@@ -1,6 +1,7 @@
 """Signed snapshots: tampered, truncated, wrong-key and unsigned snapshots are refused and the
 previous good one serves; restore through the admin API; Redis outages."""
 
+import socket
 import time
 
 import httpx
@@ -9,7 +10,8 @@ import pytest
 
 from engine import Event, Recommender
 from engine.keys import Keys
-from engine.snapshots import MAGIC, SnapshotError, decode, encode, pack, sign
+from engine.snapshot_writer import SnapshotWriter
+from engine.snapshots import MAGIC, ORPHAN_TTL_S, SnapshotError, decode, encode, pack, sign, signature
 from simulators.server_process import ServerProcess
 from tests.conftest import SNAPSHOT_KEY
 from tests.helpers import served_model, trained
@@ -40,9 +42,8 @@ def test_live_views_pack_into_the_same_blob_and_non_ascii_ids_survive():
     for n, (user, item) in enumerate([("ユーザー", "電影-7"), ("zoë", "crème brûlée"), ("u1", "🎬")]):
         rec.apply(Event(user, item, "click", timestamp=20_000_000.0 + n))
     reference = encode(*rec.state(), KEY)
-    buffer = np.zeros(3 * len(reference), dtype=np.uint8)  # a bigger, dirty buffer is reused
-    buffer[:] = 7
-    blob = sign(pack(*rec.state(copy=False), buffer=buffer), KEY)
+    buffer = np.full(3 * len(reference), 7, dtype=np.uint8)  # a bigger, dirty buffer is reused
+    blob = sign(pack(*rec.state(copy=False), alloc=lambda n: buffer), KEY)
     assert blob.base is buffer
     assert bytes(blob) == bytes(reference)
     back = Recommender.from_state(*decode(bytes(blob), KEY))
@@ -183,3 +184,34 @@ def test_admin_endpoints_need_the_admin_token(redis_server, tmp_path, monkeypatc
         ok = httpx.get(srv.url + "/snapshots", headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200 and ok.json()["snapshots"] == []
         assert httpx.post(srv.url + "/recommend", json={"user_id": "u"}).status_code == 200  # public stays public
+
+
+def test_writer_process_failure_publishes_nothing_and_the_next_checkpoint_recovers(redis_server):
+    """The out-of-process writer: a blob it writes verifies and expires until committed (no
+    orphans when a writer dies mid-way); a dead writer fails the checkpoint cleanly (no hang)
+    and is restarted by the next one."""
+    rec = trained()
+    client = redis_server.client()
+    writer = SnapshotWriter(redis_server.url, KEY)
+    try:
+        size = len(pack(*rec.state(copy=False), alloc=writer.buffer))
+        digest, _ = writer.write(size, "freshrec-test:blob:1")
+        raw = client.get("freshrec-test:blob:1")
+        assert signature(raw) == digest
+        arrays, _ = decode(raw, KEY)
+        np.testing.assert_array_equal(arrays["mf_item_factors"], rec.state()[0]["mf_item_factors"])
+        assert 0 < client.ttl("freshrec-test:blob:1") <= ORPHAN_TTL_S
+        writer._proc.kill()  # a writer that died between checkpoints is simply restarted
+        writer._proc.wait()
+        assert writer.write(size, "freshrec-test:blob:2")[0] == digest
+        with socket.socket() as mute:  # a "Redis" that accepts connections and never answers
+            mute.bind(("127.0.0.1", 0))
+            mute.listen(8)
+            writer.redis_url, writer.timeout_s = f"redis://127.0.0.1:{mute.getsockname()[1]}/0", 0.5
+            with pytest.raises(SnapshotError):  # a stuck write is killed at the deadline
+                writer.write(size, "freshrec-test:blob:3")
+        assert writer._proc is None
+        writer.redis_url, writer.timeout_s = redis_server.url, 60.0
+        assert writer.write(size, "freshrec-test:blob:3")[0] == digest
+    finally:
+        writer.close()
