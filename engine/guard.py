@@ -129,6 +129,7 @@ class GuardedRecommender:
         self._suspicious = 0
         self._good: tuple | None = None
         self._reference_model: Recommender | None = None
+        self._reference_state: tuple[dict, dict] | None = None  # built into a model only when needed
         self._windows_since_reference = 0
         self._open_slate: dict[str, list] = {}
         self._adwin = drift.ADWIN()
@@ -217,7 +218,7 @@ class GuardedRecommender:
             reach_live, reach_good = _reach(self.recommender, users), _reach(good, users)
             reach_good = np.pad(reach_good, (0, len(reach_live) - len(reach_good)))
             jump = float(np.max(reach_live - reach_good, initial=0.0))
-            ref = self._reference_model or good
+            ref = self._reference() or good
             q_ref = _quality(ref, pairs) if ref is not good else q_good
             verdict.update(quality_live=round(q_live, 4), quality_good=round(q_good, 4),
                            quality_reference=round(q_ref, 4), exposure_jump=round(jump, 4))
@@ -234,7 +235,7 @@ class GuardedRecommender:
         self.recommender = recommender
         self._window, self._suspicious = [], 0
         self._good = recommender.state() if len(self._reservoir) >= _MIN_EVIDENCE else None
-        self._reference_model = None
+        self._reference_model = self._reference_state = None
         self._windows_since_reference = 0
 
     def stats(self) -> dict:
@@ -268,8 +269,16 @@ class GuardedRecommender:
         self._good = self.recommender.state()
         self._windows_since_reference += 1
         if self._windows_since_reference >= self.guard.reference_every:
-            self._reference_model = Recommender.from_state(*self._good)
+            # kept as arrays: rebuilding a model costs ~0.1 s (seconds at 100k x 100k) in the
+            # learning loop, and only a suspicious window ever needs it
+            self._reference_state, self._reference_model = self._good, None
             self._windows_since_reference = 0
+
+    def _reference(self) -> Recommender | None:
+        """The cumulative reference model (rebuilt lazily from its saved state)."""
+        if self._reference_model is None and self._reference_state is not None:
+            self._reference_model = Recommender.from_state(*self._reference_state)
+        return self._reference_model
 
     def _sample_pairs(self) -> list[tuple[str, str]]:
         n = min(self.guard.quality_pairs, len(self._reservoir))

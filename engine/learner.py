@@ -131,7 +131,7 @@ class Learner:
             log.warning("restoring with the snapshot's model configuration %s (process had %s)", config, self.config)
         return config
 
-    async def step(self, block_ms: int = 100, count: int = 256) -> int:
+    async def step(self, block_ms: int = 100, count: int = 1024) -> int:
         """Read and apply one batch; returns how many events were applied.
 
         Raises:
