@@ -131,48 +131,6 @@ class FactorModel:
         self.user_factors[row] = self.mf.u_latents[user_id]
         self.user_bias[row] = self.mf.u_biases[user_id]
 
-    def learn_negatives(self, user_id: str, item_ids: list[str], rows: list[int]) -> None:
-        """One SGD step on label 0 for a user and a batch of K distinct sampled-negative items
-        (already learned), vectorised: predictions and gradients of the K pairs are computed
-        at the same parameters and the user's gradients summed (a mini-batch step) instead of
-        K sequential River ``learn_one`` calls (~10 us of Python each). For K = 1 it is
-        exactly River ``BiasedMF.learn_one(user, item, 0)`` (squared loss, gradient
-        ``2 * (y_hat - y)`` clipped, L2 on biases and latents, global mean updated first);
-        tested against River. River's dicts and the serving mirrors are both updated.
-
-        Args:
-            user_id: a user already known to the model (its positive was just learned).
-            item_ids, rows: the K items and their catalogue rows (same order, no repeats).
-        """
-        mf = self.mf
-        k = len(rows)
-        mf.global_mean.update(0.0, k)
-        p_u = mf.u_latents[user_id]
-        b_u = mf.u_biases[user_id]
-        idx = np.asarray(rows, dtype=np.int64)
-        q = self.item_factors[idx]
-        b = self.item_bias[idx]
-        g = q @ p_u
-        g += b
-        g += mf.global_mean.get() + b_u
-        g *= 2.0
-        np.clip(g, -mf.clip_gradient, mf.clip_gradient, out=g)
-        lr, l2 = self.learning_rate, self.l2
-        b_u_new = b_u - lr * (float(g.sum()) + k * l2 * b_u)
-        b_new = b - lr * (g + l2 * b)
-        q_new = q - lr * (np.outer(g, p_u) + l2 * q)
-        p_u -= lr * (g @ q + (k * l2) * p_u)  # in place: River's own vector
-        mf.u_biases[user_id] = b_u_new
-        i_latents, i_biases = mf.i_latents, mf.i_biases
-        for j, item in enumerate(item_ids):
-            i_latents[item][:] = q_new[j]
-            i_biases[item] = float(b_new[j])
-        self.item_factors[idx] = q_new
-        self.item_bias[idx] = b_new
-        row = self.user_index[user_id]
-        self.user_factors[row] = p_u
-        self.user_bias[row] = b_u_new
-
     def user_vector(self, user_id: str) -> np.ndarray | None:
         """The user's latent vector p_u (n_factors,) or None for an unknown user (no state)."""
         return self.mf.u_latents.get(user_id)

@@ -183,14 +183,10 @@ class Recommender:
         seen = self.seen.setdefault(user, {})
         if self.recent_count and c.negatives_per_positive:
             size = min(self.recent_count, _RECENT)
-            negatives = []
             for n in range(c.negatives_per_positive):
                 j = int(self.recent[_mix(c.seed, self.events_learned, n) % size])
-                if j != idx and j not in seen and j not in negatives:
-                    negatives.append(j)
-            if negatives:  # one vectorised mini-batch step (FactorModel.learn_negatives)
-                ids = self.catalogue.ids
-                self.model.learn_negatives(user, [ids[j] for j in negatives], negatives)
+                if j != idx and j not in seen:
+                    self.model.learn(user, self.catalogue.ids[j], j, 0.0)
         history = self.positives.setdefault(user, [])
         self.cooc.add(history, idx, weight)
         history.append(idx)

@@ -13,7 +13,9 @@ process) for every row:
    ``POST /feedback/batch`` (1000 click events per call, item ``i<j>`` clicked by user
    ``u<j % users>``, users = items // 10), then ``GET /model/learned`` on the last event id.
 3. Rows against freshrec (classes in ``load/scenarios.py``): ``recommend`` (RecommendOnly,
-   k=10, known users), ``mix`` (5 /recommend : 1 /feedback click on a known item),
+   k=10, known users), ``recommend_learning`` (the same while ``FeedbackFirehose`` posts
+   2,000 click events/s through ``/feedback/batch``; only ``/recommend`` requests are counted,
+   and ``recommend_learning_learner_events_per_s`` is what the learner took in meanwhile), ``mix`` (5 /recommend : 1 /feedback click on a known item),
    ``feedback`` (clicks only; ``learner_events_per_s`` = delta of ``GET /model``
    ``events_learned`` over the row), ``spike`` (Mix; 4 users, then a ramp to
    ``--spike-users`` (64) at 30 users/s after a quarter of the row).
@@ -35,6 +37,10 @@ run in a worker thread); Locust is 1 process (this one, gevent: at most
 one core). Only one server is alive at a time. Everything shares the same 2 cores, so
 Locust competes with the server for CPU, and Locust FastHttpUser's own ceiling here is
 ~3k req/s: a row at or near that is bounded by the load generator, not by the server.
+
+Every row also reports ``server_p50_ms`` / ``server_p99_ms`` from the ``Server-Timing``
+header freshrec sends (time inside the server, without the load generator's share of the
+cores).
 
 Outputs: a table on stdout, ``DIR/bench.json`` and ``DIR/latency.png`` (p50 / p99 per
 second per row), ``DIR/server.log``, ``DIR/chantilly.log``.
@@ -133,17 +139,27 @@ class Child:
 # --------------------------------------------------------------------------- one row
 
 def run_row(name: str, host: str, user_class, users: int, duration: float,
-            spike_to: int | None = None) -> dict:
-    """Run one Locust row headless in-process; exact per-request latencies.
+            spike_to: int | None = None, background=None, only: str | None = None) -> dict:
+    """Run one Locust row headless in-process; exact per-request latencies, client side
+    (Locust) and server side (the ``Server-Timing`` header freshrec sends, when present).
 
     With ``spike_to``: start ``SPIKE_LOW`` users, and after a quarter of the row ramp to
-    ``spike_to`` users at ``SPIKE_RATE`` users/s.
+    ``spike_to`` users at ``SPIKE_RATE`` users/s. ``background``: an extra user class with a
+    ``fixed_count`` (e.g. ``scenarios.FeedbackFirehose``) run alongside; ``only``: count only
+    requests with this name in the row (e.g. "/recommend").
     """
-    env = Environment(user_classes=[user_class], host=host)
-    samples: list[tuple[float, float, bool]] = []  # (t, ms, failed)
+    classes = [user_class] + ([background] if background else [])
+    env = Environment(user_classes=classes, host=host)
+    samples: list[tuple[float, float, bool, float]] = []  # (t, ms, failed, server ms)
 
-    def on_request(request_type, name, response_time, response_length, exception=None, **kw):
-        samples.append((time.monotonic(), response_time, exception is not None))
+    def on_request(request_type, name, response_time, response_length, exception=None, response=None, **kw):
+        if only and name != only:
+            return
+        server_ms = float("nan")
+        timing = getattr(response, "headers", None) and response.headers.get("server-timing")
+        if timing and "dur=" in timing:
+            server_ms = float(timing.split("dur=")[1])
+        samples.append((time.monotonic(), response_time, exception is not None, server_ms))
 
     env.events.request.add_listener(on_request)
     runner = env.create_local_runner()
@@ -155,7 +171,7 @@ def run_row(name: str, host: str, user_class, users: int, duration: float,
         runner.start(spike_to, spawn_rate=SPIKE_RATE)
         gevent.sleep(duration - duration / 4)
     else:
-        runner.start(users, spawn_rate=users * 4)
+        runner.start(users + (background.fixed_count if background else 0), spawn_rate=users * 4)
         gevent.sleep(duration)
     t1 = time.monotonic()
     runner.quit()
@@ -174,8 +190,12 @@ def run_row(name: str, host: str, user_class, users: int, duration: float,
         if len(win):
             series.append((sec, float(np.percentile(win, 50)), float(np.percentile(win, 99)), len(win)))
     err_msgs = {f"{e.method} {e.name}: {e.error}": e.occurrences for e in env.stats.errors.values()}
+    server = np.array([s[3] for s in done if not s[2]], dtype=float)
+    server = server[~np.isnan(server)]
     row = {"name": name, "rps": round(len(ms) / elapsed, 1), "p50_ms": pct(50), "p95_ms": pct(95),
-           "p99_ms": pct(99), "errors": errors}
+           "p99_ms": pct(99), "errors": errors,
+           "server_p50_ms": round(float(np.percentile(server, 50)), 2) if len(server) else None,
+           "server_p99_ms": round(float(np.percentile(server, 99)), 2) if len(server) else None}
     print(f"  {name}: {row['rps']} req/s, p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
           f"{errors} errors" + (f" {list(err_msgs.items())[:3]}" if err_msgs else ""), flush=True)
     return {"row": row, "series": series, "error_messages": err_msgs,
@@ -418,11 +438,12 @@ def plot(results: list[dict], path: Path) -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'name':<14}{'rps':>10}{'p50_ms':>10}{'p95_ms':>10}{'p99_ms':>10}{'errors':>8}")
+    print(f"\n{'name':<20}{'rps':>10}{'p50_ms':>10}{'p95_ms':>10}{'p99_ms':>10}{'errors':>8}"
+          f"{'server_p50':>12}{'server_p99':>12}")
     for r in rows:
         f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-        print(f"{r['name']:<14}{r['rps']:>10.1f}{f(r['p50_ms']):>10}{f(r['p95_ms']):>10}{f(r['p99_ms']):>10}"
-              f"{r['errors']:>8}")
+        print(f"{r['name']:<20}{r['rps']:>10.1f}{f(r['p50_ms']):>10}{f(r['p95_ms']):>10}{f(r['p99_ms']):>10}"
+              f"{r['errors']:>8}{f(r.get('server_p50_ms')):>12}{f(r.get('server_p99_ms')):>12}")
 
 
 # --------------------------------------------------------------------------- main
@@ -494,6 +515,14 @@ def main(argv: list[str] | None = None) -> int:
 
         # 3. rows
         results.append(run_row("recommend", server.url, scenarios.RecommendOnly, args.users, args.duration))
+        before, tb = model_info(server.url), time.monotonic()
+        results.append(run_row("recommend_learning", server.url, scenarios.RecommendOnly, args.users, args.duration,
+                               background=scenarios.FeedbackFirehose, only="/recommend"))
+        after, ta = model_info(server.url), time.monotonic()
+        extra["recommend_learning_learner_events_per_s"] = round(
+            (after["events_learned"] - before["events_learned"]) / (ta - tb), 1)
+        print(f"  learner during recommend_learning: {extra['recommend_learning_learner_events_per_s']} events/s",
+              flush=True)
         results.append(run_row("mix", server.url, scenarios.Mix, args.users, args.duration))
         before, tb = model_info(server.url), time.monotonic()
         results.append(run_row("feedback", server.url, scenarios.FeedbackOnly, args.users, args.duration))
