@@ -16,7 +16,7 @@ Scenarios (every class is a ``FastHttpUser``):
     Mix            5 x /recommend per 1 x /feedback (task weights 5:1); the feedback is a click
                    {"user_id": "u<n>", "item_id": "i<m>", "event": "click"} on a known item.
     FeedbackOnly   POST /feedback clicks only, as in Mix.
-    FeedbackFirehose  one user posting /feedback/batch of 100 clicks 20 times/s (2,000
+    FeedbackFirehose  one user posting /feedback/batch of 250 clicks 8 times/s (2,000
                    events/s; run together with RecommendOnly).
     SpikeShape     (only when FRESHREC_SPIKE_SHAPE=1) a LoadTestShape: 4 users for 5 s, then a
                    ramp to 64 users at 30 users/s, hold to 30 s, then stop.
@@ -114,12 +114,12 @@ class FeedbackOnly(_FreshrecUser):
 class FeedbackFirehose(_FreshrecUser):
     """A steady background feedback stream for the learner: one user posting
     ``/feedback/batch`` of ``FIREHOSE_BATCH`` clicks ``FIREHOSE_BATCHES_PER_S`` times a second
-    (default 100 x 20 = 2,000 events/s). Run next to ``RecommendOnly`` to measure serving
+    (default 250 x 8 = 2,000 events/s). Run next to ``RecommendOnly`` to measure serving
     while the learner takes in feedback (issue 5, acceptance 1)."""
 
     fixed_count = 1
-    wait_time = constant_throughput(float(os.environ.get("FRESHREC_FIREHOSE_BATCHES_PER_S", "20")))
-    batch = int(os.environ.get("FRESHREC_FIREHOSE_BATCH", "100"))
+    wait_time = constant_throughput(float(os.environ.get("FRESHREC_FIREHOSE_BATCHES_PER_S", "8")))
+    batch = int(os.environ.get("FRESHREC_FIREHOSE_BATCH", "250"))
 
     @task
     def feedback_batch(self) -> None:
