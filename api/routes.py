@@ -41,14 +41,20 @@ def _unavailable(exc: Exception) -> JSONResponse:
                         headers={"Retry-After": "1"})
 
 
-def _event(body: FeedbackRequest, received_at: float, learner: Learner) -> Event:
-    """The engine event for a feedback body; with the guard on, its trust (impression join)
-    is decided now, at acceptance, and stored with it."""
-    event = Event(user_id=body.user_id, item_id=body.item_id, kind=body.event, value=body.value,
-                  timestamp=body.timestamp, received_at=received_at, recommendation_id=body.recommendation_id)
-    if learner.guarded.guard.enabled:
-        event = replace(event, trust=learner.join.classify(event, received_at))
-    return event
+async def _events(bodies: list[FeedbackRequest], received_at: float, learner: Learner) -> list[Event]:
+    """The engine events for feedback bodies; with the guard on, their trust (impression
+    join against the served slates in Redis, one MGET) is decided now, at acceptance, and
+    stored with them.
+
+    Raises:
+        redis.exceptions.RedisError: Redis unavailable.
+    """
+    events = [Event(user_id=b.user_id, item_id=b.item_id, kind=b.event, value=b.value, timestamp=b.timestamp,
+                    received_at=received_at, recommendation_id=b.recommendation_id) for b in bodies]
+    if not learner.guarded.guard.enabled:
+        return events
+    served = await learner.slates.lookup([e.recommendation_id for e in events])
+    return [replace(e, trust=learner.join.classify(e, received_at, s)) for e, s in zip(events, served)]
 
 
 def get_metrics(request: Request) -> Metrics:
@@ -65,8 +71,11 @@ async def recommend(body: RecommendRequest, learner: LearnerDep, metrics: Metric
     rec = learner.recommender
     ranked = rec.recommend(body.user_id, body.k, body.exclude)
     rid = uuid.uuid4().hex
-    if learner.guarded.guard.enabled:  # remembered for the impression join (trust)
-        learner.join.record(rid, body.user_id, [r.item_id for r in ranked], time.time())
+    if learner.guarded.guard.enabled and learner.redis_ok:  # remembered for the impression join (trust)
+        try:
+            await learner.slates.record(rid, body.user_id, [r.item_id for r in ranked], time.time())
+        except RedisError:  # serving goes on; a click on this slate will count as untrusted
+            pass
     response = RecommendResponse(
         recommendation_id=rid,
         model_version=rec.events_learned,
@@ -82,7 +91,7 @@ async def feedback(body: FeedbackRequest, learner: LearnerDep, metrics: MetricsD
     """Make one event durable (Redis Stream) and answer 202 with its id; 503 if Redis can't."""
     t0 = time.perf_counter()
     try:
-        (event_id,) = await learner.log.append([_event(body, time.time(), learner)])
+        (event_id,) = await learner.log.append(await _events([body], time.time(), learner))
     except RedisError as exc:
         metrics.feedback_rejected.inc()
         return _unavailable(exc)
@@ -96,7 +105,7 @@ async def feedback_batch(body: FeedbackBatch, learner: LearnerDep, metrics: Metr
     """Up to 1,000 events in one MULTI/EXEC: all durable (202) or none (503)."""
     now = time.time()
     try:
-        ids = await learner.log.append([_event(e, now, learner) for e in body.events])
+        ids = await learner.log.append(await _events(body.events, now, learner))
     except RedisError as exc:
         metrics.feedback_rejected.inc(len(body.events))
         return _unavailable(exc)

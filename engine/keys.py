@@ -40,5 +40,9 @@ class Keys:
         """Bytes of one snapshot."""
         return f"{self.tag}:snapshot:{version}"
 
+    def slate(self, recommendation_id: str) -> str:
+        """One served slate, for the impression join (expires after the join window)."""
+        return f"{self.tag}:slate:{recommendation_id}"
+
 
 LEARNER_GROUP = "learner"

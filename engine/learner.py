@@ -26,6 +26,7 @@ from engine.recommender import Recommender
 from engine.redis_server import RedisTarget, resolve
 from engine.signing import load_key
 from engine.snapshot_writer import SnapshotWriter
+from engine.trust import SlateStore
 from engine.snapshots import Retention, SnapshotError, SnapshotInfo, SnapshotStore, pack
 
 log = logging.getLogger("freshrec.learner")
@@ -54,8 +55,8 @@ class Learner:
         consumer: consumer name within the ``learner`` group.
         retention: which snapshots to keep (default: from ``config``).
         guard: forgetting-guard configuration (``engine.guard``); events are learned through
-            it. ``self.join`` is the impression join the API records slates in and classifies
-            feedback with at acceptance.
+            it. The API records served slates in ``self.slates`` (Redis, shared by replicas)
+            and classifies feedback at acceptance with ``self.join`` (vetted accounts).
     """
 
     def __init__(self, redis: Redis, redis_url: str, config: EngineConfig | None = None, snapshot_key: bytes = b"",
@@ -71,7 +72,8 @@ class Learner:
         retention = retention or Retention(c.snapshots_recent, c.snapshots_hours, c.snapshots_max_bytes)
         self.snapshots = SnapshotStore(redis, self.keys, snapshot_key, retention)
         self.guarded = GuardedRecommender(self.config, guard or GuardConfig())
-        self.join = self.guarded.join
+        self.join = self.guarded.join  # vetted accounts (and, in-process, slates)
+        self.slates = SlateStore(redis, self.keys, self.guarded.guard.join_window_s)  # the API's served slates
         self.consumer = consumer
         self.freshness = LatencyWindow()
         self.on_learned = None  # optional callable(seconds) per learned event (e.g. a Prometheus histogram)

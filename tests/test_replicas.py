@@ -43,3 +43,22 @@ def test_replica_refuses_snapshot_writes_and_leaves_the_learner_group_alone(clus
     groups = client.xinfo_groups("{freshrec}:feedback")
     client.close()
     assert [g["name"] for g in groups] == [b"learner"] and groups[0]["pending"] == 0
+
+
+def test_a_click_on_another_replica_joins_the_slate_it_answers(cluster, redis_server):
+    """The impression join lives in Redis: a slate served by replica B makes a click on it
+    trusted even when the click reaches replica A; a click naming no served slate is not."""
+    a, b = cluster
+    ids = httpx.post(a.url + "/feedback/batch", json={"events": [
+        {"user_id": f"u{n}", "item_id": item, "event": "click"} for n, item in enumerate("xyyzzz")]}).json()["event_ids"]
+    assert httpx.get(b.url + "/model/learned", params={"event_id": ids[-1], "timeout_ms": 10_000}).json()["learned"]
+    slate = httpx.post(b.url + "/recommend", json={"user_id": "carol", "k": 3}).json()
+    joined = httpx.post(a.url + "/feedback", json={"user_id": "carol", "item_id": slate["items"][0]["item_id"],
+                                                  "event": "click", "recommendation_id": slate["recommendation_id"]})
+    forged = httpx.post(a.url + "/feedback", json={"user_id": "dave", "item_id": "x", "event": "click",
+                                                  "recommendation_id": slate["recommendation_id"]})
+    client = redis_server.client()
+    trust = {eid.decode(): fields[b"tr"] for eid, fields in client.xrange("{freshrec}:feedback")}
+    client.close()
+    assert trust[joined.json()["event_id"]] == b"trusted"
+    assert trust[forged.json()["event_id"]] == b"unvetted"  # another user's slate
