@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import replace
 from typing import Annotated
 
@@ -70,12 +69,10 @@ async def recommend(body: RecommendRequest, learner: LearnerDep, metrics: Metric
     t0 = time.perf_counter()
     rec = learner.recommender
     ranked = rec.recommend(body.user_id, body.k, body.exclude)
-    rid = uuid.uuid4().hex
-    if learner.guarded.guard.enabled and learner.redis_ok:  # remembered for the impression join (trust)
-        try:
-            await learner.slates.record(rid, body.user_id, [r.item_id for r in ranked], time.time())
-        except RedisError:  # serving goes on; a click on this slate will count as untrusted
-            pass
+    now = time.time()
+    rid = learner.slates.new_id(now)
+    if learner.guarded.guard.enabled:  # remembered for the impression join (trust), written behind
+        learner.slates.record(rid, body.user_id, [r.item_id for r in ranked], now)
     response = RecommendResponse(
         recommendation_id=rid,
         model_version=rec.events_learned,

@@ -40,9 +40,10 @@ class Keys:
         """Bytes of one snapshot."""
         return f"{self.tag}:snapshot:{version}"
 
-    def slate(self, recommendation_id: str) -> str:
-        """One served slate, for the impression join (expires after the join window)."""
-        return f"{self.tag}:slate:{recommendation_id}"
+    def slates(self, bucket: str) -> str:
+        """Slates served in one minute (hash: recommendation id -> slate), for the
+        impression join; expires after the join window."""
+        return f"{self.tag}:slates:{bucket}"
 
 
 LEARNER_GROUP = "learner"

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import uuid
 from collections import OrderedDict
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from engine.events import Event
 from engine.keys import Keys
+
+log = logging.getLogger("freshrec.trust")
 
 TRUSTED, VETTED, UNVETTED = "trusted", "vetted", "unvetted"
 _MEMORY = object()  # "look the slate up in ImpressionJoin.slates"
@@ -71,46 +77,104 @@ class ImpressionJoin:
 
 
 class SlateStore:
-    """Served slates in Redis, for the impression join of the API: one key per slate,
-    ``{prefix}:slate:<recommendation_id>`` = JSON ``[user_id, [item ids], served_at]``,
-    expiring after the join window.
+    """Served slates in Redis, for the impression join of the API.
+
+    Slates are grouped in one Redis hash per minute of serving time,
+    ``{prefix}:slates:<minute>`` (field: recommendation id, value: JSON ``[user_id, [item
+    ids], served_at]``), which expires ``window_s`` + 60 s after its minute. The minute is
+    part of the recommendation id (``new_id``), so a lookup goes straight to its hash.
+    ``record`` does not wait for Redis: slates are written behind, every ``flush_s``
+    seconds, in one pipelined HSET per minute (a ``SET`` per request cost /recommend ~20 %
+    of its throughput, measured); a lookup also sees slates not yet written.
 
     Keeping them in Redis instead of the serving process bounds the server's memory by time
     (Redis TTLs) rather than by a count of slates held in the heap (measured: 200k
     in-process slates took ~300 MB of the server), and makes the join work across replicas:
     a click may reach another replica than the one that served its slate. Like Learning
-    Loop / Personalizer, the join is keyed by the event (recommendation) id.
+    Loop / Personalizer, the join is keyed by the event (recommendation) id. If Redis is
+    down when a batch is written, those slates are lost: clicks on them count as untrusted.
 
     Args:
         redis: ``redis.asyncio.Redis``.
         keys: key names.
-        window_s: join window (s); also the keys' TTL.
+        window_s: join window (s).
+        flush_s: write-behind delay (s).
     """
 
-    def __init__(self, redis: Redis, keys: Keys, window_s: float = 3600.0) -> None:
+    BUCKET_S = 60
+
+    def __init__(self, redis: Redis, keys: Keys, window_s: float = 3600.0, flush_s: float = 0.005) -> None:
         self.redis = redis
         self.keys = keys
         self.window_s = window_s
+        self.flush_s = flush_s
+        self._pending: dict[str, str] = {}
+        self._task: asyncio.Task | None = None
+        self._failing = False
 
-    async def record(self, recommendation_id: str, user_id: str, item_ids: list[str], t: float) -> None:
-        """Remember a served slate for ``window_s`` seconds.
+    def new_id(self, t: float) -> str:
+        """A fresh recommendation id for a slate served at unix time ``t``."""
+        return f"{int(t // self.BUCKET_S):x}-{uuid.uuid4().hex}"
 
-        Raises:
-            redis.exceptions.RedisError: Redis unavailable.
-        """
-        await self.redis.set(self.keys.slate(recommendation_id), json.dumps([user_id, item_ids, t]),
-                             ex=max(1, int(self.window_s) + 1))
+    def record(self, recommendation_id: str, user_id: str, item_ids: list[str], t: float) -> None:
+        """Remember a served slate (written to Redis within ``flush_s``; call from the event
+        loop)."""
+        self._pending[recommendation_id] = json.dumps([user_id, item_ids, t])
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._flush())
 
     async def lookup(self, recommendation_ids: list[str | None]) -> list[tuple[str, list[str], float] | None]:
-        """The slates named by these ids, in order (None: no id, unknown or expired); one MGET.
+        """The slates named by these ids, in order (None: no id, malformed, unknown or
+        expired); one pipelined HMGET per minute involved.
 
         Raises:
             redis.exceptions.RedisError: Redis unavailable.
         """
-        wanted = [rid for rid in recommendation_ids if rid]
-        found = dict(zip(wanted, await self.redis.mget([self.keys.slate(r) for r in wanted]))) if wanted else {}
-        out = []
+        raw: dict[str, str | bytes | None] = {}
+        wanted: dict[str, list[str]] = {}
         for rid in recommendation_ids:
-            raw = found.get(rid) if rid else None
-            out.append(tuple(json.loads(raw)) if raw is not None else None)
-        return out
+            if not rid or rid in raw:
+                continue
+            raw[rid] = self._pending.get(rid)
+            bucket = self._bucket(rid)
+            if raw[rid] is None and bucket is not None:
+                wanted.setdefault(bucket, []).append(rid)
+        if wanted:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for bucket, rids in wanted.items():
+                    pipe.hmget(self.keys.slates(bucket), rids)
+                for rids, values in zip(wanted.values(), await pipe.execute()):
+                    raw.update(zip(rids, values))
+        return [tuple(json.loads(raw[rid])) if rid and raw.get(rid) is not None else None
+                for rid in recommendation_ids]
+
+    @staticmethod
+    def _bucket(rid: str) -> str | None:
+        head, sep, _ = rid.partition("-")
+        if not sep or not head or len(head) > 12:
+            return None
+        try:
+            int(head, 16)
+        except ValueError:
+            return None
+        return head
+
+    async def _flush(self) -> None:
+        while self._pending:
+            await asyncio.sleep(self.flush_s)
+            batch, self._pending = self._pending, {}
+            by_bucket: dict[str, dict[str, str]] = {}
+            for rid, value in batch.items():
+                by_bucket.setdefault(rid.partition("-")[0], {})[rid] = value
+            ttl = int(self.window_s) + 2 * self.BUCKET_S
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for bucket, mapping in by_bucket.items():
+                        pipe.hset(self.keys.slates(bucket), mapping=mapping)
+                        pipe.expire(self.keys.slates(bucket), ttl)
+                    await pipe.execute()
+                self._failing = False
+            except RedisError as exc:
+                if not self._failing:
+                    log.warning("served slates not written (clicks on them will count as untrusted): %s", exc)
+                self._failing = True
