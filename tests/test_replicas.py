@@ -1,6 +1,8 @@
 """Scale-out: one learner process + read-only API replicas on one Redis. A click sent to
 replica A changes that user's answer on replica B."""
 
+import time
+
 import httpx
 import pytest
 
@@ -53,11 +55,15 @@ def test_a_click_on_another_replica_joins_the_slate_it_answers(cluster, redis_se
         {"user_id": f"u{n}", "item_id": item, "event": "click"} for n, item in enumerate("xyyzzz")]}).json()["event_ids"]
     assert httpx.get(b.url + "/model/learned", params={"event_id": ids[-1], "timeout_ms": 10_000}).json()["learned"]
     slate = httpx.post(b.url + "/recommend", json={"user_id": "carol", "k": 3}).json()
+    client = redis_server.client()
+    bucket = "{freshrec}:slates:" + slate["recommendation_id"].partition("-")[0]
+    deadline = time.monotonic() + 10
+    while not client.hexists(bucket, slate["recommendation_id"]):  # written behind (<= 50 ms)
+        assert time.monotonic() < deadline, "slate never reached Redis"
     joined = httpx.post(a.url + "/feedback", json={"user_id": "carol", "item_id": slate["items"][0]["item_id"],
                                                   "event": "click", "recommendation_id": slate["recommendation_id"]})
     forged = httpx.post(a.url + "/feedback", json={"user_id": "dave", "item_id": "x", "event": "click",
                                                   "recommendation_id": slate["recommendation_id"]})
-    client = redis_server.client()
     trust = {eid.decode(): fields[b"tr"] for eid, fields in client.xrange("{freshrec}:feedback")}
     client.close()
     assert trust[joined.json()["event_id"]] == b"trusted"
