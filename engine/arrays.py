@@ -15,7 +15,10 @@ def ensure_capacity(arr: np.ndarray, n: int, fill: float = 0.0) -> np.ndarray:
     if n <= cap:
         return arr
     new_cap = max(n, 2 * cap, 64)
-    out = np.full((new_cap,) + arr.shape[1:], fill, dtype=arr.dtype)
+    shape = (new_cap,) + arr.shape[1:]
+    # zeros come from calloc: pages of the unused tail stay unmapped (not resident) until
+    # written, so doubling a buffer does not double its RSS at once
+    out = np.zeros(shape, dtype=arr.dtype) if fill == 0 else np.full(shape, fill, dtype=arr.dtype)
     out[:cap] = arr
     return out
 

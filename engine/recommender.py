@@ -307,6 +307,8 @@ class Recommender:
             "model_users": self.model.n_users,
             "model_items": self.model.n_items,
             "pending_impressions": len(self.pending),
+            "interactions": self._log_n,
+            "cooc_entries": int(self.cooc.size.sum()),
         }
 
 

@@ -14,8 +14,10 @@ with a catalogue of ``--items`` items loaded as in ``load/bench.py``:
    redis-server's too), events learned, stream lag, requests and errors of the window, and
    p99 of the window. A progress line per sample.
 
-Memory growth = RSS at the end vs RSS one minute in (after warm-up: the first slates,
-impression joins and allocator arenas settle), in %. Target (issue 5): 0 errors and RSS
+Memory growth = RSS at the end vs RSS one minute in (after warm-up: allocator arenas
+settle), in %. The summary also reports what the model learned meanwhile (new co-occurrence
+entries and interactions, from ``GET /model`` sizes) and the RSS growth per new
+co-occurrence entry, to tell a leak from the model's own (bounded) growth. Target (issue 5): 0 errors and RSS
 growth <= 5 %. Prints a summary table, writes ``OUT/soak.json`` and ``OUT/soak.png`` (RSS,
 p99 and req/s over time).
 
@@ -102,7 +104,9 @@ def soak(url: str, server_pid: int, redis: int | None, rate: float, users: int, 
                "redis_rss_mb": round(rss_mb(redis), 1) if redis else None,
                "requests": len(batch), "rps": round(len(batch) / SAMPLE_S, 1), "errors": n_err,
                "p99_ms": round(float(np.percentile(ms, 99)), 2) if ms else None,
-               "events_learned": info.get("events_learned"), "stream_lag": info.get("stream_lag")}
+               "events_learned": info.get("events_learned"), "stream_lag": info.get("stream_lag"),
+               "cooc_entries": (info.get("size") or {}).get("cooc_entries"),
+               "interactions": (info.get("size") or {}).get("interactions")}
         samples.append(rec)
         print(f"  {rec['t_s']:>6.0f} s  {rec['rps']:>7.1f} req/s  p99 {rec['p99_ms']:>7} ms  errors {errors:>4}  "
               f"RSS {rec['rss_mb']:>7.1f} MB  redis {rec['redis_rss_mb']} MB  learned {rec['events_learned']}  "
@@ -170,12 +174,18 @@ def main() -> int:
     redis_growth = (round(100.0 * (end["redis_rss_mb"] - warm["redis_rss_mb"]) / warm["redis_rss_mb"], 2)
                     if warm.get("redis_rss_mb") else None)
     achieved = round(result["requests"] / (end["t_s"] or 1), 1)
+    # what the model legitimately learned meanwhile (co-occurrence pairs, interactions), and
+    # the RSS growth per new co-occurrence entry: model growth, not a leak, if it is ~100 B
+    new_pairs = (end["cooc_entries"] or 0) - (warm["cooc_entries"] or 0)
+    per_pair = round((end["rss_mb"] - warm["rss_mb"]) * 2**20 / new_pairs, 1) if new_pairs > 0 else None
     summary = {"minutes": args.minutes, "fraction": args.fraction, "capacity_rps": capacity["rps"],
                "target_rps": round(rate, 1), "achieved_rps": achieved, "requests": result["requests"],
                "errors": result["errors"], "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
                "rss_mb_at_1min": warm["rss_mb"], "rss_mb_end": end["rss_mb"], "rss_growth_pct": growth,
                "redis_rss_growth_pct": redis_growth,
                "events_learned_end": end["events_learned"], "stream_lag_end": end["stream_lag"],
+               "cooc_entries_new": new_pairs, "interactions_new": (end["interactions"] or 0) - (warm["interactions"] or 0),
+               "rss_bytes_per_new_cooc_entry": per_pair,
                "pass_errors": result["errors"] == 0, "pass_rss_growth_le_5pct": growth <= 5.0}
     print(f"\n{'soak summary':<28}{'value':>14}")
     for key, value in summary.items():

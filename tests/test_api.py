@@ -95,7 +95,8 @@ def test_bad_input_creates_no_state_and_does_not_crash_the_worker(http):
     for n in range(200):
         assert http.post("/recommend", json={"user_id": f"ghost-{n}", "exclude": [f"ghost-item-{n}"]}).status_code == 200
     size = http.get("/model").json()["size"]
-    assert size == {"items": 0, "users": 0, "model_users": 0, "model_items": 0, "pending_impressions": 0}
+    assert size == {"items": 0, "users": 0, "model_users": 0, "model_items": 0, "pending_impressions": 0,
+                    "interactions": 0, "cooc_entries": 0}
     assert http.get("/health").status_code == 200
 
 
