@@ -42,8 +42,8 @@ def _unavailable(exc: Exception) -> JSONResponse:
 
 async def _events(bodies: list[FeedbackRequest], received_at: float, learner: Learner) -> list[Event]:
     """The engine events for feedback bodies; with the guard on, their trust (impression
-    join against the served slates in Redis, one MGET) is decided now, at acceptance, and
-    stored with them.
+    join against the served slates in Redis, ``SlateStore.lookup``) is decided now, at
+    acceptance, and stored with them.
 
     Raises:
         redis.exceptions.RedisError: Redis unavailable.

@@ -113,11 +113,10 @@ class CoOccurrence:
         s = self.slots[a].get(b)
         return 0.0 if s is None else float(self.vals[self.offset[a] + s])
 
-    def state(self, copy: bool = True) -> dict[str, np.ndarray]:
-        """Arrays for a snapshot (copies of the pools and row tables, or views of them
-        unless ``copy``; no per-row work)."""
+    def state(self) -> dict[str, np.ndarray]:
+        """Arrays for a snapshot: views of the pools and row tables (no per-row work)."""
         n = len(self.slots)
-        arrays = {
+        return {
             "cooc_keys": self.keys[: self.used],
             "cooc_vals": self.vals[: self.used],
             "cooc_offset": self.offset[:n],
@@ -125,7 +124,6 @@ class CoOccurrence:
             "cooc_size": self.size[:n],
             "cooc_counts": self.counts[:n],
         }
-        return {k: v.copy() for k, v in arrays.items()} if copy else arrays
 
     def load(self, arrays: dict[str, np.ndarray]) -> None:
         """Restore from ``state()`` output (same layout, so learning continues exactly)."""

@@ -26,8 +26,8 @@ from engine.recommender import Recommender
 from engine.redis_server import RedisTarget, resolve
 from engine.signing import load_key
 from engine.snapshot_writer import SnapshotWriter
-from engine.trust import SlateStore
 from engine.snapshots import Retention, SnapshotError, SnapshotInfo, SnapshotStore, pack
+from engine.trust import SlateStore
 
 log = logging.getLogger("freshrec.learner")
 
@@ -91,7 +91,7 @@ class Learner:
         self.resync_s = 5.0
         self.follower = False
         self._resync_at = 0.0
-        self._snapshot_writer: SnapshotWriter | None = None  # started at the first checkpoint
+        self._snapshot_writer: SnapshotWriter | None = None  # started by start() (or the first checkpoint)
 
     @property
     def recommender(self) -> Recommender:

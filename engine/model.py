@@ -152,10 +152,9 @@ class FactorModel:
     def n_items(self) -> int:
         return len(self.mf.i_latents)
 
-    def state(self, item_ids: list[str], copy: bool = True) -> tuple[dict[str, np.ndarray], dict]:
-        """Arrays + JSON metadata for a snapshot: the user and item mirrors (memcpy, no
-        per-user Python work), or views of them with ``copy=False``. User ids are
-        ``self.user_ids`` (rows in that order)."""
+    def state(self, item_ids: list[str]) -> tuple[dict[str, np.ndarray], dict]:
+        """Arrays + JSON metadata for a snapshot: views of the user and item mirrors (no
+        per-user Python work). User ids are ``self.user_ids`` (rows in that order)."""
         n_users, n_items = len(self.user_ids), len(item_ids)
         arrays = {
             "user_factors": self.user_factors[:n_users],
@@ -164,8 +163,6 @@ class FactorModel:
             "item_bias": self.item_bias[:n_items],
             "item_learned": self.item_learned[:n_items],
         }
-        if copy:
-            arrays = {k: v.copy() for k, v in arrays.items()}
         meta = {"mean_n": self.mf.global_mean.n, "mean": self.mf.global_mean._mean}
         return arrays, meta
 

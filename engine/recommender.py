@@ -234,10 +234,10 @@ class Recommender:
         """
         cat = self.catalogue
         arrays: dict[str, np.ndarray] = {}
-        trend_arrays, trend_meta = self.trend.state(copy)
+        trend_arrays, trend_meta = self.trend.state()
         arrays.update(trend_arrays)
-        arrays.update(self.cooc.state(copy))
-        model_arrays, model_meta = self.model.state(cat.ids, copy)
+        arrays.update(self.cooc.state())
+        model_arrays, model_meta = self.model.state(cat.ids)
         arrays.update({f"mf_{k}": v for k, v in model_arrays.items()})
         n = self._log_n
         arrays["log_user"] = self._log_user[:n]
@@ -247,8 +247,7 @@ class Recommender:
         arrays["items_text"], arrays["items_len"] = cat.packed.arrays()
         arrays["users_text"], arrays["users_len"] = self.model.user_packed.arrays()
         if copy:
-            arrays.update({k: arrays[k].copy() for k in ("log_user", "log_item", "log_pos", "recent", "items_text",
-                                                         "items_len", "users_text", "users_len")})
+            arrays = {k: v.copy() for k, v in arrays.items()}
         meta = {
             "config": {k: getattr(self.config, k) for k in self.config.__dataclass_fields__},
 

@@ -181,10 +181,10 @@ class Retention:
 
 
 def blob_client(url: str, socket_timeout: float = 60.0) -> redis.Redis:
-    """A synchronous client for ``write_blob`` from a worker thread. It packs commands with
-    redis-py's pure-Python serializer, which passes large values to ``sendall`` as
-    memoryviews (GIL released); the default hiredis packer copies every 1 MB chunk while
-    holding the GIL (~2 ms each: 135 ms of event-loop stalls per 70 MB, measured)."""
+    """A synchronous client for ``write_blob``. It packs commands with redis-py's
+    pure-Python serializer, which hands large values to ``sendall`` as memoryviews; the
+    default hiredis packer copies every 1 MB chunk first (~2 ms each, 135 ms of CPU per
+    70 MB, measured), CPU the serving process would lose on a small machine."""
     packer = PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode)
     return redis.Redis.from_url(url, socket_timeout=socket_timeout, command_packer=packer)
 
@@ -195,8 +195,8 @@ def write_blob(client: redis.Redis, key: str, blob: bytes | bytearray | np.ndarr
 
     One 70 MB SET blocks an asyncio event loop ~100 ms inside redis-py and Redis itself for
     as long (measured); chunks let other clients' commands (XADDs) interleave. The key is
-    not referenced by any metadata until ``SnapshotStore.commit``. From a thread, use
-    ``blob_client`` (no GIL-held copies).
+    not referenced by any metadata until ``SnapshotStore.commit``, and carries a TTL until
+    then. Use ``blob_client`` (no per-chunk copies).
     """
     view = memoryview(blob).cast("B")
     client.unlink(key)

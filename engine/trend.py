@@ -70,10 +70,9 @@ class DecayedPopularity:
         self.t_ref = t
         self.log_score[: self.n] = np.log(self.counts[: self.n] + self.eps) + _jitter(np.arange(self.n))
 
-    def state(self, copy: bool = True) -> tuple[dict[str, np.ndarray], dict]:
-        """Arrays and JSON metadata for a snapshot (views of the live arrays unless ``copy``)."""
-        counts = self.counts[: self.n]
-        return {"counts": counts.copy() if copy else counts}, {"t_ref": self.t_ref}
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Arrays (views of the live ones) and JSON metadata for a snapshot."""
+        return {"counts": self.counts[: self.n]}, {"t_ref": self.t_ref}
 
     def load(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
         """Restore from ``state()`` output."""
