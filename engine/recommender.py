@@ -56,7 +56,7 @@ class Recommender:
         c = self.config
         self.catalogue = Catalogue()
         self.trend = DecayedPopularity(c.trend_half_life_h * 3600.0)
-        self.cooc = CoOccurrence(window=2 * c.cooc_history)
+        self.cooc = CoOccurrence(window=2 * c.cooc_history, max_neighbours=c.cooc_neighbours)
         self.model = FactorModel(c.n_factors, c.learning_rate, c.l2, c.seed)
         self.seen: dict[str, dict[int, None]] = {}
         self.positives: dict[str, list[int]] = {}
@@ -307,7 +307,7 @@ class Recommender:
             "model_items": self.model.n_items,
             "pending_impressions": len(self.pending),
             "interactions": self._log_n,
-            "cooc_entries": int(self.cooc.size.sum()),
+            "cooc_entries": self.cooc.entries(),
         }
 
 

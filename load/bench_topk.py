@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     rec, known, setup_s, n_events = build_recommender(args.items, args.factors, args.users, args.zipf)
     n = len(rec.catalogue)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    pairs = int(rec.cooc.size[: len(rec.cooc.slots)].sum())
+    pairs = rec.cooc.entries()
     print(f"setup: {n_events} events in {setup_s:.1f} s; {n} items, {len(known)} users with history; "
           f"{pairs} co-occurrence entries; peak RSS {rss_mb:.0f} MB")
 
