@@ -25,8 +25,8 @@ class EngineConfig:
             event time.
         cooc_weight: weight of the item-to-item co-occurrence signal.
         cooc_history: how many of the user's most recent positives feed co-occurrence.
-        cooc_neighbours: co-occurrence neighbours kept per item (Space-Saving); memory is
-            12 bytes x this per catalogue item (64: 77 MB for 100k items), fixed per item.
+        cooc_neighbours: co-occurrence neighbours kept per item (Space-Saving, a power of
+            two); memory is 8 bytes per stored pair, at most 8 bytes x this per item.
         mf_weight: weight of the BiasedMF score.
 
     Events
@@ -57,7 +57,7 @@ class EngineConfig:
     trend_half_life_h: float = 36.0
     cooc_weight: float = 6.0
     cooc_history: int = 10
-    cooc_neighbours: int = 64
+    cooc_neighbours: int = 256
     mf_weight: float = 1.0
 
     positive_threshold: float = 8.0

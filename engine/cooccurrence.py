@@ -6,6 +6,8 @@ import numpy as np
 
 from engine.arrays import ensure_capacity
 
+_MIN_CAPACITY = 4
+
 
 class CoOccurrence:
     """Symmetric co-occurrence counts between items liked by the same user.
@@ -15,45 +17,59 @@ class CoOccurrence:
     ``sum_{h in H} c(h, j) / sqrt(n_h * n_j)`` (cosine-normalised co-counts, the item-based
     CF of Sarwar et al., WWW 2001 / Linden et al., IEEE Internet Computing 2003).
 
-    Each item keeps at most ``max_neighbours`` (K) neighbours in a fixed row of three dense
-    tables, filled from the left (``size[i]`` slots used): ``keys`` (n_items, K) int32 holds
-    neighbour index + 1 (0 = empty), ``vals`` and ``eps`` (n_items, K) float32 hold the
-    Space-Saving counter and its error (Metwally, Agrawal & El Abbadi, ICDT 2005). When a row
-    is full, a new neighbour replaces the one with the smallest counter, inherits it as its
-    error ``eps`` and adds its weight, so every neighbour whose true co-count exceeds the
-    row's total / K is kept, and ``vals - eps <= c <= vals``. Scores use the guaranteed count
-    ``c = vals - eps``: the inherited part is not evidence (scoring the raw counter instead
-    cost 21 % of HR@10 on MovieTweetings at K = 64). Within one event, neighbours already
-    kept are bumped before new ones take slots. Below K neighbours the counts are exact.
+    Each item keeps at most ``max_neighbours`` (K) neighbours. When its row is full, a new
+    neighbour replaces the one with the smallest count and inherits that count + its
+    weight: the Space-Saving heavy-hitter algorithm (Metwally, Agrawal & El Abbadi,
+    ICDT 2005), which keeps every neighbour whose true co-count exceeds total / K. Within
+    one event, neighbours already kept are bumped before new ones take slots; below K
+    neighbours the counts are exact.
 
-    Memory is 12·K bytes per catalogue item, fixed when the item arrives (K = 64: 77 MB for
-    100k items) and independent of how many pairs the stream produces, so a long-running
-    server does not grow as users pair new items, and a snapshot is a memcpy of the tables.
-    Updates and scoring are vectorised over a user's history (no per-pair Python object).
+    Layout: rows live in two shared numpy pools, ``keys`` (int32 neighbour index) and
+    ``vals`` (float32 count), at ``offset[i]`` with room for ``capacity[i]`` entries
+    (4, 8, ... K, doubling). A row that outgrows its room moves to a larger block and its old
+    block goes on a free list for that capacity, which later rows of that size reuse, so the
+    pools stay within ~2x the live entries. Memory is 8 bytes per stored pair plus 24 bytes
+    per item (no Python object per pair or per row), so it grows only as the model learns
+    new pairs and is bounded by 8·K bytes per item. Lookups, updates and scoring are
+    vectorised over a user's history; a snapshot is a memcpy of the pools, tables and free
+    lists, and a restored index continues bit for bit.
 
     Args:
         window: how many previous positives of the user each new positive pairs with.
-        max_neighbours: K, neighbours kept per item.
+        max_neighbours: K, neighbours kept per item (a power of two >= 4).
     """
 
-    def __init__(self, window: int = 20, max_neighbours: int = 64) -> None:
+    def __init__(self, window: int = 20, max_neighbours: int = 256) -> None:
         self.window = window
         self.max_neighbours = max_neighbours
-        self.keys = np.zeros((0, max_neighbours), dtype=np.int32)
-        self.vals = np.zeros((0, max_neighbours), dtype=np.float32)
-        self.eps = np.zeros((0, max_neighbours), dtype=np.float32)
+        self.keys = np.zeros(0, dtype=np.int32)
+        self.vals = np.zeros(0, dtype=np.float32)
+        self.used = 0
+        self.offset = np.zeros(0, dtype=np.int64)
+        self.capacity = np.zeros(0, dtype=np.int32)
         self.size = np.zeros(0, dtype=np.int32)
         self.counts = np.zeros(0)
         self.n = 0
+        # free blocks per capacity class: a stack of offsets each (numpy, so snapshots copy it)
+        self._free = {c: np.zeros(0, dtype=np.int64) for c in self._classes()}
+        self._free_n = dict.fromkeys(self._free, 0)
+
+    def _classes(self) -> list[int]:
+        caps, c = [], _MIN_CAPACITY
+        while c < self.max_neighbours:
+            caps.append(c)
+            c *= 2
+        return caps + [self.max_neighbours]
 
     def grow(self, n: int) -> None:
         """Make room for ``n`` items."""
         if n <= self.n:
             return
-        for name in ("keys", "vals", "eps", "size", "counts"):
+        for name in ("offset", "capacity", "size", "counts"):
             setattr(self, name, ensure_capacity(getattr(self, name), n))
         self.n = n
 
+    # ------------------------------------------------------------------ updates
     def add(self, history: list[int], idx: int, weight: float = 1.0) -> None:
         """Record a positive on ``idx`` by a user whose earlier positives are ``history``
         (``weight`` < 1 damps an untrusted event's counts). An item that appears m times in
@@ -67,22 +83,22 @@ class CoOccurrence:
             return
         w: float | np.ndarray = float(weight)
         if len(set(recent)) == len(recent):
-            rows = np.array(recent, dtype=np.int64)
+            items = np.array(recent, dtype=np.int64)
         else:
-            rows, mult = np.unique(np.array(recent, dtype=np.int64), return_counts=True)
+            items, mult = np.unique(np.array(recent, dtype=np.int64), return_counts=True)
             w = (mult * weight).astype(np.float32)
-        self._add_to_row(idx, rows, w)
-        self._add_to_rows(rows, idx, w)
+        self._add_to_row(idx, items, w)
+        self._add_to_rows(items, idx, w)
 
     def _add_to_row(self, row: int, items: np.ndarray, w: float | np.ndarray) -> None:
         """Count (row, items[j]) += w (or w[j]); ``items`` distinct."""
-        n = int(self.size[row])
-        keys, vals = self.keys[row], self.vals[row]
         scalar = isinstance(w, float)
+        n = int(self.size[row])
         if n:
-            slot, j = (keys[:n, None] == items + 1).nonzero()
+            off = int(self.offset[row])
+            slot, j = (self.keys[off: off + n, None] == items).nonzero()
             if len(j):
-                vals[slot] += w if scalar else w[j]
+                self.vals[off + slot] += w if scalar else w[j]
                 if len(j) == len(items):
                     return
                 miss = np.ones(len(items), dtype=bool)
@@ -92,107 +108,149 @@ class CoOccurrence:
                     w = w[miss]
         take = min(self.max_neighbours - n, len(items))
         if take:
-            keys[n: n + take] = items[:take] + 1
-            vals[n: n + take] = w if scalar else w[:take]
+            if n + take > int(self.capacity[row]):
+                self._relocate(row, n + take)
+            off = int(self.offset[row])
+            self.keys[off + n: off + n + take] = items[:take]
+            self.vals[off + n: off + n + take] = w if scalar else w[:take]
             self.size[row] = n + take
-        for j in range(take, len(items)):  # Space-Saving: replace the smallest count
-            s = int(vals.argmin())
-            keys[s] = items[j] + 1
-            self.eps[row, s] = vals[s]
-            vals[s] += w if scalar else w[j]
+        if take < len(items):  # Space-Saving: each newcomer replaces the smallest count
+            off = int(self.offset[row])
+            keys, vals = self.keys[off: off + n + take], self.vals[off: off + n + take]
+            for j in range(take, len(items)):
+                s = int(vals.argmin())
+                keys[s] = items[j]
+                vals[s] += w if scalar else w[j]
 
     def _add_to_rows(self, rows: np.ndarray, item: int, w: float | np.ndarray) -> None:
         """Count (rows[j], item) += w (or w[j]); ``rows`` distinct."""
         scalar = isinstance(w, float)
-        j, slot = (self.keys[rows] == item + 1).nonzero()
-        if len(j):
-            self.vals[rows[j], slot] += w if scalar else w[j]
-            if len(j) == len(rows):
+        sizes = self.size[rows]
+        pos = _ragged(self.offset[rows], sizes)
+        hit = (self.keys[pos] == item).nonzero()[0]
+        if len(hit):
+            self.vals[pos[hit]] += w if scalar else w[np.repeat(np.arange(len(rows)), sizes)[hit]]
+            if len(hit) == len(rows):
                 return
+            owner = np.repeat(np.arange(len(rows)), sizes)[hit]
             miss = np.ones(len(rows), dtype=bool)
-            miss[j] = False
-            rows = rows[miss]
+            miss[owner] = False
+            rows, sizes = rows[miss], sizes[miss]
             if not scalar:
                 w = w[miss]
-        sizes = self.size[rows]
-        full = sizes == self.max_neighbours
-        if full.any():  # Space-Saving: replace the smallest count of each full row
-            r, wf = rows[full], (w if scalar else w[full])
-            s = self.vals[r].argmin(axis=1)
-            self.keys[r, s] = item + 1
-            self.eps[r, s] = self.vals[r, s]
-            self.vals[r, s] += wf
+        room = sizes < self.capacity[rows]
+        if not room.all():
+            full = sizes == self.max_neighbours
+            if full.any():  # Space-Saving: replace the smallest count of each full row
+                at = self.offset[rows[full]][:, None] + np.arange(self.max_neighbours)
+                at = at[np.arange(len(at)), self.vals[at].argmin(axis=1)]
+                self.keys[at] = item
+                self.vals[at] += w if scalar else w[full]
+            for j in np.flatnonzero(~room & ~full).tolist():  # rows that must move first
+                row = int(rows[j])
+                self._relocate(row, int(sizes[j]) + 1)
             room = ~full
             rows, sizes = rows[room], sizes[room]
             if not scalar:
                 w = w[room]
-        self.keys[rows, sizes] = item + 1
-        self.vals[rows, sizes] = w
+        at = self.offset[rows] + sizes
+        self.keys[at] = item
+        self.vals[at] = w
         self.size[rows] = sizes + 1
 
+    def _relocate(self, row: int, need: int) -> None:
+        """Move ``row`` to a free block of the smallest class holding ``need`` entries."""
+        cap = int(self.capacity[row])
+        new_cap = max(_MIN_CAPACITY, cap)
+        while new_cap < need:
+            new_cap *= 2
+        new_cap = min(new_cap, self.max_neighbours)
+        k = self._free_n[new_cap]
+        if k:
+            start = int(self._free[new_cap][k - 1])
+            self._free_n[new_cap] = k - 1
+        else:
+            start = self.used
+            self.keys = ensure_capacity(self.keys, start + new_cap)
+            self.vals = ensure_capacity(self.vals, start + new_cap)
+            self.used = start + new_cap
+        off, size = int(self.offset[row]), int(self.size[row])
+        self.keys[start: start + size] = self.keys[off: off + size]
+        self.vals[start: start + size] = self.vals[off: off + size]
+        if cap:
+            k = self._free_n[cap]
+            self._free[cap] = ensure_capacity(self._free[cap], k + 1)
+            self._free[cap][k] = off
+            self._free_n[cap] = k + 1
+        self.offset[row] = start
+        self.capacity[row] = new_cap
+
+    # ------------------------------------------------------------------ reads
     def scores(self, history: list[int], n: int) -> np.ndarray:
         """Co-occurrence score of every item for a user with ``history`` (an item listed
         twice counts twice): shape (n,), float64."""
         h = np.asarray(history, dtype=np.int64)
-        k = self.keys[h].ravel()
-        filled = np.flatnonzero(k)
-        if not len(filled):
+        sizes = self.size[h]
+        pos = _ragged(self.offset[h], sizes)
+        if not len(pos):
             return np.zeros(n)
-        k = k[filled] - 1
+        k = self.keys[pos]
         counts = self.counts
-        weights = (self.vals[h] - self.eps[h]).ravel()[filled] / np.sqrt(counts[h[filled // self.max_neighbours]] * counts[k])
+        weights = self.vals[pos] / np.sqrt(np.repeat(counts[h], sizes) * counts[k])
         return np.bincount(k, weights, minlength=n)[:n]
 
     def get(self, a: int, b: int) -> float:
-        """Guaranteed co-count of (a, b), the value scores use (0 when b is not among a's
-        kept neighbours)."""
-        hit = np.flatnonzero(self.keys[a] == b + 1)
-        return float(self.vals[a, hit[0]] - self.eps[a, hit[0]]) if len(hit) else 0.0
+        """Stored co-count of (a, b) (0 when b is not among a's kept neighbours)."""
+        off = int(self.offset[a])
+        hit = np.flatnonzero(self.keys[off: off + int(self.size[a])] == b)
+        return float(self.vals[off + hit[0]]) if len(hit) else 0.0
 
     def entries(self) -> int:
         """Number of stored (item, neighbour) pairs."""
         return int(self.size[: self.n].sum())
 
+    # ------------------------------------------------------------------ snapshots
     def state(self) -> dict[str, np.ndarray]:
-        """Arrays for a snapshot: views of the tables (no per-row work)."""
+        """Arrays for a snapshot: views of the pools, row tables and free lists (no per-row
+        work)."""
         n = self.n
-        return {
-            "cooc_keys": self.keys[:n],
-            "cooc_vals": self.vals[:n],
-            "cooc_eps": self.eps[:n],
+        arrays = {
+            "cooc_keys": self.keys[: self.used],
+            "cooc_vals": self.vals[: self.used],
+            "cooc_offset": self.offset[:n],
+            "cooc_capacity": self.capacity[:n],
             "cooc_size": self.size[:n],
             "cooc_counts": self.counts[:n],
         }
+        for cap, free in self._free.items():
+            arrays[f"cooc_free_{cap}"] = free[: self._free_n[cap]]
+        return arrays
 
     def load(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore from ``state()`` output, so learning continues exactly.
+        """Restore from ``state()`` output (same layout, so learning continues exactly).
 
-        Also reads the layout of earlier snapshots (row pools at ``cooc_offset``, no error
-        table) and tables of another width: rows are rebuilt keeping their K largest
-        guaranteed counts (with zero error).
+        Snapshots written before the free lists existed (int64 / float64 pools) load too:
+        their holes are simply not reused.
         """
         n = len(arrays["cooc_counts"])
         self.__init__(self.window, self.max_neighbours)
         self.grow(n)
-        self.counts[:n] = arrays["cooc_counts"]
-        keys, vals = arrays["cooc_keys"], arrays["cooc_vals"]
-        if "cooc_offset" not in arrays and keys.ndim == 2 and keys.shape[1] == self.max_neighbours:
-            self.keys[:n] = keys
-            self.vals[:n] = vals
-            self.eps[:n] = arrays["cooc_eps"]
-            self.size[:n] = arrays["cooc_size"]
-            return
-        sizes = arrays["cooc_size"]
-        offsets = arrays.get("cooc_offset")
-        eps = arrays.get("cooc_eps")
-        for row in np.flatnonzero(sizes).tolist():
-            size = int(sizes[row])
-            if offsets is None:
-                k, v = keys[row, :size], vals[row, :size] - eps[row, :size]
-            else:  # pools of neighbour indices (not shifted), no error table
-                off = int(offsets[row])
-                k, v = keys[off: off + size] + 1, vals[off: off + size]
-            order = np.argsort(-v, kind="stable")[: self.max_neighbours]
-            self.keys[row, : len(order)] = k[order]
-            self.vals[row, : len(order)] = v[order]
-            self.size[row] = len(order)
+        self.keys = arrays["cooc_keys"].astype(np.int32)
+        self.vals = arrays["cooc_vals"].astype(np.float32)
+        self.used = len(self.keys)
+        for name in ("offset", "capacity", "size", "counts"):
+            getattr(self, name)[:n] = arrays[f"cooc_{name}"]
+        for cap in self._free:
+            free = arrays.get(f"cooc_free_{cap}")
+            if free is not None:
+                self._free[cap] = free.astype(np.int64)
+                self._free_n[cap] = len(free)
+
+
+def _ragged(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Pool positions of the concatenated blocks ``[starts[j], starts[j] + sizes[j])``."""
+    total = int(sizes.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(sizes)
+    return np.arange(total) + np.repeat(starts - (ends - sizes), sizes)
