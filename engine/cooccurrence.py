@@ -7,6 +7,7 @@ import numpy as np
 from engine.arrays import ensure_capacity
 
 _MIN_CAPACITY = 4
+_SMALL = 4  # histories up to this many items take the scalar update path
 
 
 class CoOccurrence:
@@ -87,22 +88,29 @@ class CoOccurrence:
         else:
             items, mult = np.unique(np.array(recent, dtype=np.int64), return_counts=True)
             w = (mult * weight).astype(np.float32)
-        self._add_to_row(idx, items, w)
-        self._add_to_rows(items, idx, w)
+        # Counts are symmetric, and a row only ever loses a neighbour by a Space-Saving
+        # replacement, which needs a full row. So while row idx is not full, a history item
+        # missing from row idx has never been paired with idx, and its own row cannot hold
+        # idx: only the rows of items found in row idx need searching.
+        full = int(self.size[idx]) == self.max_neighbours
+        found = self._add_to_row(idx, items, w)
+        self._add_to_rows(items, idx, w, None if full else found)
 
-    def _add_to_row(self, row: int, items: np.ndarray, w: float | np.ndarray) -> None:
-        """Count (row, items[j]) += w (or w[j]); ``items`` distinct."""
+    def _add_to_row(self, row: int, items: np.ndarray, w: float | np.ndarray) -> np.ndarray:
+        """Count (row, items[j]) += w (or w[j]); ``items`` distinct. Returns which items
+        were already neighbours (bool mask)."""
         scalar = isinstance(w, float)
         n = int(self.size[row])
+        found = np.zeros(len(items), dtype=bool)
         if n:
             off = int(self.offset[row])
             slot, j = (self.keys[off: off + n, None] == items).nonzero()
             if len(j):
                 self.vals[off + slot] += w if scalar else w[j]
+                found[j] = True
                 if len(j) == len(items):
-                    return
-                miss = np.ones(len(items), dtype=bool)
-                miss[j] = False
+                    return found
+                miss = ~found
                 items = items[miss]
                 if not scalar:
                     w = w[miss]
@@ -121,23 +129,51 @@ class CoOccurrence:
                 s = int(vals.argmin())
                 keys[s] = items[j]
                 vals[s] += w if scalar else w[j]
+        return found
 
-    def _add_to_rows(self, rows: np.ndarray, item: int, w: float | np.ndarray) -> None:
-        """Count (rows[j], item) += w (or w[j]); ``rows`` distinct."""
+    def _add_to_rows(self, rows: np.ndarray, item: int, w: float | np.ndarray,
+                     candidates: np.ndarray | None = None) -> None:
+        """Count (rows[j], item) += w (or w[j]); ``rows`` distinct. ``candidates`` (bool
+        mask, optional) marks the only rows that may already hold ``item``."""
         scalar = isinstance(w, float)
-        sizes = self.size[rows]
-        pos = _ragged(self.offset[rows], sizes)
-        hit = (self.keys[pos] == item).nonzero()[0]
+        if len(rows) <= _SMALL:  # scalar code beats ~10 fixed-cost numpy calls here
+            for j, row in enumerate(rows.tolist()):
+                wj = w if scalar else float(w[j])
+                n, off = int(self.size[row]), int(self.offset[row])
+                if candidates is None or candidates[j]:
+                    s = (self.keys[off: off + n] == item).nonzero()[0]
+                    if len(s):
+                        self.vals[off + int(s[0])] += wj
+                        continue
+                if n == self.max_neighbours:  # Space-Saving replacement
+                    s = off + int(self.vals[off: off + n].argmin())
+                    self.keys[s] = item
+                    self.vals[s] += wj
+                    continue
+                if n == int(self.capacity[row]):
+                    self._relocate(row, n + 1)
+                    off = int(self.offset[row])
+                self.keys[off + n] = item
+                self.vals[off + n] = wj
+                self.size[row] = n + 1
+            return
+        search = rows if candidates is None else rows[candidates]
+        if len(search):
+            sizes = self.size[search]
+            pos = _ragged(self.offset[search], sizes)
+            hit = (self.keys[pos] == item).nonzero()[0]
+        else:
+            hit = ()
         if len(hit):
-            self.vals[pos[hit]] += w if scalar else w[np.repeat(np.arange(len(rows)), sizes)[hit]]
+            self.vals[pos[hit]] += w if scalar else w[_owner(candidates, sizes, hit)]
             if len(hit) == len(rows):
                 return
-            owner = np.repeat(np.arange(len(rows)), sizes)[hit]
             miss = np.ones(len(rows), dtype=bool)
-            miss[owner] = False
-            rows, sizes = rows[miss], sizes[miss]
+            miss[_owner(candidates, sizes, hit)] = False
+            rows = rows[miss]
             if not scalar:
                 w = w[miss]
+        sizes = self.size[rows]
         room = sizes < self.capacity[rows]
         if not room.all():
             full = sizes == self.max_neighbours
@@ -245,6 +281,12 @@ class CoOccurrence:
             if free is not None:
                 self._free[cap] = free.astype(np.int64)
                 self._free_n[cap] = len(free)
+
+
+def _owner(candidates: np.ndarray | None, sizes: np.ndarray, hit: np.ndarray) -> np.ndarray:
+    """Indices (into the full row list) of the searched rows that own pool hits ``hit``."""
+    owner = np.repeat(np.arange(len(sizes)), sizes)[hit]
+    return owner if candidates is None else np.flatnonzero(candidates)[owner]
 
 
 def _ragged(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:

@@ -179,14 +179,16 @@ class Recommender:
 
     def _positive(self, user: str, item_id: str, idx: int, t: float, weight: float = 1.0) -> None:
         c = self.config
-        self.model.learn(user, item_id, idx, 1.0, weight)
+        steps = [(item_id, idx, 1.0, weight)]
         seen = self.seen.setdefault(user, {})
         if self.recent_count and c.negatives_per_positive:
             size = min(self.recent_count, _RECENT)
+            ids = self.catalogue.ids
             for n in range(c.negatives_per_positive):
                 j = int(self.recent[_mix(c.seed, self.events_learned, n) % size])
                 if j != idx and j not in seen:
-                    self.model.learn(user, self.catalogue.ids[j], j, 0.0)
+                    steps.append((ids[j], j, 0.0, 1.0))
+        self.model.learn_steps(user, steps)
         history = self.positives.setdefault(user, [])
         self.cooc.add(history, idx, weight)
         history.append(idx)
