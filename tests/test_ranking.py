@@ -57,3 +57,26 @@ def test_top_k_equals_full_sort_and_honours_exclusions():
 def test_top_k_returns_fewer_when_fewer_items_are_eligible():
     idx, _ = top_k(np.arange(5.0), 10, np.array([0, 1, 2]))
     assert sorted(idx.tolist()) == [3, 4]
+
+
+def test_top_k_is_exact_with_ties_exclusions_and_few_eligible_items():
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        n = int(rng.integers(1, 3000))
+        kind = trial % 3
+        if kind == 0:
+            scores = rng.normal(size=n)
+        elif kind == 1:  # heavy ties (cold items all at the same score)
+            scores = rng.choice([0.0, 1.0, 2.5], size=n)
+        else:  # most items excluded
+            scores = rng.normal(size=n)
+        k = int(rng.integers(1, 40))
+        n_ex = int(rng.integers(0, n)) if kind == 2 else int(rng.integers(0, n // 4 + 1))
+        exclude = rng.choice(n, n_ex, replace=False)
+        idx, top = top_k(scores.copy(), k, exclude)
+        masked = scores.copy()
+        masked[exclude] = -np.inf
+        expected = np.sort(masked[np.isfinite(masked)])[::-1][:k]
+        np.testing.assert_array_equal(top, expected)  # the k best scores, best first
+        np.testing.assert_array_equal(scores[idx], top)
+        assert len(set(idx.tolist())) == len(idx) and not set(idx.tolist()) & set(exclude.tolist())
