@@ -43,10 +43,13 @@ class FactorModel:
 
     ``y_hat(u, i) = mu + b_u + b_i + <p_u, q_i>`` (Paterek 2007; Koren, Bell & Volinsky 2009),
     fitted by River's ``reco.BiasedMF`` with squared loss on labels 1 (positive) / 0
-    (negative or sampled negative). After every ``learn_one`` the touched item's ``b_i`` and
-    ``q_i`` are copied into contiguous float64 arrays ``item_bias`` (n,) and
-    ``item_factors`` (n, n_factors), indexed by catalogue row, so serving is one
-    matrix-vector product. ``user_vector`` reads without creating state.
+    (negative or sampled negative). After every step the touched item's ``b_i`` and ``q_i``
+    are copied into contiguous arrays indexed by catalogue row: ``item_bias`` (n,) float64,
+    ``item_factors`` (n, n_factors) float64 (exact, what snapshots hold) and
+    ``serving_factors``, the same in float32, so serving is one matrix-vector product that
+    reads half the bytes (the product is memory-bound: 100k x 16 factors takes ~0.1 ms in
+    float32 against ~0.2 ms in float64 here; scores differ by ~1e-7 relative).
+    ``user_vector`` reads without creating state.
 
     Args:
         n_factors: latent dimension.
@@ -62,6 +65,7 @@ class FactorModel:
         self.seed = seed
         self.mf = self._new_river_model()
         self.item_factors = np.zeros((0, n_factors))
+        self.serving_factors = np.zeros((0, n_factors), dtype=np.float32)
         self.item_bias = np.zeros(0)
         self.item_learned = np.zeros(0, dtype=bool)
         self.n = 0
@@ -103,6 +107,7 @@ class FactorModel:
         """Make room for ``n`` catalogue rows; rows of items never learned stay zero."""
         if n > self.n:
             self.item_factors = ensure_capacity(self.item_factors, n)
+            self.serving_factors = ensure_capacity(self.serving_factors, n)
             self.item_bias = ensure_capacity(self.item_bias, n)
             self.item_learned = ensure_capacity(self.item_learned, n, False)
             self.n = n
@@ -148,6 +153,7 @@ class FactorModel:
             p -= lr * u_grad
             q -= lr_i * i_grad
             self.item_factors[idx] = q
+            self.serving_factors[idx] = q
             self.item_bias[idx] = i_biases[item_id]
             self.item_learned[idx] = True
         row = self.user_row(user_id)
@@ -159,11 +165,12 @@ class FactorModel:
         return self.mf.u_latents.get(user_id)
 
     def scores(self, user_id: str, n: int) -> np.ndarray:
-        """``b_i + <p_u, q_i>`` for every catalogue row (n,); item bias only for unknown users."""
+        """``b_i + <p_u, q_i>`` for every catalogue row (n,) float64, the dot product in
+        float32; item bias only for unknown users."""
         p_u = self.user_vector(user_id)
         if p_u is None:
             return self.item_bias[:n].copy()
-        out = self.item_factors[:n] @ p_u
+        out = (self.serving_factors[:n] @ p_u.astype(np.float32)).astype(np.float64)
         out += self.item_bias[:n]
         return out
 
@@ -204,11 +211,13 @@ class FactorModel:
         self.user_bias[: len(self.user_ids)] = arrays["user_bias"]
         self.n = 0
         self.item_factors = np.zeros((0, self.n_factors))
+        self.serving_factors = np.zeros((0, self.n_factors), dtype=np.float32)
         self.item_bias = np.zeros(0)
         self.item_learned = np.zeros(0, dtype=bool)
         self.grow(len(item_ids))
         self.item_learned[: len(item_ids)] = arrays["item_learned"]
         self.item_factors[: len(item_ids)] = arrays["item_factors"]
+        self.serving_factors[: len(item_ids)] = arrays["item_factors"]
         self.item_bias[: len(item_ids)] = arrays["item_bias"]
         for idx in np.flatnonzero(arrays["item_learned"]).tolist():
             item = item_ids[idx]
