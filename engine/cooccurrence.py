@@ -225,15 +225,24 @@ class CoOccurrence:
     def scores(self, history: list[int], n: int) -> np.ndarray:
         """Co-occurrence score of every item for a user with ``history`` (an item listed
         twice counts twice): shape (n,), float64."""
+        out = np.zeros(n)
+        self.add_scores(history, out)
+        return out
+
+    def add_scores(self, history: list[int], out: np.ndarray, weight: float = 1.0) -> None:
+        """``out += weight * scores(history)``, touching only the neighbours' rows (a sparse
+        scatter-add instead of three passes over a dense catalogue-sized vector)."""
         h = np.asarray(history, dtype=np.int64)
         sizes = self.size[h]
         pos = _ragged(self.offset[h], sizes)
         if not len(pos):
-            return np.zeros(n)
+            return
         k = self.keys[pos]
         counts = self.counts
         weights = self.vals[pos] / np.sqrt(np.repeat(counts[h], sizes) * counts[k])
-        return np.bincount(k, weights, minlength=n)[:n]
+        if weight != 1.0:
+            weights *= weight
+        np.add.at(out, k, weights)
 
     def get(self, a: int, b: int) -> float:
         """Stored co-count of (a, b) (0 when b is not among a's kept neighbours)."""

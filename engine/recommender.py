@@ -111,7 +111,7 @@ class Recommender:
         scores += self.trend.log_score[:n]
         history = self.positives.get(user_id)
         if history:
-            scores += c.cooc_weight * self.cooc.scores(history[-c.cooc_history:], n)
+            self.cooc.add_scores(history[-c.cooc_history:], scores, c.cooc_weight)
         return scores
 
     def knows_user(self, user_id: str) -> bool:
