@@ -31,7 +31,15 @@ from engine.trust import SlateStore
 
 log = logging.getLogger("freshrec.learner")
 
-_CHUNK = 32  # events applied between yields to the event loop (keeps /recommend responsive)
+# The learner shares the event loop with the API: it applies events in time slices and
+# yields between them, so a request waits at most one slice. When every loop iteration also
+# carries a full load of requests (32 in flight take ~15 ms), a fixed 32-event chunk per
+# iteration capped learning at ~1.5k events/s while /recommend ran at saturation (measured,
+# load/bench.py). Slices are therefore timed, and longer while the stream has a backlog (a
+# full batch came back), so the learner catches up instead of falling further behind.
+_SLICE_S = 0.002  # per slice, stream caught up
+_SLICE_BACKLOG_S = 0.008  # per slice, stream behind
+_CHECK_EVERY = 8  # events between clock reads
 
 
 def stream_id_key(event_id: str) -> tuple[int, int]:
@@ -141,29 +149,36 @@ class Learner:
         """
         events = await self.log.read(self.consumer, count=count, block_ms=block_ms)
         async with self._lock:
-            await self._apply(events)
+            await self._apply(events, backlog=len(events) >= count)
         self._maybe_checkpoint()
         return len(events)
 
-    async def _apply(self, events, ack: bool = True) -> None:
+    async def _apply(self, events, ack: bool = True, backlog: bool = False) -> None:
+        """Apply ``events`` in order, yielding to the event loop after every time slice
+        (``_SLICE_S``, or ``_SLICE_BACKLOG_S`` when ``backlog``); then XACK them."""
         guarded = self.guarded
-        for start in range(0, len(events), _CHUNK):
-            now = time.time()
-            for event in events[start: start + _CHUNK]:
-                try:
-                    guarded.apply(event)
-                except (ValueError, KeyError) as exc:  # never crash on one bad entry
-                    self.errors += 1
-                    log.error("skipped stream entry %s: %s", event.event_id, exc)
-                    guarded.recommender.last_event_id = event.event_id
-                    continue
-                lag_s = now - event.received_at
-                self.freshness.add(lag_s * 1000.0)
-                if self.on_learned is not None:
-                    self.on_learned(lag_s)
-            self._wake()
-            if start + _CHUNK < len(events):
+        budget = _SLICE_BACKLOG_S if backlog else _SLICE_S
+        clock = time.perf_counter
+        slice_end = clock() + budget
+        now = time.time()
+        for n, event in enumerate(events, 1):
+            try:
+                guarded.apply(event)
+            except (ValueError, KeyError) as exc:  # never crash on one bad entry
+                self.errors += 1
+                log.error("skipped stream entry %s: %s", event.event_id, exc)
+                guarded.recommender.last_event_id = event.event_id
+                continue
+            lag_s = now - event.received_at
+            self.freshness.add(lag_s * 1000.0)
+            if self.on_learned is not None:
+                self.on_learned(lag_s)
+            if n % _CHECK_EVERY == 0 and n < len(events) and clock() >= slice_end:
+                self._wake()
                 await asyncio.sleep(0)
+                slice_end = clock() + budget
+                now = time.time()
+        self._wake()
         if events and ack:
             await self.log.ack([e.event_id for e in events])
             self._since_snapshot += len(events)
@@ -275,7 +290,7 @@ class Learner:
             await self._adopt_newer_snapshot()
         events = await self.log.read_after(self.recommender.last_event_id, count=count, block_ms=block_ms)
         async with self._lock:
-            await self._apply(events, ack=False)
+            await self._apply(events, ack=False, backlog=len(events) >= count)
         return len(events)
 
     async def _adopt_newer_snapshot(self) -> None:

@@ -14,7 +14,7 @@ process) for every row:
    ``u<j % users>``, users = items // 10), then ``GET /model/learned`` on the last event id.
 3. Rows against freshrec (classes in ``load/scenarios.py``): ``recommend`` (RecommendOnly,
    k=10, known users), ``recommend_learning`` (the same while ``FeedbackFirehose`` posts
-   2,000 click events/s through ``/feedback/batch``; only ``/recommend`` requests are counted,
+   2,200 click events/s through ``/feedback/batch``; only ``/recommend`` requests are counted,
    and ``recommend_learning_learner_events_per_s`` is what the learner took in meanwhile), ``mix`` (5 /recommend : 1 /feedback click on a known item),
    ``feedback`` (clicks only; ``learner_events_per_s`` = delta of ``GET /model``
    ``events_learned`` over the row), ``spike`` (Mix; 4 users, then a ramp to
@@ -516,13 +516,16 @@ def main(argv: list[str] | None = None) -> int:
         # 3. rows
         results.append(run_row("recommend", server.url, scenarios.RecommendOnly, args.users, args.duration))
         before, tb = model_info(server.url), time.monotonic()
+        scenarios.FeedbackFirehose.sent = 0
         results.append(run_row("recommend_learning", server.url, scenarios.RecommendOnly, args.users, args.duration,
                                background=scenarios.FeedbackFirehose, only="/recommend"))
         after, ta = model_info(server.url), time.monotonic()
         extra["recommend_learning_learner_events_per_s"] = round(
             (after["events_learned"] - before["events_learned"]) / (ta - tb), 1)
-        print(f"  learner during recommend_learning: {extra['recommend_learning_learner_events_per_s']} events/s",
-              flush=True)
+        extra["recommend_learning_firehose_events_per_s"] = round(scenarios.FeedbackFirehose.sent / args.duration, 1)
+        print(f"  learner during recommend_learning: {extra['recommend_learning_learner_events_per_s']} events/s "
+              f"(firehose posted {extra['recommend_learning_firehose_events_per_s']} events/s; stream lag after: "
+              f"{after.get('stream_lag')})", flush=True)
         results.append(run_row("mix", server.url, scenarios.Mix, args.users, args.duration))
         before, tb = model_info(server.url), time.monotonic()
         results.append(run_row("feedback", server.url, scenarios.FeedbackOnly, args.users, args.duration))
