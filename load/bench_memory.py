@@ -1,0 +1,109 @@
+"""Memory per learned click, in-process, guard off and on: where the soak's RSS growth goes.
+
+Run::
+
+    python load/bench_memory.py [--items 100000] [--users 10000] [--clicks 150000]
+                                [--out freshrec-out/bench_memory]
+
+For each case (``guard_off``, ``guard_on``) in a fresh child process (so RSS is not shared
+between cases): a ``GuardedRecommender`` learns a warm-up like ``load/bench.py``'s
+catalogue (item ``i<k>`` clicked by user ``u<k % users>``) plus 20,000 random clicks, then
+``--clicks`` seeded uniform random clicks (users over ``--users``, items over ``--items``,
+all trusted, 1 s apart). RSS (``/proc/self/status`` VmRSS) after a ``gc.collect()`` before
+and after the measured clicks gives bytes of RSS per learned click; the model's own sizes
+(co-occurrence entries and pool slots, interactions, snapshot arrays) say what it is made
+of. Prints a table and writes ``OUT/bench_memory.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_case(guard: bool, items: int, users: int, clicks: int) -> dict:
+    import numpy as np
+
+    from engine import EngineConfig, Event
+    from engine.guard import GuardConfig, GuardedRecommender
+    from engine.trust import TRUSTED
+
+    g = GuardedRecommender(EngineConfig(), GuardConfig(enabled=guard))
+    rng = np.random.default_rng(0)
+    t = 1e9
+    for k in range(items):
+        g.apply(Event(f"u{k % users}", f"i{k}", "click", timestamp=t + k, trust=TRUSTED))
+    t += items
+    for k in range(20_000):
+        g.apply(Event(f"u{rng.integers(users)}", f"i{rng.integers(items)}", "click", timestamp=t + k, trust=TRUSTED))
+    t += 20_000
+    gc.collect()
+    r0, s0 = rss_mb(), g.recommender.stats()
+    t0 = time.perf_counter()
+    for k in range(clicks):
+        g.apply(Event(f"u{rng.integers(users)}", f"i{rng.integers(items)}", "click", timestamp=t + k, trust=TRUSTED))
+        if k % 25_000 == 0:
+            print(f"\r  guard {'on' if guard else 'off'}: {k}/{clicks} clicks", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    gc.collect()
+    r1, s1 = rss_mb(), g.recommender.stats()
+    arrays = g.recommender.state(copy=False)[0]
+    cooc = g.recommender.cooc
+    return {
+        "case": "guard_on" if guard else "guard_off",
+        "rss_mb_before": round(r0, 1), "rss_mb_after": round(r1, 1),
+        "rss_bytes_per_click": round((r1 - r0) * 2**20 / clicks),
+        "cooc_entries_new": s1["cooc_entries"] - s0["cooc_entries"],
+        "cooc_entries": s1["cooc_entries"], "cooc_pool_slots": cooc.used,
+        "interactions_new": s1["interactions"] - s0["interactions"],
+        "snapshot_array_mb": round(sum(a.nbytes for a in arrays.values()) / 2**20, 1),
+        "clicks_per_s": round(clicks / (time.perf_counter() - t0)),
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--items", type=int, default=100_000)
+    p.add_argument("--users", type=int, default=10_000)
+    p.add_argument("--clicks", type=int, default=150_000)
+    p.add_argument("--out", default="freshrec-out/bench_memory")
+    p.add_argument("--case", choices=["guard_off", "guard_on"], help=argparse.SUPPRESS)  # child mode
+    args = p.parse_args()
+    if args.case:
+        print(json.dumps(run_case(args.case == "guard_on", args.items, args.users, args.clicks)))
+        return 0
+    rows = []
+    for case in ("guard_off", "guard_on"):
+        out = subprocess.run([sys.executable, __file__, "--case", case, "--items", str(args.items),
+                              "--users", str(args.users), "--clicks", str(args.clicks)],
+                             check=True, stdout=subprocess.PIPE, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    cols = ["case", "rss_mb_before", "rss_mb_after", "rss_bytes_per_click", "cooc_entries_new", "cooc_entries",
+            "cooc_pool_slots", "interactions_new", "snapshot_array_mb", "clicks_per_s"]
+    print("  ".join(f"{c:>20}" for c in cols))
+    for r in rows:
+        print("  ".join(f"{r[c]:>20}" for c in cols))
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench_memory.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+    print(f"wrote {out_dir / 'bench_memory.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
