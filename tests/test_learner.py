@@ -1,0 +1,42 @@
+"""The learner shares the event loop with the API: it must hand the loop back while it works
+through a backlog, and still apply every event in order."""
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from engine import EngineConfig, Event
+from engine.learner import Learner
+
+
+def test_a_backlog_is_applied_in_time_slices_that_yield_to_the_event_loop(redis_server):
+    n_events = 4000
+    events = [Event(f"u{n % 50}", f"i{n % 300}", "click", timestamp=1e9 + n, received_at=1e9 + n,
+                    event_id=f"{n + 1}-0") for n in range(n_events)]
+
+    async def scenario():
+        redis = Redis.from_url(redis_server.url)
+        learner = Learner(redis, redis_server.url, EngineConfig(), snapshot_key=b"test")
+        seen_at_ticks = []
+        done = asyncio.Event()
+
+        async def other_requests():  # stands in for /recommend handlers on the same loop
+            while not done.is_set():
+                seen_at_ticks.append(learner.recommender.events_learned)
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(other_requests())
+        await asyncio.sleep(0)
+        await learner._apply(events, ack=False, backlog=True)
+        done.set()
+        await ticker
+        await redis.aclose()
+        return learner, seen_at_ticks
+
+    learner, seen = asyncio.run(scenario())
+    assert learner.recommender.events_learned == n_events
+    assert learner.recommender.last_event_id == f"{n_events}-0"
+    during = [s for s in seen if 0 < s < n_events]
+    assert len(during) >= 2  # other coroutines ran while the batch was being applied
+    gaps = [b - a for a, b in zip(seen, seen[1:])]
+    assert max(gaps) <= n_events // 2  # no slice swallowed most of the batch
