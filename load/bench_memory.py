@@ -3,13 +3,15 @@
 Run::
 
     python load/bench_memory.py [--items 100000] [--users 10000] [--clicks 150000]
-                                [--out freshrec-out/bench_memory]
+                                [--zipf S] [--out freshrec-out/bench_memory]
 
 For each case (``guard_off``, ``guard_on``) in a fresh child process (so RSS is not shared
 between cases): a ``GuardedRecommender`` learns a warm-up like ``load/bench.py``'s
 catalogue (item ``i<k>`` clicked by user ``u<k % users>``) plus 20,000 random clicks, then
-``--clicks`` seeded uniform random clicks (users over ``--users``, items over ``--items``,
-all trusted, 1 s apart). RSS (``/proc/self/status`` VmRSS) after a ``gc.collect()`` before
+``--clicks`` seeded random clicks (users uniform over ``--users``, items uniform over
+``--items``, or Zipf(``--zipf``) popularity when given; all trusted, 1 s apart). Uniform
+items are the worst case for co-occurrence growth: almost every click pairs items never
+paired before. RSS (``/proc/self/status`` VmRSS) after a ``gc.collect()`` before
 and after the measured clicks gives bytes of RSS per learned click; the model's own sizes
 (co-occurrence entries and pool slots, interactions, snapshot arrays) say what it is made
 of. Prints a table and writes ``OUT/bench_memory.json``.
@@ -36,7 +38,7 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def run_case(guard: bool, items: int, users: int, clicks: int) -> dict:
+def run_case(guard: bool, items: int, users: int, clicks: int, zipf: float = 0.0) -> dict:
     import numpy as np
 
     from engine import EngineConfig, Event
@@ -54,9 +56,10 @@ def run_case(guard: bool, items: int, users: int, clicks: int) -> dict:
     t += 20_000
     gc.collect()
     r0, s0 = rss_mb(), g.recommender.stats()
+    picks = (rng.zipf(zipf, clicks) - 1) % items if zipf else rng.integers(0, items, clicks)
     t0 = time.perf_counter()
-    for k in range(clicks):
-        g.apply(Event(f"u{rng.integers(users)}", f"i{rng.integers(items)}", "click", timestamp=t + k, trust=TRUSTED))
+    for k, item in enumerate(picks.tolist()):
+        g.apply(Event(f"u{rng.integers(users)}", f"i{item}", "click", timestamp=t + k, trust=TRUSTED))
         if k % 25_000 == 0:
             print(f"\r  guard {'on' if guard else 'off'}: {k}/{clicks} clicks", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
@@ -65,7 +68,7 @@ def run_case(guard: bool, items: int, users: int, clicks: int) -> dict:
     arrays = g.recommender.state(copy=False)[0]
     cooc = g.recommender.cooc
     return {
-        "case": "guard_on" if guard else "guard_off",
+        "case": ("guard_on" if guard else "guard_off") + (f"_zipf{zipf}" if zipf else ""),
         "rss_mb_before": round(r0, 1), "rss_mb_after": round(r1, 1),
         "rss_bytes_per_click": round((r1 - r0) * 2**20 / clicks),
         "cooc_entries_new": s1["cooc_entries"] - s0["cooc_entries"],
@@ -81,16 +84,17 @@ def main() -> int:
     p.add_argument("--items", type=int, default=100_000)
     p.add_argument("--users", type=int, default=10_000)
     p.add_argument("--clicks", type=int, default=150_000)
+    p.add_argument("--zipf", type=float, default=0.0, help="Zipf exponent of item popularity (default: uniform)")
     p.add_argument("--out", default="freshrec-out/bench_memory")
     p.add_argument("--case", choices=["guard_off", "guard_on"], help=argparse.SUPPRESS)  # child mode
     args = p.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case == "guard_on", args.items, args.users, args.clicks)))
+        print(json.dumps(run_case(args.case == "guard_on", args.items, args.users, args.clicks, args.zipf)))
         return 0
     rows = []
     for case in ("guard_off", "guard_on"):
         out = subprocess.run([sys.executable, __file__, "--case", case, "--items", str(args.items),
-                              "--users", str(args.users), "--clicks", str(args.clicks)],
+                              "--users", str(args.users), "--clicks", str(args.clicks), "--zipf", str(args.zipf)],
                              check=True, stdout=subprocess.PIPE, text=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
     cols = ["case", "rss_mb_before", "rss_mb_after", "rss_bytes_per_click", "cooc_entries_new", "cooc_entries",
