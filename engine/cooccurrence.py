@@ -28,10 +28,11 @@ class CoOccurrence:
     Layout: rows live in two shared numpy pools, ``keys`` (int32 neighbour index) and
     ``vals`` (float32 count), at ``offset[i]`` with room for ``capacity[i]`` entries
     (4, 8, ... K, doubling). A row that outgrows its room moves to a larger block and its old
-    block goes on a free list for that capacity, which later rows of that size reuse, so the
-    pools stay within ~2x the live entries. Memory is 8 bytes per stored pair plus 24 bytes
-    per item (no Python object per pair or per row), so it grows only as the model learns
-    new pairs and is bounded by 8·K bytes per item. Lookups, updates and scoring are
+    block goes on a free list for that capacity, which later rows of that size reuse. Memory
+    is 8 bytes per pool slot plus 24 bytes per item, no Python object per pair or per row;
+    after rows have grown the pools hold ~2 slots per live pair (2.1 measured by
+    ``load/bench_memory.py``: freed blocks wait for rows of their size). It grows only as
+    the model learns new pairs, and a row never exceeds K entries. Lookups, updates and scoring are
     vectorised over a user's history; a snapshot is a memcpy of the pools, tables and free
     lists, and a restored index continues bit for bit.
 
