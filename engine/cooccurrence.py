@@ -32,9 +32,9 @@ class CoOccurrence:
     is 8 bytes per pool slot plus 24 bytes per item, no Python object per pair or per row;
     after rows have grown the pools hold ~2 slots per live pair (2.1 measured by
     ``load/bench_memory.py``: freed blocks wait for rows of their size). It grows only as
-    the model learns new pairs, and a row never exceeds K entries. Lookups, updates and scoring are
-    vectorised over a user's history; a snapshot is a memcpy of the pools, tables and free
-    lists, and a restored index continues bit for bit.
+    the model learns new pairs, and a row never exceeds K entries. Lookups, updates and
+    scoring are vectorised over a user's history; a snapshot is a memcpy of the pools,
+    tables and free lists, and a restored index continues bit for bit.
 
     Args:
         window: how many previous positives of the user each new positive pairs with.
