@@ -26,7 +26,8 @@ class EngineConfig:
         cooc_weight: weight of the item-to-item co-occurrence signal.
         cooc_history: how many of the user's most recent positives feed co-occurrence.
         cooc_neighbours: co-occurrence neighbours kept per item (Space-Saving, a power of
-            two); memory is 8 bytes per stored pair, at most 8 bytes x this per item.
+            two); memory is 8 bytes per pool slot, ~2 slots per stored pair once rows have
+            grown (``engine.cooccurrence``).
         mf_weight: weight of the BiasedMF score.
 
     Events

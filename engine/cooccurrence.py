@@ -166,11 +166,12 @@ class CoOccurrence:
         else:
             hit = ()
         if len(hit):
-            self.vals[pos[hit]] += w if scalar else w[_owner(candidates, sizes, hit)]
+            owner = _owner(candidates, sizes, hit)
+            self.vals[pos[hit]] += w if scalar else w[owner]
             if len(hit) == len(rows):
                 return
             miss = np.ones(len(rows), dtype=bool)
-            miss[_owner(candidates, sizes, hit)] = False
+            miss[owner] = False
             rows = rows[miss]
             if not scalar:
                 w = w[miss]

@@ -115,12 +115,13 @@ class FeedbackOnly(_FreshrecUser):
 class FeedbackFirehose(_FreshrecUser):
     """A steady background feedback stream for the learner: one user posting
     ``/feedback/batch`` about ``FIREHOSE_BATCHES_PER_S`` times a second, each batch sized so
-    that the clicks sent so far keep up with ``FIREHOSE_EVENTS_PER_S`` (default 2,200/s, a margin over the 2,000/s target) of
-    wall time (at most 1,000 per batch, the API's limit). Paced by the clock rather than by
-    a fixed batch size, so the rate holds even when the Locust process is saturated by the
-    users running next to it and schedules this one late. Run next to ``RecommendOnly`` to
-    measure serving while the learner takes in feedback (issue 5, acceptance 1);
-    ``sent`` counts the clicks posted."""
+    that the clicks posted so far keep up with ``FIREHOSE_EVENTS_PER_S`` of wall time
+    (default 2,200/s, a margin over the 2,000/s target; at most 1,000 per batch, the API's
+    limit). Paced by the clock rather than by a fixed batch size, so the rate holds even when
+    the Locust process is saturated by the users running next to it and schedules this one
+    late. Run next to ``RecommendOnly`` to measure serving while the learner takes in
+    feedback (issue 5, acceptance 1); the class attribute ``sent`` counts the clicks posted
+    by all instances (``load/bench.py`` resets and reads it)."""
 
     fixed_count = 1
     wait_time = constant_throughput(float(os.environ.get("FRESHREC_FIREHOSE_BATCHES_PER_S", "8")))
@@ -129,14 +130,14 @@ class FeedbackFirehose(_FreshrecUser):
 
     def on_start(self) -> None:
         self.t0 = time.monotonic()
-        self.sent = 0
+        self.posted = 0  # this instance's clicks, for pacing
 
     @task
     def feedback_batch(self) -> None:
-        n = min(1000, int(self.rate * (time.monotonic() - self.t0)) - self.sent)
+        n = min(1000, int(self.rate * (time.monotonic() - self.t0)) - self.posted)
         if n > 0:
             _post(self.client, "/feedback/batch", {"events": [self.click_body() for _ in range(n)]})
-            self.sent += n
+            self.posted += n
             FeedbackFirehose.sent += n
 
 
