@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from engine.arrays import ensure_capacity
 
-_MIN_CAPACITY = 4
 _SMALL = 4  # histories up to this many items take the scalar update path
+_TOKENS = itertools.count(1)  # identifies a live table for incremental copies
 
 
 class CoOccurrence:
@@ -25,49 +27,41 @@ class CoOccurrence:
     one event, neighbours already kept are bumped before new ones take slots; below K
     neighbours the counts are exact.
 
-    Layout: rows live in two shared numpy pools, ``keys`` (int32 neighbour index) and
-    ``vals`` (float32 count), at ``offset[i]`` with room for ``capacity[i]`` entries
-    (4, 8, ... K, doubling). A row that outgrows its room moves to a larger block and its old
-    block goes on a free list for that capacity, which later rows of that size reuse. Memory
-    is 8 bytes per pool slot plus 24 bytes per item, no Python object per pair or per row;
-    after rows have grown the pools hold ~2 slots per live pair (2.1 measured by
-    ``load/bench_memory.py``: freed blocks wait for rows of their size). It grows only as
-    the model learns new pairs, and a row never exceeds K entries. Lookups, updates and
-    scoring are vectorised over a user's history; a snapshot is a memcpy of the pools,
-    tables and free lists, and a restored index continues bit for bit.
+    Layout: a fixed table of K slots per catalogue row, ``keys`` (rows, K) int32 neighbour
+    index and ``vals`` (rows, K) float32 count, with ``size`` (rows,) entries in use. Memory
+    is bounded by construction and never grows while the model learns: 8 * K bytes per
+    item (2 KB at K = 256), resident from the item's first neighbour on, plus 24 bytes per
+    item. Sketches are sized up front for the same reason (Space-Saving is a fixed-memory
+    summary). Lookups, updates and scoring are vectorised over a user's history. Snapshots
+    hold only the live entries (``state``: row-major, like the layouts written before the
+    table existed, which still load), and a restored index continues bit for bit.
+
+    For in-memory rollback points (the forgetting guard), ``copy_into`` keeps a second
+    table in sync by copying only the rows changed since it was last synced.
 
     Args:
         window: how many previous positives of the user each new positive pairs with.
-        max_neighbours: K, neighbours kept per item (a power of two >= 4).
+        max_neighbours: K, neighbours kept per item.
     """
 
     def __init__(self, window: int = 20, max_neighbours: int = 256) -> None:
         self.window = window
         self.max_neighbours = max_neighbours
-        self.keys = np.zeros(0, dtype=np.int32)
-        self.vals = np.zeros(0, dtype=np.float32)
-        self.used = 0
-        self.offset = np.zeros(0, dtype=np.int64)
-        self.capacity = np.zeros(0, dtype=np.int32)
+        self.keys = np.zeros((0, max_neighbours), dtype=np.int32)
+        self.vals = np.zeros((0, max_neighbours), dtype=np.float32)
         self.size = np.zeros(0, dtype=np.int32)
         self.counts = np.zeros(0)
         self.n = 0
-        # free blocks per capacity class: a stack of offsets each (numpy, so snapshots copy it)
-        self._free = {c: np.zeros(0, dtype=np.int64) for c in self._classes()}
-        self._free_n = dict.fromkeys(self._free, 0)
-
-    def _classes(self) -> list[int]:
-        caps, c = [], _MIN_CAPACITY
-        while c < self.max_neighbours:
-            caps.append(c)
-            c *= 2
-        return caps + [self.max_neighbours]
+        self._token = next(_TOKENS)
+        self._tick = 0  # number of updates so far
+        self._changed = np.zeros(0, dtype=np.int64)  # per row: the tick of its last change
+        self._synced = (0, -1)  # (token, tick) of the table this one was last copied from
 
     def grow(self, n: int) -> None:
-        """Make room for ``n`` items."""
+        """Make room for ``n`` items (new rows are empty)."""
         if n <= self.n:
             return
-        for name in ("offset", "capacity", "size", "counts"):
+        for name in ("keys", "vals", "size", "counts", "_changed"):
             setattr(self, name, ensure_capacity(getattr(self, name), n))
         self.n = n
 
@@ -89,6 +83,9 @@ class CoOccurrence:
         else:
             items, mult = np.unique(np.array(recent, dtype=np.int64), return_counts=True)
             w = (mult * weight).astype(np.float32)
+        self._tick += 1
+        self._changed[idx] = self._tick
+        self._changed[items] = self._tick
         # Counts are symmetric, and a row only ever loses a neighbour by a Space-Saving
         # replacement, which needs a full row. So while row idx is not full, a history item
         # missing from row idx has never been paired with idx, and its own row cannot hold
@@ -102,12 +99,12 @@ class CoOccurrence:
         were already neighbours (bool mask)."""
         scalar = isinstance(w, float)
         n = int(self.size[row])
+        keys, vals = self.keys[row], self.vals[row]
         found = np.zeros(len(items), dtype=bool)
         if n:
-            off = int(self.offset[row])
-            slot, j = (self.keys[off: off + n, None] == items).nonzero()
+            slot, j = (keys[:n, None] == items).nonzero()
             if len(j):
-                self.vals[off + slot] += w if scalar else w[j]
+                vals[slot] += w if scalar else w[j]
                 found[j] = True
                 if len(j) == len(items):
                     return found
@@ -117,15 +114,10 @@ class CoOccurrence:
                     w = w[miss]
         take = min(self.max_neighbours - n, len(items))
         if take:
-            if n + take > int(self.capacity[row]):
-                self._relocate(row, n + take)
-            off = int(self.offset[row])
-            self.keys[off + n: off + n + take] = items[:take]
-            self.vals[off + n: off + n + take] = w if scalar else w[:take]
+            keys[n: n + take] = items[:take]
+            vals[n: n + take] = w if scalar else w[:take]
             self.size[row] = n + take
         if take < len(items):  # Space-Saving: each newcomer replaces the smallest count
-            off = int(self.offset[row])
-            keys, vals = self.keys[off: off + n + take], self.vals[off: off + n + take]
             for j in range(take, len(items)):
                 s = int(vals.argmin())
                 keys[s] = items[j]
@@ -137,37 +129,37 @@ class CoOccurrence:
         """Count (rows[j], item) += w (or w[j]); ``rows`` distinct. ``candidates`` (bool
         mask, optional) marks the only rows that may already hold ``item``."""
         scalar = isinstance(w, float)
+        K = self.max_neighbours
         if len(rows) <= _SMALL:  # scalar code beats ~10 fixed-cost numpy calls here
             for j, row in enumerate(rows.tolist()):
                 wj = w if scalar else float(w[j])
-                n, off = int(self.size[row]), int(self.offset[row])
+                n = int(self.size[row])
+                keys, vals = self.keys[row], self.vals[row]
                 if candidates is None or candidates[j]:
-                    s = (self.keys[off: off + n] == item).nonzero()[0]
+                    s = (keys[:n] == item).nonzero()[0]
                     if len(s):
-                        self.vals[off + int(s[0])] += wj
+                        vals[s[0]] += wj
                         continue
-                if n == self.max_neighbours:  # Space-Saving replacement
-                    s = off + int(self.vals[off: off + n].argmin())
-                    self.keys[s] = item
-                    self.vals[s] += wj
+                if n == K:  # Space-Saving replacement
+                    s = int(vals.argmin())
+                    keys[s] = item
+                    vals[s] += wj
                     continue
-                if n == int(self.capacity[row]):
-                    self._relocate(row, n + 1)
-                    off = int(self.offset[row])
-                self.keys[off + n] = item
-                self.vals[off + n] = wj
+                keys[n] = item
+                vals[n] = wj
                 self.size[row] = n + 1
             return
+        flat_keys, flat_vals = self.keys.reshape(-1), self.vals.reshape(-1)
         search = rows if candidates is None else rows[candidates]
         if len(search):
             sizes = self.size[search]
-            pos = _ragged(self.offset[search], sizes)
-            hit = (self.keys[pos] == item).nonzero()[0]
+            pos = _ragged(search * K, sizes)
+            hit = (flat_keys[pos] == item).nonzero()[0]
         else:
             hit = ()
         if len(hit):
             owner = _owner(candidates, sizes, hit)
-            self.vals[pos[hit]] += w if scalar else w[owner]
+            flat_vals[pos[hit]] += w if scalar else w[owner]
             if len(hit) == len(rows):
                 return
             miss = np.ones(len(rows), dtype=bool)
@@ -176,52 +168,19 @@ class CoOccurrence:
             if not scalar:
                 w = w[miss]
         sizes = self.size[rows]
-        room = sizes < self.capacity[rows]
-        if not room.all():
-            full = sizes == self.max_neighbours
-            if full.any():  # Space-Saving: replace the smallest count of each full row
-                at = self.offset[rows[full]][:, None] + np.arange(self.max_neighbours)
-                at = at[np.arange(len(at)), self.vals[at].argmin(axis=1)]
-                self.keys[at] = item
-                self.vals[at] += w if scalar else w[full]
-            for j in np.flatnonzero(~room & ~full).tolist():  # rows that must move first
-                row = int(rows[j])
-                self._relocate(row, int(sizes[j]) + 1)
+        full = sizes == K
+        if full.any():  # Space-Saving: replace the smallest count of each full row
+            at = rows[full]
+            slot = self.vals[at].argmin(axis=1)
+            self.keys[at, slot] = item
+            self.vals[at, slot] += w if scalar else w[full]
             room = ~full
             rows, sizes = rows[room], sizes[room]
             if not scalar:
                 w = w[room]
-        at = self.offset[rows] + sizes
-        self.keys[at] = item
-        self.vals[at] = w
+        self.keys[rows, sizes] = item
+        self.vals[rows, sizes] = w
         self.size[rows] = sizes + 1
-
-    def _relocate(self, row: int, need: int) -> None:
-        """Move ``row`` to a free block of the smallest class holding ``need`` entries."""
-        cap = int(self.capacity[row])
-        new_cap = max(_MIN_CAPACITY, cap)
-        while new_cap < need:
-            new_cap *= 2
-        new_cap = min(new_cap, self.max_neighbours)
-        k = self._free_n[new_cap]
-        if k:
-            start = int(self._free[new_cap][k - 1])
-            self._free_n[new_cap] = k - 1
-        else:
-            start = self.used
-            self.keys = ensure_capacity(self.keys, start + new_cap)
-            self.vals = ensure_capacity(self.vals, start + new_cap)
-            self.used = start + new_cap
-        off, size = int(self.offset[row]), int(self.size[row])
-        self.keys[start: start + size] = self.keys[off: off + size]
-        self.vals[start: start + size] = self.vals[off: off + size]
-        if cap:
-            k = self._free_n[cap]
-            self._free[cap] = ensure_capacity(self._free[cap], k + 1)
-            self._free[cap][k] = off
-            self._free_n[cap] = k + 1
-        self.offset[row] = start
-        self.capacity[row] = new_cap
 
     # ------------------------------------------------------------------ reads
     def scores(self, history: list[int], n: int) -> np.ndarray:
@@ -236,72 +195,106 @@ class CoOccurrence:
         scatter-add instead of three passes over a dense catalogue-sized vector)."""
         h = np.asarray(history, dtype=np.int64)
         sizes = self.size[h]
-        pos = _ragged(self.offset[h], sizes)
+        pos = _ragged(h * self.max_neighbours, sizes)
         if not len(pos):
             return
-        k = self.keys[pos]
+        k = self.keys.reshape(-1)[pos]
         counts = self.counts
-        weights = self.vals[pos] / np.sqrt(np.repeat(counts[h], sizes) * counts[k])
+        weights = self.vals.reshape(-1)[pos] / np.sqrt(np.repeat(counts[h], sizes) * counts[k])
         if weight != 1.0:
             weights *= weight
         np.add.at(out, k, weights)
 
     def get(self, a: int, b: int) -> float:
         """Stored co-count of (a, b) (0 when b is not among a's kept neighbours)."""
-        off = int(self.offset[a])
-        hit = np.flatnonzero(self.keys[off: off + int(self.size[a])] == b)
-        return float(self.vals[off + hit[0]]) if len(hit) else 0.0
+        hit = np.flatnonzero(self.keys[a, : int(self.size[a])] == b)
+        return float(self.vals[a, hit[0]]) if len(hit) else 0.0
 
     def entries(self) -> int:
         """Number of stored (item, neighbour) pairs."""
         return int(self.size[: self.n].sum())
 
+    # ------------------------------------------------------------------ copies
+    def copy_into(self, other: "CoOccurrence | None" = None) -> "CoOccurrence":
+        """An exact copy of this index, reusing ``other``'s table when it was last synced
+        from this one: then only the rows changed since are copied (a rollback point for
+        the guard every few thousand events costs the rows those events touched, not the
+        whole 8 * K bytes per item). Returns the copy (``other`` itself when reused)."""
+        n = self.n
+        if other is None or other._synced[0] != self._token or other.max_neighbours != self.max_neighbours:
+            other = CoOccurrence(self.window, self.max_neighbours)
+            other.grow(n)
+            other.keys[:n] = self.keys[:n]
+            other.vals[:n] = self.vals[:n]
+        else:
+            other.grow(n)
+            rows = np.flatnonzero(self._changed[:n] > other._synced[1])
+            other.keys[rows] = self.keys[rows]
+            other.vals[rows] = self.vals[rows]
+        other.size[:n] = self.size[:n]
+        other.counts[:n] = self.counts[:n]
+        other._synced = (self._token, self._tick)
+        return other
+
     # ------------------------------------------------------------------ snapshots
     def state(self) -> dict[str, np.ndarray]:
-        """Arrays for a snapshot: views of the pools, row tables and free lists (no per-row
-        work)."""
+        """Arrays for a snapshot: the live entries row by row (``cooc_keys`` int32,
+        ``cooc_vals`` float32, row ``i`` at ``cooc_offset[i]`` for ``cooc_size[i]``
+        entries) and the per-item counts. Fresh arrays (a gather of ~50 ms for 6.5 M
+        entries)."""
         n = self.n
-        arrays = {
-            "cooc_keys": self.keys[: self.used],
-            "cooc_vals": self.vals[: self.used],
-            "cooc_offset": self.offset[:n],
-            "cooc_capacity": self.capacity[:n],
-            "cooc_size": self.size[:n],
-            "cooc_counts": self.counts[:n],
+        size = self.size[:n]
+        live = np.arange(self.max_neighbours, dtype=np.int32) < size[:, None]
+        offset = np.zeros(n, dtype=np.int64)
+        np.cumsum(size[:-1], out=offset[1:])
+        return {
+            "cooc_keys": self.keys[:n][live],
+            "cooc_vals": self.vals[:n][live],
+            "cooc_offset": offset,
+            "cooc_size": size.copy(),
+            "cooc_counts": self.counts[:n].copy(),
         }
-        for cap, free in self._free.items():
-            arrays[f"cooc_free_{cap}"] = free[: self._free_n[cap]]
-        return arrays
 
     def load(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore from ``state()`` output (same layout, so learning continues exactly).
+        """Restore from ``state()`` output, so learning continues exactly.
 
-        Snapshots written before the free lists existed (int64 / float64 pools) load too:
-        their holes are simply not reused.
+        Also reads ``Recommender.rollback_point``'s table form (``cooc_table_keys`` /
+        ``cooc_table_vals``, (rows, K)) and the layouts of earlier snapshots (shared pools
+        with per-row blocks, int64 / float64 or int32 / float32, with or without free
+        lists): only ``offset`` and ``size`` locate a row's entries.
+
+        Raises:
+            ValueError: a row holds more than ``max_neighbours`` entries.
         """
-        n = len(arrays["cooc_counts"])
+        counts = arrays["cooc_counts"]
+        n = len(counts)
         self.__init__(self.window, self.max_neighbours)
         self.grow(n)
-        self.keys = arrays["cooc_keys"].astype(np.int32)
-        self.vals = arrays["cooc_vals"].astype(np.float32)
-        self.used = len(self.keys)
-        for name in ("offset", "capacity", "size", "counts"):
-            getattr(self, name)[:n] = arrays[f"cooc_{name}"]
-        for cap in self._free:
-            free = arrays.get(f"cooc_free_{cap}")
-            if free is not None:
-                self._free[cap] = free.astype(np.int64)
-                self._free_n[cap] = len(free)
+        if "cooc_table_keys" in arrays:  # Recommender.rollback_point: the table itself
+            self.keys[:n] = arrays["cooc_table_keys"]
+            self.vals[:n] = arrays["cooc_table_vals"]
+            self.size[:n] = arrays["cooc_size"]
+            self.counts[:n] = counts
+            return
+        size = arrays["cooc_size"].astype(np.int32)
+        if len(size) and int(size.max()) > self.max_neighbours:
+            raise ValueError(f"co-occurrence row of {int(size.max())} entries > max_neighbours={self.max_neighbours}")
+        pos = _ragged(arrays["cooc_offset"].astype(np.int64), size.astype(np.int64))
+        dest = _ragged(np.arange(n, dtype=np.int64) * self.max_neighbours, size.astype(np.int64))
+        self.keys.reshape(-1)[dest] = arrays["cooc_keys"][pos]
+        self.vals.reshape(-1)[dest] = arrays["cooc_vals"][pos]
+        self.size[:n] = size
+        self.counts[:n] = counts
 
 
 def _owner(candidates: np.ndarray | None, sizes: np.ndarray, hit: np.ndarray) -> np.ndarray:
-    """Indices (into the full row list) of the searched rows that own pool hits ``hit``."""
+    """Indices (into the full row list) of the searched rows that own hits ``hit``."""
     owner = np.repeat(np.arange(len(sizes)), sizes)[hit]
     return owner if candidates is None else np.flatnonzero(candidates)[owner]
 
 
 def _ragged(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Pool positions of the concatenated blocks ``[starts[j], starts[j] + sizes[j])``."""
+    """Flat positions of the concatenated blocks ``[starts[j], starts[j] + sizes[j])``."""
     total = int(sizes.sum())
     if not total:
         return np.zeros(0, dtype=np.int64)

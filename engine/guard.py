@@ -131,6 +131,11 @@ class GuardedRecommender:
         self._reference_model: Recommender | None = None
         self._reference_state: tuple[dict, dict] | None = None  # built into a model only when needed
         self._windows_since_reference = 0
+        # co-occurrence tables of the last-good and reference states (Recommender.rollback_point):
+        # two, reused and synced incrementally, so the guard's memory does not grow as the model learns
+        self._buffers: list = [None, None]
+        self._good_slot: int | None = None
+        self._reference_slot: int | None = None
         self._open_slate: dict[str, list] = {}
         self._adwin = drift.ADWIN()
 
@@ -234,8 +239,8 @@ class GuardedRecommender:
         last good and reference model and the open window is dropped."""
         self.recommender = recommender
         self._window, self._suspicious = [], 0
-        self._good = recommender.state() if len(self._reservoir) >= _MIN_EVIDENCE else None
-        self._reference_model = self._reference_state = None
+        self._reference_model = self._reference_state = self._reference_slot = None
+        self._good = self._rollback_point() if len(self._reservoir) >= _MIN_EVIDENCE else None
         self._windows_since_reference = 0
 
     def stats(self) -> dict:
@@ -266,13 +271,22 @@ class GuardedRecommender:
             # skip the state copy (it costs ~50 ms per window on a 100k x 100k model)
             self._good = None
             return
-        self._good = self.recommender.state()
+        self._good = self._rollback_point()
         self._windows_since_reference += 1
         if self._windows_since_reference >= self.guard.reference_every:
             # kept as arrays: rebuilding a model costs ~0.1 s (seconds at 100k x 100k) in the
             # learning loop, and only a suspicious window ever needs it
             self._reference_state, self._reference_model = self._good, None
+            self._reference_slot = self._good_slot
             self._windows_since_reference = 0
+
+    def _rollback_point(self) -> tuple[dict, dict]:
+        """The live model's state, its co-occurrence table synced into the buffer the
+        reference state does not hold."""
+        slot = 1 if self._reference_slot == 0 else 0
+        state, self._buffers[slot] = self.recommender.rollback_point(self._buffers[slot])
+        self._good_slot = slot
+        return state
 
     def _reference(self) -> Recommender | None:
         """The cumulative reference model (rebuilt lazily from its saved state)."""

@@ -192,6 +192,8 @@ class Recommender:
         history = self.positives.setdefault(user, [])
         self.cooc.add(history, idx, weight)
         history.append(idx)
+        if len(history) > 2 * self.cooc.window:  # only the last `window` are ever read
+            del history[: -self.cooc.window]
         seen[idx] = None
         self._log(user, idx, True)
         self.trend.add(idx, t, weight)
@@ -227,18 +229,21 @@ class Recommender:
                 self._negative(user, self.catalogue.ids[idx], idx)
 
     # ------------------------------------------------------------------ snapshots
-    def state(self, copy: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+    def state(self, copy: bool = True, cooc: bool = True) -> tuple[dict[str, np.ndarray], dict]:
         """Everything needed to resume learning exactly: numpy arrays + JSON-able metadata.
 
         With ``copy=False`` the arrays are views of the live state (no copy, no per-id Python
-        work): the caller must finish with them before the model learns again (the learner
-        packs them into a snapshot blob while holding its write lock).
+        work; the co-occurrence entries are always gathered into fresh arrays): the caller
+        must finish with them before the model learns again (the learner packs them into a
+        snapshot blob while holding its write lock). ``cooc=False`` leaves the co-occurrence
+        arrays out (``rollback_point`` adds its own).
         """
         cat = self.catalogue
         arrays: dict[str, np.ndarray] = {}
         trend_arrays, trend_meta = self.trend.state()
         arrays.update(trend_arrays)
-        arrays.update(self.cooc.state())
+        if cooc:
+            arrays.update(self.cooc.state())
         model_arrays, model_meta = self.model.state(cat.ids)
         arrays.update({f"mf_{k}": v for k, v in model_arrays.items()})
         n = self._log_n
@@ -265,6 +270,28 @@ class Recommender:
         }
         return arrays, meta
 
+    def rollback_point(self, cooc_buffer: CoOccurrence | None = None) -> tuple[tuple[dict, dict], CoOccurrence]:
+        """An in-memory copy of the state to roll back to or validate against (the
+        forgetting guard's last-good and reference models): ``((arrays, meta), buffer)``,
+        accepted by ``from_state``.
+
+        Unlike ``state()``, its memory does not grow with what the model learns: the
+        co-occurrence table is synced into ``cooc_buffer`` (a buffer returned by an earlier
+        call; only rows changed since are copied, ``CoOccurrence.copy_into``) and held in
+        table form, and the append-only arrays (interaction log, packed ids, whose written
+        rows never change) are prefix views of the live ones, not copies. The other arrays
+        (per-item and per-user parameters, fixed size per row) are copied. The caller owns
+        ``buffer`` and must not sync it again while this state is still needed.
+        """
+        buffer = self.cooc.copy_into(cooc_buffer)
+        arrays, meta = self.state(copy=False, cooc=False)
+        views = {"log_user", "log_item", "log_pos", "items_text", "items_len", "users_text", "users_len"}
+        arrays = {k: v if k in views else v.copy() for k, v in arrays.items()}
+        n = buffer.n
+        arrays.update(cooc_table_keys=buffer.keys[:n], cooc_table_vals=buffer.vals[:n],
+                      cooc_size=buffer.size[:n], cooc_counts=buffer.counts[:n])
+        return (arrays, meta), buffer
+
     @classmethod
     def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, config: EngineConfig | None = None) -> "Recommender":
         """Rebuild a recommender from ``state()`` output (inverse of ``state``)."""
@@ -287,6 +314,8 @@ class Recommender:
             rec.seen.setdefault(user, {})[idx] = None
             if pos:
                 rec.positives.setdefault(user, []).append(idx)
+        for history in rec.positives.values():
+            del history[: -rec.cooc.window]
         rec._log_user, rec._log_item, rec._log_pos = (arrays["log_user"].copy(), arrays["log_item"].copy(),
                                                       arrays["log_pos"].copy())
         rec._log_n = len(rec._log_user)

@@ -1,4 +1,4 @@
-"""Co-occurrence table: exact below capacity, Space-Saving above it, fixed memory, snapshots."""
+"""Co-occurrence table: exact below capacity, Space-Saving above it, fixed memory, copies, snapshots."""
 
 import math
 from collections import Counter, defaultdict
@@ -79,36 +79,43 @@ def test_full_rows_keep_every_heavy_neighbour_space_saving():
     assert heavy > 100 and evicted > 100
 
 
-def test_pools_hold_pairs_only_and_reuse_freed_blocks():
-    cooc = CoOccurrence(window=20, max_neighbours=64)
-    replay(stream(3, 30000, 300, 3000), cooc)
-    live = cooc.entries()
-    room = int(cooc.capacity[: cooc.n].sum())
-    assert live <= room <= 2 * live + 4 * cooc.n  # a row's block is at most twice its size
-    holes = sum(cooc._free_n.values())
-    assert holes > 0  # rows moved and left blocks behind ...
-    freed = sum(cap * k for cap, k in cooc._free_n.items())
-    assert cooc.used == room + freed  # ... and every pool entry is a row's block or a free block
-    # a burst of new pairs on full rows (Space-Saving replacements) does not grow the pools
-    full = CoOccurrence(window=20, max_neighbours=8)
-    history, _, _ = replay(stream(4, 5000, 20, 200), full)
-    used = full.used
-    replay(stream(5, 5000, 20, 200), full)
-    assert full.used == used and full.size[:200].max() == 8
+def test_memory_is_a_fixed_table_that_learning_does_not_grow():
+    cooc = CoOccurrence(window=20, max_neighbours=8)
+    cooc.grow(200)
+    table = (cooc.keys, cooc.vals)
+    nbytes = cooc.keys.nbytes + cooc.vals.nbytes
+    replay(stream(4, 5000, 20, 200), cooc)
+    entries = cooc.entries()
+    replay(stream(5, 5000, 20, 200), cooc)  # a burst of new pairs on full rows
+    assert cooc.keys is table[0] and cooc.vals is table[1]  # never reallocated
+    assert cooc.keys.nbytes + cooc.vals.nbytes == nbytes
+    assert cooc.size[:200].max() == 8 and cooc.entries() >= entries
 
 
-def test_a_new_row_takes_the_block_a_moved_row_freed():
-    cooc = CoOccurrence(window=20, max_neighbours=64)
-    cooc.add([], 0)
-    cooc.add([0], 1)  # rows 0 and 1 get the 4-entry blocks at 0 and 4
-    assert {int(cooc.offset[0]), int(cooc.offset[1])} == {0, 4} and cooc.used == 8
-    old = int(cooc.offset[0])
-    # row 0 needs 5 entries and moves to a new 8-entry block; new rows 2..5 get 4-entry
-    # blocks, and one of them is row 0's old block
-    cooc.add([2, 3, 4, 5], 0)
-    assert int(cooc.capacity[0]) == 8 and int(cooc.offset[0]) == 8
-    assert old in [int(cooc.offset[r]) for r in (2, 3, 4, 5)]
-    assert cooc.used == 8 + 8 + 3 * 4 and sum(cooc._free_n.values()) == 0
+def test_copy_into_is_exact_and_copies_only_changed_rows():
+    a = CoOccurrence(window=20, max_neighbours=16)
+    events = stream(6, 9000, 100, 400, skew=1.3)
+    history, _, _ = replay(events[:3000], a)
+    copy = a.copy_into()
+    for k, v in a.state().items():
+        np.testing.assert_array_equal(copy.state()[k], v)
+    untouched = next(r for r in range(400) if a.size[r] == 0)
+    copy.keys[untouched, 0], copy.vals[untouched, 0] = 999, 7.0  # a marker only a full copy would erase
+    for user, item in events[3000:6000]:
+        if item != untouched and untouched not in history[user][-20:]:
+            a.add(history[user], item)
+            history[user].append(item)
+    assert a.copy_into(copy) is copy  # reused, synced incrementally
+    for k, v in a.state().items():
+        np.testing.assert_array_equal(copy.state()[k], v)
+    assert copy.keys[untouched, 0] == 999  # the unchanged row was not copied
+    # a buffer last synced from another table gets a full copy
+    b = CoOccurrence(window=20, max_neighbours=16)
+    replay(events[6000:], b)
+    other = b.copy_into(copy)
+    assert other is not copy
+    for k, v in b.state().items():
+        np.testing.assert_array_equal(other.state()[k], v)
 
 
 def test_state_round_trip_continues_identically():
@@ -125,8 +132,8 @@ def test_state_round_trip_continues_identically():
         np.testing.assert_array_equal(b.state()[k], v)
 
 
-def test_loads_snapshots_written_before_the_free_lists():
-    """Earlier snapshots: int64 / float64 pools, no free lists."""
+def test_loads_snapshots_written_with_shared_pools():
+    """Earlier snapshots: int64 / float64 pools with per-row blocks and holes."""
     cooc = CoOccurrence(window=20, max_neighbours=4)
     arrays = {  # row 0 -> {1: 3, 2: 1, 3: 5}, row 1 -> {0: 3}, a hole at 8..12
         "cooc_keys": np.array([1, 2, 3, 0, 0, 0, 0, 0, 9, 9, 9, 9], dtype=np.int64),

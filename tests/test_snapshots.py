@@ -215,3 +215,26 @@ def test_writer_process_failure_publishes_nothing_and_the_next_checkpoint_recove
         assert writer.write(size, "freshrec-test:blob:3")[0] == digest
     finally:
         writer.close()
+
+
+def test_a_rollback_point_stays_exact_while_the_live_model_learns_and_its_buffer_is_reused():
+    """The guard's in-memory rollback points share the append-only arrays with the live
+    model and reuse one co-occurrence buffer: a point must still rebuild the model as it was
+    after the live model learned more (and grew its buffers), and a re-synced buffer must
+    equal a fresh copy."""
+    rec = trained(n_events=600, seed=3)
+    expected = rec.state()[0]
+    point, buffer = rec.rollback_point()
+    for k in range(600, 2600):  # learn on: the log and the packed ids grow and reallocate
+        rec.apply(Event(f"v{k % 97}", f"j{k % 211}", "click", timestamp=20_000_000.0 + k))
+    old = Recommender.from_state(*point)
+    for name, value in old.state()[0].items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)
+    point2, buffer2 = rec.rollback_point(buffer)
+    assert buffer2 is buffer
+    again = Recommender.from_state(*point2)
+    now = rec.state()[0]
+    for name, value in again.state()[0].items():
+        np.testing.assert_array_equal(value, now[name], err_msg=name)
+    for user in ["v1", "v50", "u3", "stranger"]:
+        assert again.recommend(user, 10) == rec.recommend(user, 10)
