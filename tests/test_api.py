@@ -124,6 +124,7 @@ def test_guard_joins_clicks_to_served_slates_and_reports_in_model(http):
     served = slate["items"][0]["item_id"]
     joined = http.post("/feedback", json={"user_id": "alice", "item_id": served, "event": "click",
                                           "recommendation_id": slate["recommendation_id"]})
+    assert joined.status_code == 202
     forged = http.post("/feedback", json={"user_id": "mallory", "item_id": served, "event": "click",
                                           "recommendation_id": slate["recommendation_id"]})
     assert learned(http, forged.json()["event_id"])
