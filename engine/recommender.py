@@ -233,17 +233,17 @@ class Recommender:
         """Everything needed to resume learning exactly: numpy arrays + JSON-able metadata.
 
         With ``copy=False`` the arrays are views of the live state (no copy, no per-id Python
-        work; the co-occurrence entries are always gathered into fresh arrays): the caller
-        must finish with them before the model learns again (the learner packs them into a
-        snapshot blob while holding its write lock). ``cooc=False`` leaves the co-occurrence
-        arrays out (``rollback_point`` adds its own).
+        work; the co-occurrence entries are ``cooccurrence.RowPrefixes`` that
+        ``engine.snapshots.pack`` gathers into the blob): the caller must finish with them
+        before the model learns again (the learner packs them into a snapshot blob while
+        holding its write lock). ``cooc=False`` leaves the co-occurrence arrays out
+        (``rollback_point`` adds its own).
         """
         cat = self.catalogue
         arrays: dict[str, np.ndarray] = {}
         trend_arrays, trend_meta = self.trend.state()
         arrays.update(trend_arrays)
-        if cooc:
-            arrays.update(self.cooc.state())
+        cooc_arrays = self.cooc.state(deferred=not copy) if cooc else {}
         model_arrays, model_meta = self.model.state(cat.ids)
         arrays.update({f"mf_{k}": v for k, v in model_arrays.items()})
         n = self._log_n
@@ -255,6 +255,7 @@ class Recommender:
         arrays["users_text"], arrays["users_len"] = self.model.user_packed.arrays()
         if copy:
             arrays = {k: v.copy() for k, v in arrays.items()}
+        arrays.update(cooc_arrays)  # fresh arrays, or deferred gathers of the live table
         meta = {
             "config": {k: getattr(self.config, k) for k in self.config.__dataclass_fields__},
 

@@ -77,14 +77,17 @@ def pack(arrays: dict[str, np.ndarray], meta: dict, alloc=None) -> np.ndarray:
     the copies are numpy memcpys that release the GIL, so a worker thread can pack a 70 MB
     model while the event loop keeps serving. ``alloc(n)`` returns a writable uint8 buffer
     of at least n bytes to pack into (default: a new ``np.empty``); the checkpoint passes a
-    reused buffer shared with its writer process (``engine.snapshot_writer``): a fresh 70 MB
-    allocation costs page faults, and a ``bytearray`` would be zero-filled while holding
-    the GIL (measured: 14 ms p50 stalls).
+    shared-memory buffer its writer process reads (``engine.snapshot_writer``), whose pages
+    are faulted in here, in the packing thread (a ``bytearray`` would be zero-filled while
+    holding the GIL: measured 14 ms p50 stalls). An array may also be deferred: any object with
+    ``dtype``, ``shape``, ``nbytes`` and ``write_into(out)`` (``out`` a typed view of its
+    place in the blob) is written by that call instead of copied.
     """
-    arrays = {name: np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")) for name, arr in arrays.items()}
+    arrays = {name: arr if hasattr(arr, "write_into") else np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+              for name, arr in arrays.items()}
     specs, offset = {}, 0
     for name, arr in arrays.items():
-        specs[name] = [arr.dtype.str, list(arr.shape), offset, arr.nbytes]
+        specs[name] = [arr.dtype.newbyteorder("<").str, list(arr.shape), offset, arr.nbytes]
         offset += arr.nbytes
     header = json.dumps({"meta": meta, "arrays": specs}, separators=(",", ":")).encode()
     start = len(MAGIC) + _MAC + 8 + len(header)
@@ -95,8 +98,11 @@ def pack(arrays: dict[str, np.ndarray], meta: dict, alloc=None) -> np.ndarray:
     out[len(MAGIC) + _MAC: len(MAGIC) + _MAC + 8] = np.frombuffer(struct.pack("<Q", len(header)), dtype=np.uint8)
     out[len(MAGIC) + _MAC + 8: start] = np.frombuffer(header, dtype=np.uint8)
     for name, arr in arrays.items():
-        _, _, off, nbytes = specs[name]
-        out[start + off: start + off + nbytes] = arr.reshape(-1).view(np.uint8)
+        dtype, _, off, nbytes = specs[name]
+        if hasattr(arr, "write_into"):  # deferred (e.g. cooccurrence.RowPrefixes): gathered in place
+            arr.write_into(out[start + off: start + off + nbytes].view(np.dtype(dtype)))
+        else:
+            out[start + off: start + off + nbytes] = arr.reshape(-1).view(np.uint8)
     return out
 
 

@@ -148,3 +148,22 @@ def test_loads_snapshots_written_with_shared_pools():
     assert cooc.get(1, 0) == 3.0 and cooc.entries() == 4
     cooc.add([0], 1)  # learning continues on the loaded layout
     assert cooc.get(0, 1) == 4.0 and cooc.get(1, 0) == 4.0
+
+
+def test_deferred_snapshot_arrays_gather_the_same_entries_in_chunks(monkeypatch):
+    from engine.cooccurrence import RowPrefixes
+    from engine.snapshots import decode, encode, pack, sign
+
+    cooc = CoOccurrence(window=20, max_neighbours=16)
+    replay(stream(7, 3000, 50, 300, skew=1.3), cooc)
+    monkeypatch.setattr(RowPrefixes, "_ROWS", 7)  # many chunk boundaries
+    eager, deferred = cooc.state(), cooc.state(deferred=True)
+    assert isinstance(deferred["cooc_keys"], RowPrefixes)
+    for name in ("cooc_keys", "cooc_vals"):
+        np.testing.assert_array_equal(deferred[name].copy(), eager[name])
+    key = b"k" * 32
+    assert bytes(sign(pack(deferred, {}), key)) == bytes(encode(eager, {}, key))
+    back = CoOccurrence(window=20, max_neighbours=16)
+    back.load(decode(bytes(encode(eager, {}, key)), key)[0])
+    for name, value in cooc.state().items():
+        np.testing.assert_array_equal(back.state()[name], value)
