@@ -233,7 +233,10 @@ class Learner:
             capture_ms = (time.perf_counter() - t0) * 1000.0
             self._since_snapshot = 0
             self._snapshot_clock = time.monotonic()
-        digest, writer_ms = await asyncio.to_thread(writer.write, size, self.keys.snapshot_blob(version))
+        try:
+            digest, writer_ms = await asyncio.to_thread(writer.write, size, self.keys.snapshot_blob(version))
+        finally:
+            writer.release_pages()  # no snapshot-sized buffer held between checkpoints
         info = await self.snapshots.commit(version, size, digest, meta["events_learned"], meta["last_event_id"],
                                            verdict, note)
         trim = await self.snapshots.trim_point()

@@ -78,6 +78,19 @@ class SnapshotWriter:
                 self._path = path
         return np.frombuffer(self._map, dtype=np.uint8)
 
+    def release_pages(self) -> None:
+        """Give the buffer's memory back (its size stays): the pages are freed from the
+        shared-memory file (``madvise(MADV_REMOVE)``), so between checkpoints this process
+        holds no snapshot-sized buffer and its RSS does not track the snapshot's size; the
+        next ``pack`` faults fresh zero pages in its worker thread (GIL released). Call it
+        once the helper has written the buffer. A no-op where the kernel or file system
+        cannot free them."""
+        if self._map is not None and hasattr(mmap, "MADV_REMOVE"):
+            try:
+                self._map.madvise(mmap.MADV_REMOVE)
+            except OSError as exc:
+                log.debug("snapshot buffer pages not released: %s", exc)
+
     def start(self) -> None:
         """Start the helper now (about 0.3 s of interpreter start-up that the first
         checkpoint would otherwise pay)."""

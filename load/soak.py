@@ -15,11 +15,14 @@ with a catalogue of ``--items`` items loaded as in ``load/bench.py``:
    p99 of the window. A progress line per sample.
 
 Memory growth = RSS at the end vs RSS one minute in (after warm-up: allocator arenas
-settle), in %. The summary also reports what the model learned meanwhile (new co-occurrence
-entries and interactions, from ``GET /model`` sizes) and the RSS growth per new
-co-occurrence entry, to tell a leak from the model's own (bounded) growth. Target (issue 5): 0 errors and RSS
-growth <= 5 %. Prints a summary table, writes ``OUT/soak.json`` and ``OUT/soak.png`` (RSS,
-p99 and req/s over time).
+settle), in % (the pass criterion); also the same on the medians of a minute of samples
+each (minute 2 vs the last minute), which one sample landing on a checkpoint cannot swing,
+and the growth split into heap (RssAnon) and shared memory (RssShmem: the snapshot buffer
+the checkpoint packs into, as large as the last snapshot). The summary also reports what
+the model learned meanwhile (new co-occurrence entries and interactions, from
+``GET /model`` sizes) and the RSS growth per new entry of each, to tell a leak from the
+model's own growth. Target (issue 5): 0 errors and RSS growth <= 5 %. Prints a summary
+table, writes ``OUT/soak.json`` and ``OUT/soak.png`` (RSS, p99 and req/s over time).
 
 Cores: 2, shared and unpinned, as in ``load/bench.py`` (Locust in this process, the server
 and its redis-server in their own).
@@ -48,12 +51,13 @@ from simulators.server_process import ServerProcess  # noqa: E402
 SAMPLE_S = 10.0
 
 
-def rss_mb(pid: int) -> float:
-    """Resident set size of process ``pid`` in MB (VmRSS)."""
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of process ``pid`` in MB: ``VmRSS`` (all), or one of its parts
+    ``RssAnon`` (heap) / ``RssShmem`` (shared memory: the checkpoint's snapshot buffer)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024.0
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {field} for pid {pid}")
 
 
 def redis_pid(data_dir: str) -> int | None:
@@ -101,6 +105,8 @@ def soak(url: str, server_pid: int, redis: int | None, rate: float, users: int, 
         all_ms.extend(ms)
         info = bench.model_info(url)
         rec = {"t_s": round(time.monotonic() - t0, 1), "rss_mb": round(rss_mb(server_pid), 1),
+               "rss_anon_mb": round(rss_mb(server_pid, "RssAnon"), 1),
+               "rss_shmem_mb": round(rss_mb(server_pid, "RssShmem"), 1),
                "redis_rss_mb": round(rss_mb(redis), 1) if redis else None,
                "requests": len(batch), "rps": round(len(batch) / SAMPLE_S, 1), "errors": n_err,
                "p99_ms": round(float(np.percentile(ms, 99)), 2) if ms else None,
@@ -176,16 +182,31 @@ def main() -> int:
     achieved = round(result["requests"] / (end["t_s"] or 1), 1)
     # what the model legitimately learned meanwhile (co-occurrence pairs, interactions), and
     # the RSS growth per new co-occurrence entry: model growth, not a leak, if it is ~100 B
+    # the same comparison on medians of a minute of samples each (1-2 min vs the last minute),
+    # which a sample landing on a checkpoint's transient cannot swing
+    first = [s for s in samples if 60.0 <= s["t_s"] < 120.0] or [warm]
+    last = [s for s in samples if s["t_s"] > end["t_s"] - 60.0]
+
+    def median(rows, key):
+        return float(np.median([r[key] for r in rows]))
+
+    growth_median = round(100.0 * (median(last, "rss_mb") - median(first, "rss_mb")) / median(first, "rss_mb"), 2)
     new_pairs = (end["cooc_entries"] or 0) - (warm["cooc_entries"] or 0)
+    new_interactions = (end["interactions"] or 0) - (warm["interactions"] or 0)
     per_pair = round((end["rss_mb"] - warm["rss_mb"]) * 2**20 / new_pairs, 1) if new_pairs > 0 else None
     summary = {"minutes": args.minutes, "fraction": args.fraction, "capacity_rps": capacity["rps"],
                "target_rps": round(rate, 1), "achieved_rps": achieved, "requests": result["requests"],
                "errors": result["errors"], "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
                "rss_mb_at_1min": warm["rss_mb"], "rss_mb_end": end["rss_mb"], "rss_growth_pct": growth,
+               "rss_growth_pct_minute_medians": growth_median,
+               "anon_mb_growth": round(end["rss_anon_mb"] - warm["rss_anon_mb"], 1),
+               "shmem_mb_growth": round(end["rss_shmem_mb"] - warm["rss_shmem_mb"], 1),
                "redis_rss_growth_pct": redis_growth,
                "events_learned_end": end["events_learned"], "stream_lag_end": end["stream_lag"],
-               "cooc_entries_new": new_pairs, "interactions_new": (end["interactions"] or 0) - (warm["interactions"] or 0),
+               "cooc_entries_new": new_pairs, "interactions_new": new_interactions,
                "rss_bytes_per_new_cooc_entry": per_pair,
+               "rss_bytes_per_new_interaction": (round((end["rss_mb"] - warm["rss_mb"]) * 2**20 / new_interactions, 1)
+                                                 if new_interactions > 0 else None),
                "pass_errors": result["errors"] == 0, "pass_rss_growth_le_5pct": growth <= 5.0}
     print(f"\n{'soak summary':<28}{'value':>14}")
     for key, value in summary.items():

@@ -213,6 +213,11 @@ def test_writer_process_failure_publishes_nothing_and_the_next_checkpoint_recove
         assert writer._proc is None
         writer.redis_url, writer.timeout_s = redis_server.url, 60.0
         assert writer.write(size, "freshrec-test:blob:3")[0] == digest
+        held = _rss_shmem_kb()
+        writer.release_pages()  # between checkpoints the buffer's pages go back to the kernel
+        assert held - _rss_shmem_kb() >= size // 1024 // 2
+        assert len(pack(*rec.state(copy=False), alloc=writer.buffer)) == size  # and it packs again
+        assert writer.write(size, "freshrec-test:blob:4")[0] == digest
     finally:
         writer.close()
 
@@ -238,3 +243,11 @@ def test_a_rollback_point_stays_exact_while_the_live_model_learns_and_its_buffer
         np.testing.assert_array_equal(value, now[name], err_msg=name)
     for user in ["v1", "v50", "u3", "stranger"]:
         assert again.recommend(user, 10) == rec.recommend(user, 10)
+
+
+def _rss_shmem_kb() -> int:
+    """Shared memory resident in this process (kB, /proc/self/status RssShmem)."""
+    for line in open("/proc/self/status"):
+        if line.startswith("RssShmem:"):
+            return int(line.split()[1])
+    raise RuntimeError("no RssShmem")
