@@ -124,10 +124,12 @@ class FactorModel:
         Each step is River's ``reco.BiasedMF.learn_one`` written out (global-mean update,
         squared-loss gradient ``2 (y_hat - y)`` clamped to ``clip_gradient``, L2-regularised
         gradients of both biases and both latent vectors computed before any update, SGD
-        steps in place), on the River model's own parameter dicts, so the result is
-        bit-identical to calling ``learn_one`` (tested). Inlined because River's generic
-        optimiser plumbing (four ``Optimizer.step`` calls building gradient dicts) costs
-        ~30 % of the learner's time. ``item_weight`` scales the item-side step size (damped
+        steps in place), on the River model's own parameter dicts. The biases follow River's
+        arithmetic exactly; the latent updates fold the scalars (``p (1 - lr l2) - (lr g) q``
+        for ``p - lr (g q + l2 p)``), equal to ``learn_one`` to rounding (1e-12 relative
+        after thousands of steps, tested). Inlined because River's generic optimiser
+        plumbing (four ``Optimizer.step`` calls building gradient dicts) costs ~30 % of the
+        learner's time. ``item_weight`` scales the item-side step size (damped
         learning of shared item parameters from untrusted events); the user side always
         learns at full rate.
         """
@@ -145,13 +147,16 @@ class FactorModel:
             b_u, b_i = u_biases[user_id], i_biases[item_id]
             g = 2 * ((((mean._mean + b_u) + b_i) + dot(p, q)).item() - y)
             g = max(min(g, clip), -clip)
-            u_grad = g * q + l2_latent * p
-            i_grad = g * p + l2_latent * q
             lr_i = lr if weight == 1.0 else lr * weight
             u_biases[user_id] = b_u - lr * (g + l2_bias * b_u)
             i_biases[item_id] = b_i - lr_i * (g + l2_bias * b_i)
-            p -= lr * u_grad
-            q -= lr_i * i_grad
+            # p -= lr (g q + l2 p) and q -= lr_i (g p + l2 q), both from the old p and q,
+            # with the scalars folded: 6 array operations instead of 10
+            i_step = p * (lr_i * g)
+            p *= 1.0 - lr * l2_latent
+            p -= q * (lr * g)
+            q *= 1.0 - lr_i * l2_latent
+            q -= i_step
             self.item_factors[idx] = q
             self.serving_factors[idx] = q
             self.item_bias[idx] = i_biases[item_id]

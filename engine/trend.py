@@ -57,7 +57,8 @@ class DecayedPopularity:
             self._rebase(t)
             exponent = 0.0
         self.counts[idx] += weight * math.exp(exponent)
-        self.log_score[idx] = math.log(self.counts[idx] + self.eps) + _jitter(idx)
+        # _jitter(idx) in Python integers: the same value, without building a numpy array
+        self.log_score[idx] = math.log(self.counts[idx] + self.eps) + ((idx * 2654435761) % 1_000_003) * 1e-12
 
     def decayed(self, t: float) -> np.ndarray:
         """True decayed counts of every item at time ``t``: shape (n,), float64."""
