@@ -150,13 +150,12 @@ def test_loads_snapshots_written_with_shared_pools():
     assert cooc.get(0, 1) == 4.0 and cooc.get(1, 0) == 4.0
 
 
-def test_deferred_snapshot_arrays_gather_the_same_entries_in_chunks(monkeypatch):
+def test_deferred_snapshot_arrays_gather_the_same_entries():
     from engine.cooccurrence import RowPrefixes
     from engine.snapshots import decode, encode, pack, sign
 
     cooc = CoOccurrence(window=20, max_neighbours=16)
     replay(stream(7, 3000, 50, 300, skew=1.3), cooc)
-    monkeypatch.setattr(RowPrefixes, "_ROWS", 7)  # many chunk boundaries
     eager, deferred = cooc.state(), cooc.state(deferred=True)
     assert isinstance(deferred["cooc_keys"], RowPrefixes)
     for name in ("cooc_keys", "cooc_vals"):
