@@ -294,11 +294,15 @@ class RowPrefixes:
     """A deferred 1-D array: the first ``size[i]`` entries of every row ``i`` of ``table``
     (rows, K), concatenated row by row (shape (sum(size),), ``table``'s dtype).
     ``engine.snapshots.pack`` calls ``write_into`` on its output buffer; ``copy()``
-    materialises it. The gather is three numpy calls that release the GIL (a mask, its
-    flat positions, ``np.take`` into the output; ~50 ms for 6.5 M entries of a 100k x 256
-    table here): a packing thread that re-took the GIL per chunk of rows waited ~1 s for
-    a busy event loop. ``positions`` (a dict) may be shared by the ``RowPrefixes`` of one
-    table's keys and values, so the positions are computed once.
+    materialises it. The gather is a few whole-table numpy calls (the flat positions of
+    the live entries, then ``np.take`` into the output; ~50 ms alone and ~160 ms beside a
+    busy event loop for 6.5 M entries of a 100k x 256 table here): a packing thread that
+    re-took the GIL per chunk of rows waited ~1 s for a busy event loop. Its temporaries
+    are either small (one int64 per row) or, at this scale, larger than glibc's 32 MB mmap
+    ceiling, so they go back to the kernel when freed (a 25 MB boolean mask came from the
+    heap and kept ~30-40 MB of RSS swinging between checkpoints in the soak). ``positions`` (a dict) may be shared
+    by the ``RowPrefixes`` of one table's keys and values, so the positions are computed
+    once.
     """
 
     def __init__(self, table: np.ndarray, size: np.ndarray, positions: dict | None = None) -> None:
@@ -313,9 +317,8 @@ class RowPrefixes:
         """Fill ``out`` (shape ``self.shape``, any byte order of ``self.dtype``)."""
         pos = self.positions.get("flat")
         if pos is None:
-            live = np.arange(self.table.shape[1], dtype=np.int32) < self.size[:, None]
-            pos = self.positions["flat"] = np.flatnonzero(live)
-            del live
+            size = self.size.astype(np.int64)
+            pos = self.positions["flat"] = _ragged(np.arange(len(size), dtype=np.int64) * self.table.shape[1], size)
         if out.dtype == self.dtype:
             np.take(self.table.reshape(-1), pos, out=out)
         else:  # another byte order
