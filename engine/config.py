@@ -25,9 +25,9 @@ class EngineConfig:
             event time.
         cooc_weight: weight of the item-to-item co-occurrence signal.
         cooc_history: how many of the user's most recent positives feed co-occurrence.
-        cooc_neighbours: co-occurrence neighbours kept per item (Space-Saving, a power of
-            two); memory is 8 bytes per pool slot, ~2 slots per stored pair once rows have
-            grown (``engine.cooccurrence``).
+        cooc_neighbours: co-occurrence neighbours K kept per item (Space-Saving); memory
+            is reserved at 8 * K bytes per item (2 KB at 256), and twice that again with
+            the guard's two rollback points (``engine.cooccurrence``).
         mf_weight: weight of the BiasedMF score.
 
     Events
