@@ -57,8 +57,7 @@ class DecayedPopularity:
             self._rebase(t)
             exponent = 0.0
         self.counts[idx] += weight * math.exp(exponent)
-        # _jitter(idx) in Python integers: the same value, without building a numpy array
-        self.log_score[idx] = math.log(self.counts[idx] + self.eps) + ((idx * 2654435761) % 1_000_003) * 1e-12
+        self.log_score[idx] = math.log(self.counts[idx] + self.eps) + _jitter(idx)
 
     def decayed(self, t: float) -> np.ndarray:
         """True decayed counts of every item at time ``t``: shape (n,), float64."""
@@ -88,5 +87,8 @@ class DecayedPopularity:
 
 
 def _jitter(idx):
-    """Deterministic tie-breaker in [0, 1e-6) from the item's row index (Knuth hash)."""
+    """Deterministic tie-breaker in [0, 1e-6) from the item's row index (Knuth hash); a
+    float for an ``int`` (computed in Python integers, the same value), else an array."""
+    if isinstance(idx, int):
+        return ((idx * 2654435761) % 1_000_003) * 1e-12
     return ((np.asarray(idx, dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(1_000_003)) * 1e-12
