@@ -279,11 +279,11 @@ class CoOccurrence:
             self.size[:n] = arrays["cooc_size"]
             self.counts[:n] = counts
             return
-        size = arrays["cooc_size"].astype(np.int32)
+        size = arrays["cooc_size"].astype(np.int64)
         if len(size) and int(size.max()) > self.max_neighbours:
             raise ValueError(f"co-occurrence row of {int(size.max())} entries > max_neighbours={self.max_neighbours}")
-        pos = _ragged(arrays["cooc_offset"].astype(np.int64), size.astype(np.int64))
-        dest = _ragged(np.arange(n, dtype=np.int64) * self.max_neighbours, size.astype(np.int64))
+        pos = _ragged(arrays["cooc_offset"].astype(np.int64), size)
+        dest = _ragged(np.arange(n, dtype=np.int64) * self.max_neighbours, size)
         self.keys.reshape(-1)[dest] = arrays["cooc_keys"][pos]
         self.vals.reshape(-1)[dest] = arrays["cooc_vals"][pos]
         self.size[:n] = size
@@ -300,9 +300,9 @@ class RowPrefixes:
     re-took the GIL per chunk of rows waited ~1 s for a busy event loop. Its temporaries
     are either small (one int64 per row) or, at this scale, larger than glibc's 32 MB mmap
     ceiling, so they go back to the kernel when freed (a 25 MB boolean mask came from the
-    heap and kept ~30-40 MB of RSS swinging between checkpoints in the soak). ``positions`` (a dict) may be shared
-    by the ``RowPrefixes`` of one table's keys and values, so the positions are computed
-    once.
+    heap and kept ~30-40 MB of RSS swinging between checkpoints in the soak).
+    ``positions`` (a dict) may be shared by the ``RowPrefixes`` of one table's keys and
+    values, so the positions are computed once.
     """
 
     def __init__(self, table: np.ndarray, size: np.ndarray, positions: dict | None = None) -> None:
