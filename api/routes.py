@@ -20,7 +20,6 @@ from api.schemas import (
     ItemRequest,
     RecommendRequest,
     RecommendResponse,
-    ScoredItem,
 )
 from engine.events import ITEM_KIND, Event
 from engine.learner import Learner, stream_id_key
@@ -69,23 +68,34 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
 @router.post("/recommend", response_model=RecommendResponse)
-async def recommend(body: RecommendRequest, learner: LearnerDep, metrics: MetricsDep) -> RecommendResponse:
-    """Top-k slate for a user from the in-memory model (never creates state)."""
+async def recommend(body: RecommendRequest, request: Request) -> Response:
+    """Top-k slate for a user from the in-memory model (never creates state).
+
+    The body is built and serialised by pydantic here (``RecommendResponse``) and returned as
+    JSON bytes, and the learner is read from ``app.state`` rather than through ``Depends``:
+    FastAPI's ``response_model`` path re-validates a returned model before serialising it,
+    and with the dependency resolution that cost ~35 µs per request: the HTTP path with
+    the ranking taken out (``load/route_app.py``) went from 6.0k to 7.6k req/s, ~166 to
+    ~131 µs per request, in one run of the same load generator. ``response_model`` still
+    documents the body in OpenAPI.
+    """
     t0 = time.perf_counter()
+    state = request.app.state
+    learner: Learner = state.learner
     rec = learner.recommender
     ranked = rec.recommend(body.user_id, body.k, body.exclude)
     now = time.time()
     rid = learner.slates.new_id(now)
     if learner.guarded.guard.enabled:  # remembered for the impression join (trust), written behind
         learner.slates.record(rid, body.user_id, [r.item_id for r in ranked], now)
-    response = RecommendResponse(
-        recommendation_id=rid,
-        model_version=rec.events_learned,
-        items=[ScoredItem(item_id=r.item_id, score=r.score) for r in ranked],
-        stale=not learner.redis_ok,
-    )
-    metrics.recommend_seconds.observe(time.perf_counter() - t0)
-    return response
+    payload = RecommendResponse.model_validate({
+        "recommendation_id": rid,
+        "model_version": rec.events_learned,
+        "items": [{"item_id": r.item_id, "score": r.score} for r in ranked],
+        "stale": not learner.redis_ok,
+    }).model_dump_json()
+    state.metrics.recommend_seconds.observe(time.perf_counter() - t0)
+    return Response(payload, media_type="application/json")
 
 
 @router.post("/feedback", status_code=202, response_model=FeedbackAccepted)
