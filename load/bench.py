@@ -7,7 +7,9 @@ process) for every row:
 
 1. ``bare_fastapi``: ``load/bare_app.py`` (one ``async def`` POST endpoint returning a small
    constant JSON; uvicorn, 1 worker, uvloop + httptools), the ceiling of the web stack as
-   seen by this load generator.
+   seen by this load generator. Then ``recommend_route_only``: ``load/route_app.py``, the
+   real freshrec app (own embedded Redis, learner running idle) with the ranking replaced by
+   a constant slate: what freshrec's HTTP path costs before any model work.
 2. freshrec (``simulators.server_process.ServerProcess``; embedded Redis in a fresh temp data
    dir unless ``--redis-url``) with a catalogue of ``--items`` items loaded through
    ``POST /feedback/batch`` (1000 click events per call, item ``i<j>`` clicked by user
@@ -438,11 +440,11 @@ def plot(results: list[dict], path: Path) -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'name':<20}{'rps':>10}{'p50_ms':>10}{'p95_ms':>10}{'p99_ms':>10}{'errors':>8}"
+    print(f"\n{'name':<22}{'rps':>10}{'p50_ms':>10}{'p95_ms':>10}{'p99_ms':>10}{'errors':>8}"
           f"{'server_p50':>12}{'server_p99':>12}")
     for r in rows:
         f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-        print(f"{r['name']:<20}{r['rps']:>10.1f}{f(r['p50_ms']):>10}{f(r['p95_ms']):>10}{f(r['p99_ms']):>10}"
+        print(f"{r['name']:<22}{r['rps']:>10.1f}{f(r['p50_ms']):>10}{f(r['p95_ms']):>10}{f(r['p99_ms']):>10}"
               f"{r['errors']:>8}{f(r.get('server_p50_ms')):>12}{f(r.get('server_p99_ms')):>12}")
 
 
@@ -505,6 +507,21 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_row("bare_fastapi", f"http://127.0.0.1:{port}", scenarios.RecommendOnly,
                                args.users, args.duration))
         bare.stop()
+
+        # 1b. freshrec's own HTTP path with the ranking taken out (load/route_app.py)
+        print("recommend_route_only: starting load/route_app.py (constant slate, real app)", flush=True)
+        route_dir = tempfile.mkdtemp(prefix="freshrec-route-")
+        port = free_port()
+        route = Child([sys.executable, str(ROOT / "load" / "route_app.py"), "--port", str(port),
+                       "--data-dir", route_dir], out / "route.log", env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+        try:
+            route.wait_http(f"http://127.0.0.1:{port}/health")
+            results.append(run_row("recommend_route_only", f"http://127.0.0.1:{port}", scenarios.RecommendOnly,
+                                   args.users, args.duration))
+        finally:
+            route.stop()
+            stop_orphan_redis(route_dir)
+            shutil.rmtree(route_dir, ignore_errors=True)
 
         # 2. freshrec + catalogue
         if not args.redis_url:
@@ -571,10 +588,15 @@ def main(argv: list[str] | None = None) -> int:
     if "recommend" in by and "bare_fastapi" in by and by["bare_fastapi"]["rps"]:
         ratio = round(by["recommend"]["rps"] / by["bare_fastapi"]["rps"], 3)
         print(f"\nratio recommend/bare_fastapi rps: {ratio}")
+    route_ratio = None
+    if "recommend_route_only" in by and by.get("bare_fastapi", {}).get("rps"):
+        route_ratio = round(by["recommend_route_only"]["rps"] / by["bare_fastapi"]["rps"], 3)
+        print(f"ratio recommend_route_only/bare_fastapi rps: {route_ratio} (freshrec's HTTP path without ranking)")
     print(f"learner_events_per_s (feedback row): {learner_eps}")
     bench = {
         "rows": rows,
         "ratio_recommend_over_bare": ratio,
+        "ratio_route_only_over_bare": route_ratio,
         "learner_events_per_s": learner_eps,
         "freshness_across_replicas_ms": across,
         "freshness_across_replicas_note": ("client-measured: a click gets its 202 from replica A (API + learner) "
