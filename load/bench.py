@@ -45,7 +45,11 @@ Locust competes with the server for CPU, and Locust FastHttpUser's own ceiling h
 
 Every row also reports ``server_p50_ms`` / ``server_p99_ms`` from the ``Server-Timing``
 header freshrec sends (time inside the server, without the load generator's share of the
-cores).
+cores). Rows that learn (``recommend_learning``, ``mix``, ``feedback``, ``spike``) also report
+``freshness_p50_le_s`` / ``freshness_p99_le_s``: feedback-to-effect of the events learned
+during that row (accepted -> reflected by the serving model), from the difference of the
+``freshrec_feedback_to_effect_seconds`` histogram scraped before and after the row, as
+bucket upper bounds.
 
 Outputs: a table on stdout, ``DIR/bench.json`` and ``DIR/latency.png`` (p50 / p99 per
 second per row), ``DIR/server.log``, ``DIR/chantilly.log``.
@@ -143,16 +147,50 @@ class Child:
 
 # --------------------------------------------------------------------------- one row
 
+def effect_histogram(url: str) -> dict[float, float]:
+    """Cumulative bucket counts ``{le (s): events}`` of freshrec's
+    ``freshrec_feedback_to_effect_seconds`` histogram, scraped from ``GET /metrics`` and
+    parsed with prometheus-client's text parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(url + "/metrics", timeout=10.0).text
+    for family in text_string_to_metric_families(text):
+        if family.name == "freshrec_feedback_to_effect_seconds":
+            return {float(x.labels["le"]): x.value for x in family.samples if x.name.endswith("_bucket")}
+    return {}
+
+
+def freshness_between(before: dict[float, float], after: dict[float, float]) -> dict:
+    """Feedback-to-effect quantiles of the events learned between two ``effect_histogram``
+    scrapes, as bucket upper bounds in seconds (``p99_le_s`` = 0.5 means "p99 <= 0.5 s";
+    None for the open +Inf bucket or no events): ``{"n", "p50_le_s", "p99_le_s"}``."""
+    bounds = sorted(after)
+    cumulative = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = cumulative[-1] if cumulative else 0.0
+    if total <= 0:
+        return {"n": 0, "p50_le_s": None, "p99_le_s": None}
+
+    def upper(q: float) -> float | None:
+        b = next(b for b, c in zip(bounds, cumulative) if c >= q * total)
+        return None if b == float("inf") else b
+
+    return {"n": int(total), "p50_le_s": upper(0.5), "p99_le_s": upper(0.99)}
+
+
 def run_row(name: str, host: str, user_class, users: int, duration: float,
-            spike_to: int | None = None, background=None, only: str | None = None) -> dict:
+            spike_to: int | None = None, background=None, only: str | None = None,
+            freshness: bool = False) -> dict:
     """Run one Locust row headless in-process; exact per-request latencies, client side
     (Locust) and server side (the ``Server-Timing`` header freshrec sends, when present).
 
     With ``spike_to``: start ``SPIKE_LOW`` users, and after a quarter of the row ramp to
     ``spike_to`` users at ``SPIKE_RATE`` users/s. ``background``: an extra user class with a
     ``fixed_count`` (e.g. ``scenarios.FeedbackFirehose``) run alongside; ``only``: count only
-    requests with this name in the row (e.g. "/recommend").
+    requests with this name in the row (e.g. "/recommend"). ``freshness``: also report the
+    feedback-to-effect quantiles of the events the server learned during the row
+    (``freshness_between`` on ``/metrics`` scraped before and after).
     """
+    hist_before = effect_histogram(host) if freshness else None
     classes = [user_class] + ([background] if background else [])
     env = Environment(user_classes=classes, host=host)
     samples: list[tuple[float, float, bool, float]] = []  # (t, ms, failed, server ms)
@@ -201,8 +239,13 @@ def run_row(name: str, host: str, user_class, users: int, duration: float,
            "p99_ms": pct(99), "errors": errors,
            "server_p50_ms": round(float(np.percentile(server, 50)), 2) if len(server) else None,
            "server_p99_ms": round(float(np.percentile(server, 99)), 2) if len(server) else None}
+    if freshness:
+        fresh = freshness_between(hist_before, effect_histogram(host))
+        row.update({f"freshness_{k}": v for k, v in fresh.items()})
     print(f"  {name}: {row['rps']} req/s, p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
-          f"{errors} errors" + (f" {list(err_msgs.items())[:3]}" if err_msgs else ""), flush=True)
+          f"{errors} errors" + (f" {list(err_msgs.items())[:3]}" if err_msgs else "")
+          + (f"; feedback->effect of {row['freshness_n']} events learned: p50 <= {row['freshness_p50_le_s']} s, "
+             f"p99 <= {row['freshness_p99_le_s']} s" if freshness else ""), flush=True)
     return {"row": row, "series": series, "error_messages": err_msgs,
             "users": spike_to or users, "seconds": round(elapsed, 2)}
 
@@ -444,11 +487,12 @@ def plot(results: list[dict], path: Path) -> None:
 
 def print_table(rows: list[dict]) -> None:
     print(f"\n{'name':<22}{'rps':>10}{'p50_ms':>10}{'p95_ms':>10}{'p99_ms':>10}{'errors':>8}"
-          f"{'server_p50':>12}{'server_p99':>12}")
+          f"{'server_p50':>12}{'server_p99':>12}{'fresh_p99_s':>13}")
     for r in rows:
         f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
         print(f"{r['name']:<22}{r['rps']:>10.1f}{f(r['p50_ms']):>10}{f(r['p95_ms']):>10}{f(r['p99_ms']):>10}"
-              f"{r['errors']:>8}{f(r.get('server_p50_ms')):>12}{f(r.get('server_p99_ms')):>12}")
+              f"{r['errors']:>8}{f(r.get('server_p50_ms')):>12}{f(r.get('server_p99_ms')):>12}"
+              f"{'' if 'freshness_n' not in r else '<= ' + f(r['freshness_p99_le_s']):>13}")
 
 
 # --------------------------------------------------------------------------- main
@@ -576,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
         before, tb = model_info(server.url), time.monotonic()
         scenarios.FeedbackFirehose.sent = 0
         results.append(run_row("recommend_learning", server.url, scenarios.RecommendOnly, args.users, args.duration,
-                               background=scenarios.FeedbackFirehose, only="/recommend"))
+                               background=scenarios.FeedbackFirehose, only="/recommend", freshness=True))
         after, ta = model_info(server.url), time.monotonic()
         extra["recommend_learning_learner_events_per_s"] = round(
             (after["events_learned"] - before["events_learned"]) / (ta - tb), 1)
@@ -584,21 +628,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  learner during recommend_learning: {extra['recommend_learning_learner_events_per_s']} events/s "
               f"(firehose posted {extra['recommend_learning_firehose_events_per_s']} events/s; stream lag after: "
               f"{after.get('stream_lag')})", flush=True)
-        results.append(run_row("mix", server.url, scenarios.Mix, args.users, args.duration))
+        results.append(run_row("mix", server.url, scenarios.Mix, args.users, args.duration, freshness=True))
         before, tb = model_info(server.url), time.monotonic()
-        results.append(run_row("feedback", server.url, scenarios.FeedbackOnly, args.users, args.duration))
+        results.append(run_row("feedback", server.url, scenarios.FeedbackOnly, args.users, args.duration,
+                               freshness=True))
         after, ta = model_info(server.url), time.monotonic()
         learned = after["events_learned"] - before["events_learned"]
         learner_eps = round(learned / (ta - tb), 1)
         extra["feedback_learner"] = {"events_learned_delta": learned, "seconds": round(ta - tb, 2),
                                      "stream_lag_after": after.get("stream_lag"),
-                                     "freshness_ms": after.get("freshness_ms"),
+                                     "freshness_window_ms": after.get("freshness_ms"),
                                      "learner_errors": after.get("learner_errors"),
                                      "checkpoints_ms_last": after.get("checkpoint_ms_last")}
         print(f"  learner: {learned} events learned in {ta - tb:.1f} s = {learner_eps} events/s "
-              f"(stream lag after: {after.get('stream_lag')}, freshness {after.get('freshness_ms')})", flush=True)
+              f"(stream lag after: {after.get('stream_lag')})", flush=True)
         results.append(run_row("spike", server.url, scenarios.Mix, args.users, args.duration,
-                               spike_to=args.spike_users))
+                               spike_to=args.spike_users, freshness=True))
         across = freshness_across_replicas(server, args.redis_url, data_dir, out)
         extra["model_after"] = {k: v for k, v in model_info(server.url).items() if k != "checkpoints"}
         server.stop()
