@@ -35,11 +35,22 @@ log = logging.getLogger("freshrec.learner")
 # yields between them, so a request waits at most one slice. When every loop iteration also
 # carries a full load of requests (32 in flight take ~15 ms), a fixed 32-event chunk per
 # iteration capped learning at ~1.5k events/s while /recommend ran at saturation (measured,
-# load/bench.py). Slices are therefore timed, and longer while the stream has a backlog (a
-# full batch came back), so the learner catches up instead of falling further behind.
+# load/bench.py). Slices are therefore timed, and longer while the learner is behind, so it
+# catches up instead of falling further behind. "Behind" is a full batch, or a batch whose
+# oldest event was accepted more than _BEHIND_S ago: with the full-batch rule alone the lag
+# settled just under one batch (1,024 events, ~0.5 s at 2k events/s with /recommend
+# saturated: feedback-to-effect p50 <= 0.5 s, p99 <= 1 s in load/bench.py's
+# recommend_learning row).
 _SLICE_S = 0.002  # per slice, stream caught up
 _SLICE_BACKLOG_S = 0.008  # per slice, stream behind
+_BEHIND_S = 0.05  # a batch whose oldest event waited longer than this gets backlog slices
 _CHECK_EVERY = 8  # events between clock reads
+
+
+def _behind(events: list, count: int) -> bool:
+    """Whether a batch read with ``count`` shows the learner behind: it came back full, or
+    its oldest event was accepted more than ``_BEHIND_S`` ago (wall clock, ``received_at``)."""
+    return len(events) >= count or (bool(events) and time.time() - events[0].received_at > _BEHIND_S)
 
 
 def stream_id_key(event_id: str) -> tuple[int, int]:
@@ -149,7 +160,7 @@ class Learner:
         """
         events = await self.log.read(self.consumer, count=count, block_ms=block_ms)
         async with self._lock:
-            await self._apply(events, backlog=len(events) >= count)
+            await self._apply(events, backlog=_behind(events, count))
         self._maybe_checkpoint()
         return len(events)
 
@@ -293,7 +304,7 @@ class Learner:
             await self._adopt_newer_snapshot()
         events = await self.log.read_after(self.recommender.last_event_id, count=count, block_ms=block_ms)
         async with self._lock:
-            await self._apply(events, ack=False, backlog=len(events) >= count)
+            await self._apply(events, ack=False, backlog=_behind(events, count))
         return len(events)
 
     async def _adopt_newer_snapshot(self) -> None:

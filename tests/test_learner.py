@@ -40,3 +40,17 @@ def test_a_backlog_is_applied_in_time_slices_that_yield_to_the_event_loop(redis_
     assert len(during) >= 2  # other coroutines ran while the batch was being applied
     gaps = [b - a for a, b in zip(seen, seen[1:])]
     assert max(gaps) <= n_events // 2  # no slice swallowed most of the batch
+
+
+def test_the_learner_counts_as_behind_on_a_full_batch_or_an_event_waiting_over_50_ms():
+    import time
+
+    from engine.learner import _behind
+
+    now = time.time()
+    fresh = Event("u", "i", "click", received_at=now + 3600)  # accepted "later": never waited
+    waited = Event("u", "i", "click", received_at=now - 1.0)  # accepted a second ago
+    assert not _behind([], 1024)
+    assert not _behind([fresh, fresh], 1024)
+    assert _behind([fresh, fresh], 2)  # a full batch: more are waiting in the stream
+    assert _behind([waited, fresh], 1024)  # the oldest event has waited too long
