@@ -518,19 +518,20 @@ def run_replicas_row(args, out: Path, n_users: int, workers: int) -> dict:
     its own redis-server (``engine.redis_server.resolve``: the embedded default, in a fresh
     directory), ``freshrec learner`` (the single writer) and ``freshrec serve --workers N
     --no-learner`` (N uvicorn worker processes, each a read-only replica), loads the same
-    catalogue through the replicas,
-    waits until the replicas answering ``/model/learned`` report it learned, and runs the
-    RecommendOnly row against the workers' shared port."""
+    catalogue through the replicas, waits until the replicas answering ``/model/learned``
+    report it learned, and runs the RecommendOnly row against the workers' shared port."""
     from engine.redis_server import resolve
 
     redis_dir = tempfile.mkdtemp(prefix="freshrec-replicas-")
     target = resolve(data_dir=redis_dir)  # the embedded default, in a directory of its own
     url = target.url
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     port = free_port()
     host = f"http://127.0.0.1:{port}"
     try:
-        Child([sys.executable, "-m", "api.cli", "learner", "--redis-url", url], out / "replicas_learner.log", env=env)
+        Child([sys.executable, "-m", "api.cli", "learner", "--redis-url", url], out / "replicas_learner.log",
+              env=env)
         api = Child([sys.executable, "-m", "api.cli", "serve", "--no-learner", "--workers", str(workers),
                      "--redis-url", url, "--port", str(port)], out / "replicas.log", env=env, group=True)
         api.wait_http(host + "/health", timeout_s=120)
