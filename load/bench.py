@@ -17,7 +17,8 @@ process) for every row:
 3. Rows against freshrec (classes in ``load/scenarios.py``): ``recommend`` (RecommendOnly,
    k=10, known users), ``recommend_learning`` (the same while ``FeedbackFirehose`` posts
    2,200 click events/s through ``/feedback/batch``; only ``/recommend`` requests are counted,
-   and ``recommend_learning_learner_events_per_s`` is what the learner took in meanwhile), ``mix`` (5 /recommend : 1 /feedback click on a known item),
+   and ``recommend_learning_learner_events_per_s`` is what the learner took in meanwhile),
+   ``mix`` (5 /recommend : 1 /feedback click on a known item),
    ``feedback`` (clicks only; ``learner_events_per_s`` = delta of ``GET /model``
    ``events_learned`` over the row), ``spike`` (Mix; 4 users, then a ramp to
    ``--spike-users`` (64) at 30 users/s after a quarter of the row). Then
