@@ -2,11 +2,12 @@
 through a backlog, and still apply every event in order."""
 
 import asyncio
+import time
 
 from redis.asyncio import Redis
 
 from engine import EngineConfig, Event
-from engine.learner import Learner
+from engine.learner import Learner, _behind
 
 
 def test_a_backlog_is_applied_in_time_slices_that_yield_to_the_event_loop(redis_server):
@@ -43,10 +44,6 @@ def test_a_backlog_is_applied_in_time_slices_that_yield_to_the_event_loop(redis_
 
 
 def test_the_learner_counts_as_behind_on_a_full_batch_or_an_event_waiting_over_50_ms():
-    import time
-
-    from engine.learner import _behind
-
     now = time.time()
     fresh = Event("u", "i", "click", received_at=now + 3600)  # accepted "later": never waited
     waited = Event("u", "i", "click", received_at=now - 1.0)  # accepted a second ago
