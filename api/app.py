@@ -1,25 +1,27 @@
-"""FastAPI application factory: wires Redis, the learner and the routers in the lifespan."""
+"""FastAPI application factory: the engine node in the lifespan, a router per resource."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
-import os
+import json
 import logging
+import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from api.limits import BodySizeLimit
-from api.timing import ServerTiming
 from api.metrics import Metrics
-from api.admin import router as admin_router
-from api.routes import router
-from api.settings import Settings
-from engine.learner import open_learner
+from api.routers import admin, feedback, items, model, recommend
+from api.settings import Settings, secret
+from api.timing import ServerTiming
+from engine.roles.node import Node, running
 
 log = logging.getLogger("freshrec.api")
+
+WORKER_ARGS_ENV = "FRESHREC_WORKER_ARGS"
+"""How ``freshrec serve --workers N`` hands its command line to the worker processes (see
+``app_from_env``): JSON ``{"flags": {...}, "config": path}``, never secrets."""
 
 
 def _freeze_heap() -> None:
@@ -33,53 +35,40 @@ def _freeze_heap() -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. On startup: connect to Redis (embedded when no URL), restore the
-    newest good snapshot, replay the stream after it, and start the learner task.
+    newest good snapshot, replay the stream after it, and run the node's role (the learner,
+    or a read-only replica's follower) as a task.
 
     Raises (at startup):
         redis.exceptions.ConnectionError: Redis unreachable.
     """
-    settings = settings or Settings()
+    settings = settings or Settings.load()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        learner, redis, target = await open_learner(settings.redis_url, settings.data_dir, settings.engine,
-                                                    settings.guard)
-        task = None
-        try:  # whatever fails from here on, the embedded redis-server is stopped on the way out
-            await learner.start(follower=not settings.learner)
-            app.state.learner = learner
-            learner.on_learned = app.state.metrics.feedback_to_effect.observe
+        node = await Node.open(settings.redis_url, settings.data_dir, snapshot_key=secret(settings.snapshot_key),
+                               appendfsync=settings.appendfsync, engine=settings.engine, guard=settings.guard,
+                               snapshots=settings.snapshots, key_prefix=settings.key_prefix,
+                               follower=not settings.learner)
+        node.live.on_learned = app.state.metrics.feedback_to_effect.observe
+        async with running(node, final_snapshot=settings.final_snapshot and settings.learner):
+            app.state.node = node
             app.state.settings = settings
             _freeze_heap()
-            task = asyncio.create_task(learner.run(follower=not settings.learner))
             yield
-        finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                if settings.final_snapshot and settings.learner:
-                    try:
-                        await learner.close()
-                    except BaseException:  # noqa: BLE001 - shutdown must finish; the stream still has every event
-                        log.exception("final snapshot failed")
-            await redis.aclose()
-            target.close()
 
     app = FastAPI(title="freshrec", version="0.1.0", lifespan=lifespan)
     app.state.metrics = Metrics()
-    app.include_router(router)
-    app.include_router(admin_router)
+    app.state.settings = settings
+    for module in (recommend, feedback, items, model, admin):
+        app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ServerTiming)  # outermost: times the whole request
     return app
 
 
 def app_from_env() -> FastAPI:
-    """App factory for ``uvicorn --workers N`` (each worker process builds its own app):
-    settings come from ``FRESHREC_REDIS_URL`` and ``FRESHREC_ROLE`` (``replica`` = no
-    learner) and ``FRESHREC_GUARD`` (on/off)."""
-    settings = Settings(redis_url=os.environ["FRESHREC_REDIS_URL"],
-                        learner=os.environ.get("FRESHREC_ROLE", "replica") != "replica")
-    settings.guard.enabled = os.environ.get("FRESHREC_GUARD", "on") == "on"
-    return create_app(settings)
+    """App factory for ``uvicorn --workers N``: each worker process builds its own app from
+    the same command line as its parent (``FRESHREC_WORKER_ARGS``, set by ``freshrec
+    serve``), the environment and the TOML file, so every worker resolves the same settings."""
+    args = json.loads(os.environ.get(WORKER_ARGS_ENV, "{}"))
+    return create_app(Settings.load(args.get("flags"), args.get("config")))

@@ -3,37 +3,40 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
 
 
+def _settings(args: argparse.Namespace):
+    from api.settings import from_args
+
+    return from_args(args)
+
+
 def _serve(args: argparse.Namespace) -> int:
+    import json
+
     import uvicorn
 
-    from api.app import create_app
-    from api.settings import Settings
-    from engine.config import EngineConfig
-    from engine.guard import GuardConfig
+    from api.app import WORKER_ARGS_ENV, create_app
+    from api.settings import flags_of
 
-    engine = EngineConfig()
-    if args.snapshot_every_events:
-        engine.snapshot_every_events = args.snapshot_every_events
-    if args.snapshot_every_s:
-        engine.snapshot_every_s = args.snapshot_every_s
-    settings = Settings(redis_url=args.redis_url, data_dir=args.data_dir, engine=engine,
-                        guard=GuardConfig(enabled=args.guard == "on"), learner=not args.no_learner)
-    if args.workers > 1:
-        if not args.no_learner:
-            raise SystemExit("--workers N needs --no-learner (one learner: run `freshrec learner`)")
-        if not args.redis_url:
-            raise SystemExit("--workers N needs --redis-url (the learner and every replica share one Redis)")
-        os.environ.update(FRESHREC_REDIS_URL=args.redis_url, FRESHREC_ROLE="replica", FRESHREC_GUARD=args.guard)
-        uvicorn.run("api.app:app_from_env", factory=True, workers=args.workers, host=args.host, port=args.port,
-                    log_level=args.log_level, loop="uvloop", http="httptools", access_log=False)
+    settings = _settings(args)
+    if args.print_config:
+        print(json.dumps(settings.redacted(), indent=2))
         return 0
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
+    if settings.workers > 1:
+        if settings.learner:
+            raise SystemExit("--workers N needs --no-learner (one learner: run `freshrec learner`)")
+        if not settings.redis_url:
+            raise SystemExit("--workers N needs --redis-url (the learner and every replica share one Redis)")
+        os.environ[WORKER_ARGS_ENV] = json.dumps({"flags": flags_of(args), "config": getattr(args, "config", None)})
+        uvicorn.run("api.app:app_from_env", factory=True, workers=settings.workers, host=settings.host,
+                    port=settings.port, log_level=settings.log_level, loop="uvloop", http="httptools",
+                    access_log=False)
+        return 0
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
                 loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=5)
     return 0
 
@@ -43,27 +46,21 @@ def _learner(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from engine.guard import GuardConfig
-    from engine.learner import open_learner
+    from api.settings import secret
+    from engine.roles.node import Node, running
+
+    settings = _settings(args)
 
     async def run() -> None:
-        learner, redis, target = await open_learner(args.redis_url, args.data_dir,
-                                                    guard=GuardConfig(enabled=args.guard == "on"))
-        try:
-            await learner.start()
-            task = asyncio.create_task(learner.run())
+        node = await Node.open(settings.redis_url, settings.data_dir, snapshot_key=secret(settings.snapshot_key),
+                               appendfsync=settings.appendfsync, engine=settings.engine, guard=settings.guard,
+                               snapshots=settings.snapshots, key_prefix=settings.key_prefix)
+        async with running(node, final_snapshot=settings.final_snapshot):
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
             await stop.wait()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await learner.close()
-        finally:
-            await redis.aclose()
-            target.close()
 
     asyncio.run(run())
     return 0
@@ -92,27 +89,20 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from api.settings import add_flags
+
     p = argparse.ArgumentParser(prog="freshrec", description="Online-learning recommender on River + Redis.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("serve", help="run the HTTP API (+ learner) on uvicorn")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--redis-url", default=None, help="Redis >= 6.2 URL (default: $FRESHREC_REDIS_URL, else embedded)")
-    s.add_argument("--data-dir", default=None, help="embedded Redis data dir (default: ./freshrec-data)")
-    s.add_argument("--snapshot-every-events", type=int, default=None)
-    s.add_argument("--snapshot-every-s", type=float, default=None)
-    s.add_argument("--guard", choices=["on", "off"], default="on", help="forgetting guard (default on)")
-    s.add_argument("--no-learner", action="store_true",
-                   help="read-only API replica: follow the stream and the learner's snapshots")
-    s.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (replicas only)")
-    s.add_argument("--log-level", default="warning")
+    s = sub.add_parser("serve", help="run the HTTP API (+ learner) on uvicorn", allow_abbrev=False,
+                       description="Every setting is a flag (below), a FRESHREC_* variable or a TOML entry.")
+    add_flags(s)
+    s.add_argument("--print-config", action="store_true", help="print the effective settings and exit")
     s.set_defaults(func=_serve)
 
-    le = sub.add_parser("learner", help="run the single learner (no HTTP) for replicas started with --no-learner")
-    le.add_argument("--redis-url", default=None)
-    le.add_argument("--data-dir", default=None)
-    le.add_argument("--guard", choices=["on", "off"], default="on")
+    le = sub.add_parser("learner", help="run the single learner (no HTTP) for replicas started with --no-learner",
+                        allow_abbrev=False)
+    add_flags(le)
     le.set_defaults(func=_learner)
 
     r = sub.add_parser("replay", help="prequential replay of a rating log through the HTTP API")

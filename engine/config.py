@@ -1,73 +1,107 @@
-"""Engine configuration: one dataclass, every knob documented with its unit."""
+"""The engine's parameters: three plain models, every field with its unit and meaning.
+
+``EngineConfig`` (what the model learns and how it ranks), ``GuardConfig`` (the forgetting
+guard) and ``SnapshotConfig`` (checkpoints and their retention). They are data only:
+nothing here reads the environment or a file. ``api.settings.Settings`` nests them as its
+``engine``, ``guard`` and ``snapshots`` sections and fills them from flags, ``FRESHREC_*``
+variables and a TOML file; in-process users (simulators, benchmarks, tests) build them
+directly, e.g. ``EngineConfig(n_factors=32)``.
+
+Each field's ``json_schema_extra["unit"]`` names its unit ("" when it is a count or a
+switch); ``api.settings.settings_table`` turns the fields into README's settings table.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pydantic import BaseModel, ConfigDict, Field
 
 
-@dataclass
-class EngineConfig:
-    """Tunable parameters of the engine.
+def setting(default, unit: str, description: str, **kw):
+    """A documented field: its default, unit (for the settings table; "" for counts of
+    nothing in particular and switches) and meaning; ``kw`` are pydantic constraints."""
+    return Field(default, description=description, json_schema_extra={"unit": unit}, **kw)
 
-    Model
-        n_factors: latent dimension of the River ``reco.BiasedMF`` (factors per user/item).
-        learning_rate: SGD step size for biases and latent factors.
-        l2: L2 regularisation on biases and latent factors.
-        negatives_per_positive: implicit negatives per positive event, drawn uniformly from
-            the last 4,096 positives (so popularity-proportional over that recent window;
-            the popularity-aware sampling of word2vec / Rendle & Freudenthaler, WSDM 2014).
-        seed: seeds latent initialisation (per id, so it is order independent) and
-            negative sampling (per event sequence number), making learning deterministic
-            given the event order.
 
-    Scoring (see ``engine.recommender``)
-        trend_half_life_h: half-life of the decayed-popularity trend signal, hours of
-            event time.
-        cooc_weight: weight of the item-to-item co-occurrence signal.
-        cooc_history: how many of the user's most recent positives feed co-occurrence.
-        cooc_neighbours: co-occurrence neighbours K kept per item (Space-Saving); memory
-            is reserved at 8 * K bytes per item (2 KB at 256), and twice that again with
-            the guard's two rollback points (``engine.cooccurrence``).
-        mf_weight: weight of the BiasedMF score.
 
-    Events
-        positive_threshold: a ``rating`` event with value >= this is a positive.
-        reward_window_s: an ``impression`` not followed by a click on the same item
-            within this many seconds (event time) becomes a negative.
+class EngineConfig(BaseModel):
+    """What the model learns and how it ranks (``engine.core.recommender``).
 
-    Snapshots
-        snapshot_every_events / snapshot_every_s: checkpoint after this many learned
-            events or this many seconds (processing time), whichever comes first.
-        snapshots_recent / snapshots_hours / snapshots_max_bytes: retention: the newest
-            ``snapshots_recent`` snapshots, plus the newest of every hour for the last
-            ``snapshots_hours`` hours, within ``snapshots_max_bytes`` in total.
-        snapshot_write_mb_s: pace of snapshot writes to Redis (MB/s; 0 = as fast as
-            possible). Unpaced, Redis ingesting 70 MB at full speed takes a core and the
-            memory bus from serving on a small machine; 100 MB/s writes a 70 MB checkpoint
-            (100k users + 100k items, 32 factors) in ~0.8 s (measured, load/bench_checkpoint.py).
-        key_prefix: Redis key prefix; wrapped in a hash tag so every key lives in one
-            Redis Cluster slot.
+    Model: ``n_factors``, ``learning_rate``, ``l2``, ``negatives_per_positive`` and ``seed``
+    parameterise River's ``reco.BiasedMF`` learned online from positives and sampled
+    negatives (drawn from the last 4,096 positives, so popularity-proportional over that
+    window; Rendle & Freudenthaler, WSDM 2014). ``seed`` seeds latent initialisation per id
+    and negative sampling per stream position, so learning is a function of the event order.
+
+    Scoring: ``score(u, i) = log(trend_i + eps) + cooc_weight * cooc(last cooc_history
+    positives of u, i) + mf_weight * (b_i + <p_u, q_i>)``; ``cooc_neighbours`` (K) bounds
+    the co-occurrence table at 8 * K bytes per item.
+
+    Events: ``positive_threshold`` and ``reward_window_s`` (see ``engine.core.events``).
     """
 
-    n_factors: int = 16
-    learning_rate: float = 0.05
-    l2: float = 0.01
-    negatives_per_positive: int = 4
-    seed: int = 42
+    model_config = ConfigDict(extra="forbid")
 
-    trend_half_life_h: float = 36.0
-    cooc_weight: float = 6.0
-    cooc_history: int = 10
-    cooc_neighbours: int = 256
-    mf_weight: float = 1.0
+    n_factors: int = setting(16, "", "latent factors per user and per item (River reco.BiasedMF)", ge=1, le=512)
+    learning_rate: float = setting(0.05, "", "SGD step size of biases and latent factors", gt=0)
+    l2: float = setting(0.01, "", "L2 regularisation of biases and latent factors", ge=0)
+    negatives_per_positive: int = setting(4, "events", "implicit negatives sampled per positive (from the last 4,096 "
+                                     "positives)", ge=0, le=64)
+    seed: int = setting(42, "", "seeds latent initialisation (per id) and negative sampling (per stream position)")
 
-    positive_threshold: float = 8.0
-    reward_window_s: float = 1800.0
+    trend_half_life_h: float = setting(36.0, "h", "half-life of the decayed-popularity trend, event time", gt=0)
+    cooc_weight: float = setting(6.0, "", "weight of the item-to-item co-occurrence score", ge=0)
+    cooc_history: int = setting(10, "events", "most recent positives of a user that feed co-occurrence", ge=1, le=1000)
+    cooc_neighbours: int = setting(256, "items", "co-occurrence neighbours kept per item (Space-Saving; 8 B each)",
+                              ge=1, le=65536)
+    mf_weight: float = setting(1.0, "", "weight of the BiasedMF score", ge=0)
 
-    snapshot_every_events: int = 10_000
-    snapshot_every_s: float = 60.0
-    snapshots_recent: int = 10
-    snapshots_hours: float = 25.0
-    snapshots_max_bytes: int = 2 * 1024**3
-    snapshot_write_mb_s: float = 100.0
-    key_prefix: str = "freshrec"
+    positive_threshold: float = setting(8.0, "rating", "a rating >= this is a positive, below it a negative")
+    reward_window_s: float = setting(1800.0, "s", "an impression with no click on that item within this much event "
+                                "time becomes a negative", gt=0)
+
+
+class GuardConfig(BaseModel):
+    """The forgetting guard (``engine.core.guard``): trust from the impression join, damping
+    of untrusted events, validation-gated promotion with rollback, and the ADWIN alarm."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = setting(True, "", "False makes the guard a pass-through (no damping, no validation)")
+    validate_windows: bool = setting(True, "", "False keeps the damping but never validates or rolls back "
+                                "(read-only replicas take the learner's decisions from its snapshots)")
+    untrusted_weight: float = setting(0.25, "", "influence on shared item parameters of events that join no served "
+                                 "impression, from accounts with no trusted history", gt=0, le=1)
+    vetted_untrusted_weight: float = setting(0.7, "", "influence of unjoined events from vetted accounts", gt=0, le=1)
+    window_events: int = setting(2000, "events", "events per validation window", ge=1)
+    early_suspicious: int = setting(300, "events", "a window is validated early once it holds this many suspicious "
+                               "positives", ge=1)
+    reservoir_size: int = setting(2000, "events", "trusted (user, item) positives kept for validation", ge=1)
+    quality_pairs: int = setting(400, "events", "reservoir pairs one validation scores on both models", ge=1)
+    exposure_users: int = setting(300, "users", "established users one validation scores for exposure", ge=1)
+    established_clicks: int = setting(3, "events", "trusted clicks that make a user established", ge=1)
+    quality_drop: float = setting(0.15, "", "relative quality drop against the last good model that fails a window",
+                             ge=0, le=1)
+    cumulative_drop: float = setting(0.25, "", "relative quality drop against the reference model that fails a window",
+                                ge=0, le=1)
+    reference_every: int = setting(5, "windows", "validation windows between reference models", ge=1)
+    exposure_jump: float = setting(0.08, "", "increase in the share of established users one item reaches that "
+                              "fails a window", ge=0, le=1)
+    min_suspicious: int = setting(20, "events", "suspicious positives a window must carry before it can fail", ge=0)
+    join_window_s: float = setting(3600.0, "s", "impression join window (a click this long after its slate still joins)",
+                              gt=0)
+    seed: int = setting(7, "", "seeds the reservoir and the validation samples")
+
+
+class SnapshotConfig(BaseModel):
+    """Checkpoints (``engine.roles.checkpointer``) and their retention
+    (``engine.storage.retention``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    every_events: int = setting(10_000, "events", "checkpoint after this many learned events", ge=1)
+    every_s: float = setting(60.0, "s", "... or after this long (processing time), whichever comes first", gt=0)
+    recent: int = setting(10, "snapshots", "retention: the newest snapshots always kept", ge=1)
+    hours: float = setting(25.0, "h", "retention: also the newest snapshot of every hour for this long", ge=0)
+    max_bytes: int = setting(2 * 1024**3, "bytes", "retention: byte budget of all kept snapshots", ge=1)
+    write_mb_s: float = setting(100.0, "MB/s", "pace of snapshot writes to Redis (0 = unpaced)", ge=0)
+    resync_s: float = setting(5.0, "s", "a read-only replica adopts the learner's newest snapshot this often", gt=0)

@@ -91,7 +91,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "load"))
 
 import scenarios  # noqa: E402
-from simulators.server_process import ServerProcess, free_port  # noqa: E402
+from simulators.harness import Child, free_port  # noqa: E402
+from simulators.server_process import ServerProcess  # noqa: E402
 
 BATCH = 1000
 SPIKE_LOW = 4
@@ -106,61 +107,6 @@ CORES_NOTE = (
 
 
 # --------------------------------------------------------------------------- processes
-
-class Child:
-    """A child process started by the bench, always stopped in ``stop_all``."""
-
-    alive: list["Child"] = []
-
-    def __init__(self, cmd: list[str], log_path: Path, env: dict | None = None, cwd: str | None = None,
-                 group: bool = False):
-        """``group``: run in a session of its own and stop the whole process group (a uvicorn
-        master and its worker processes), so no worker outlives the row."""
-        self.log = open(log_path, "ab")
-        self.group = group
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                     start_new_session=group)
-        Child.alive.append(self)
-
-    def wait_http(self, url: str, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"exited with {self.proc.returncode} before answering {url}")
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.get(url, timeout=1.0)
-                return
-            time.sleep(0.1)  # readiness poll of a child process
-        raise RuntimeError(f"no answer from {url} after {timeout_s}s")
-
-    def stop(self) -> None:
-        import signal
-
-        def send(sig) -> None:
-            with contextlib.suppress(ProcessLookupError):
-                if self.group:
-                    os.killpg(self.proc.pid, sig)
-                else:
-                    self.proc.send_signal(sig)
-
-        if self.proc.poll() is None:
-            send(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.group:  # workers still alive after their master: the group gets SIGKILL
-            send(signal.SIGKILL)
-        self.log.close()
-        with contextlib.suppress(ValueError):
-            Child.alive.remove(self)
-
-    @classmethod
-    def stop_all(cls) -> None:
-        for c in list(cls.alive):
-            c.stop()
-
 
 # --------------------------------------------------------------------------- one row
 
@@ -444,7 +390,7 @@ def run_chantilly(args, out: Path, n_users: int) -> tuple[dict | None, str | Non
         url = f"http://127.0.0.1:{port}"
         env = dict(_chantilly_env(), SHELVE_PATH=str(work / "chantilly"), STORAGE_BACKEND="shelve")
         child = Child([str(py), "-c", CHANTILLY_SHIM, str(port)], log_path, env=env, cwd=str(work))
-        child.wait_http(url + "/api/models", timeout_s=60)
+        child.wait_http(url + "/api/models", 60)
         r = httpx.post(url + "/api/init", json={"flavor": "regression"}, timeout=30)
         if r.status_code >= 300:
             raise RuntimeError(f"POST /api/init -> {r.status_code} {r.text[:200]}")
@@ -533,20 +479,18 @@ def run_replicas_row(args, out: Path, n_users: int, workers: int) -> dict:
     --no-learner`` (N uvicorn worker processes, each a read-only replica), loads the same
     catalogue through the replicas, waits until the replicas answering ``/model/learned``
     report it learned, and runs the RecommendOnly row against the workers' shared port."""
-    from engine.redis_server import resolve
+    from engine.storage.redis_server import resolve
 
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1",
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     port = free_port()
     host = f"http://127.0.0.1:{port}"
     with scratch_redis_dir("freshrec-replicas-") as redis_dir:
         target = resolve(data_dir=redis_dir)  # the embedded default, in a directory of its own
         try:
             Child([sys.executable, "-m", "api.cli", "learner", "--redis-url", target.url],
-                  out / "replicas_learner.log", env=env)
+                  out / "replicas_learner.log")
             api = Child([sys.executable, "-m", "api.cli", "serve", "--no-learner", "--workers", str(workers),
-                         "--redis-url", target.url, "--port", str(port)], out / "replicas.log", env=env, group=True)
-            api.wait_http(host + "/health", timeout_s=120)
+                         "--redis-url", target.url, "--port", str(port)], out / "replicas.log")
+            api.wait_http(host + "/health", 120)
             catalogue = load_catalogue(host, args.items, n_users)
             with httpx.Client(base_url=host, timeout=40.0) as c:
                 # long polls land on the workers at random: ask more times than there are workers
@@ -614,8 +558,7 @@ def main(argv: list[str] | None = None) -> int:
         # 1. bare FastAPI
         print("bare_fastapi: starting load/bare_app.py", flush=True)
         port = free_port()
-        bare = Child([sys.executable, str(ROOT / "load" / "bare_app.py"), "--port", str(port)], out / "bare.log",
-                     env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+        bare = Child([sys.executable, str(ROOT / "load" / "bare_app.py"), "--port", str(port)], out / "bare.log")
         bare.wait_http(f"http://127.0.0.1:{port}/health")
         results.append(run_row("bare_fastapi", f"http://127.0.0.1:{port}", scenarios.RecommendOnly,
                                args.users, args.duration))
@@ -626,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         with scratch_redis_dir("freshrec-route-") as route_dir:
             route = Child([sys.executable, str(ROOT / "load" / "route_app.py"), "--port", str(port),
-                           "--data-dir", route_dir], out / "route.log", env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+                           "--data-dir", route_dir], out / "route.log")
             try:
                 route.wait_http(f"http://127.0.0.1:{port}/health")
                 results.append(run_row("recommend_route_only", f"http://127.0.0.1:{port}", scenarios.RecommendOnly,

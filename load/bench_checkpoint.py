@@ -47,9 +47,10 @@ import redis as redis_sync  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
 from engine import EngineConfig, Event, Recommender  # noqa: E402
-from engine.keys import Keys  # noqa: E402
-from engine.redis_server import persistence  # noqa: E402
-from engine.snapshots import SnapshotStore, encode, signature, write_blob  # noqa: E402
+from engine.storage.keys import Keys  # noqa: E402
+from engine.storage.redis_server import persistence  # noqa: E402
+from engine.core.snapshot_codec import encode, signature
+from engine.storage.snapshot_store import SnapshotStore, write_blob  # noqa: E402
 from simulators.server_process import ServerProcess  # noqa: E402
 
 KEY = "bench-checkpoint-key"

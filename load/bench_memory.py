@@ -32,19 +32,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def rss_mb() -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def run_case(guard: bool, items: int, users: int, clicks: int, zipf: float = 0.0) -> dict:
     import numpy as np
 
     from engine import EngineConfig, Event
-    from engine.guard import GuardConfig, GuardedRecommender
-    from engine.trust import TRUSTED
+    from engine.config import GuardConfig
+    from engine.core.guard import GuardedRecommender
+    from engine.core.trust import TRUSTED
+    from simulators.harness import rss_mb
 
     g = GuardedRecommender(EngineConfig(), GuardConfig(enabled=guard))
     rng = np.random.default_rng(0)

@@ -53,8 +53,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.events import Event  # noqa: E402
-from engine.recommender import Recommender  # noqa: E402
+from engine.core.events import Event  # noqa: E402
+from engine.core.recommender import Recommender  # noqa: E402
 
 K = 10
 TARGET_MS = 2.0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.recommender import Ranked, Recommender  # noqa: E402
+from engine.core.recommender import Ranked, Recommender  # noqa: E402
 
 _SLATE = [Ranked(f"i{n}", 0.0) for n in range(100)]
 

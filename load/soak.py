@@ -46,18 +46,10 @@ from locust import constant_throughput  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
 import scenarios  # noqa: E402
+from simulators.harness import rss_mb  # noqa: E402
 from simulators.server_process import ServerProcess  # noqa: E402
 
 SAMPLE_S = 10.0
-
-
-def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    """Resident memory of process ``pid`` in MB: ``VmRSS`` (all), or one of its parts
-    ``RssAnon`` (heap) / ``RssShmem`` (shared memory: the checkpoint's snapshot buffer)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024.0
-    raise RuntimeError(f"no {field} for pid {pid}")
 
 
 def redis_pid(data_dir: str) -> int | None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.catalogue import Catalogue
-from engine.ranking import top_k
-from engine.trend import DecayedPopularity
+from engine.core.catalogue import Catalogue
+from engine.core.ranking import top_k
+from engine.core.trend import DecayedPopularity
 
 DECAY_HALF_LIVES_H = (12.0, 24.0, 48.0, 168.0)
 _ALL_TIME_S = 1e15  # a half-life so long that nothing decays

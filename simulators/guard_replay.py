@@ -15,8 +15,9 @@ import time
 from tqdm import tqdm
 
 from engine.config import EngineConfig
-from engine.events import Event
-from engine.guard import GuardConfig, GuardedRecommender
+from engine.core.events import Event
+from engine.config import GuardConfig
+from engine.core.guard import GuardedRecommender
 from simulators.datasets import BUNDLED, load_movietweetings
 from simulators.metrics import hit_and_ndcg
 

@@ -141,8 +141,9 @@ import numpy as np
 from tqdm import tqdm
 
 from engine.config import EngineConfig
-from engine.events import ITEM_KIND, Event
-from engine.guard import GuardConfig, GuardedRecommender
+from engine.core.events import ITEM_KIND, Event
+from engine.config import GuardConfig
+from engine.core.guard import GuardedRecommender
 
 SCENARIOS = ("stationary", "bot_burst", "cohort", "viral_trend", "drift")
 K = 10

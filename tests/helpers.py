@@ -23,7 +23,7 @@ def trained(n_users: int = 30, n_items: int = 40, n_events: int = 600, seed: int
 def served_model(bodies: list[dict]):
     """The model the server learns from these ``/feedback`` bodies: events go through the
     forgetting guard (on by default) and, joining no served slate, arrive as unvetted."""
-    from engine.guard import GuardedRecommender
+    from engine.core.guard import GuardedRecommender
 
     g = GuardedRecommender()
     for b in bodies:

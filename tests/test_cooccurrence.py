@@ -5,7 +5,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from engine.cooccurrence import CoOccurrence
+from engine.core.cooccurrence import CoOccurrence
 
 
 def stream(seed, n_events, n_users, n_items, skew=None):
@@ -151,8 +151,8 @@ def test_loads_snapshots_written_with_shared_pools():
 
 
 def test_deferred_snapshot_arrays_gather_the_same_entries():
-    from engine.cooccurrence import RowPrefixes
-    from engine.snapshots import decode, encode, pack, sign
+    from engine.core.cooccurrence import RowPrefixes
+    from engine.core.snapshot_codec import decode, encode, pack, sign
 
     cooc = CoOccurrence(window=20, max_neighbours=16)
     replay(stream(7, 3000, 50, 300, skew=1.3), cooc)

@@ -8,8 +8,8 @@ import httpx
 import numpy as np
 from redis.asyncio import Redis
 
-from engine.keys import Keys
-from engine.snapshots import SnapshotStore
+from engine.storage.keys import Keys
+from engine.storage.snapshot_store import SnapshotStore
 from simulators.server_process import ServerProcess
 from tests.conftest import SNAPSHOT_KEY
 from tests.helpers import served_model

@@ -4,7 +4,7 @@ stream encoding."""
 import pytest
 
 from engine import EngineConfig, Event, Recommender
-from engine.events import from_fields, to_fields
+from engine.core.events import from_fields, to_fields
 
 
 def test_rating_threshold_decides_positive_or_negative():

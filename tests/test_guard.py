@@ -4,7 +4,8 @@ without blocking a genuine new cohort (plasticity). Fails if the guard stops wor
 import pytest
 
 from engine import Event
-from engine.guard import GuardConfig, GuardedRecommender
+from engine.config import GuardConfig
+from engine.core.guard import GuardedRecommender
 from simulators.synthetic import run_scenario
 from tests.test_synthetic import TINY
 

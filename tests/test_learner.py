@@ -4,20 +4,19 @@ through a backlog, and still apply every event in order."""
 import asyncio
 import time
 
-from redis.asyncio import Redis
-
 from engine import EngineConfig, Event
-from engine.learner import Learner, _behind
+from engine.core.guard import GuardedRecommender
+from engine.roles.live_model import LiveModel
+from engine.roles.live_model import behind as _behind
 
 
-def test_a_backlog_is_applied_in_time_slices_that_yield_to_the_event_loop(redis_server):
+def test_a_backlog_is_applied_in_time_slices_that_yield_to_the_event_loop():
     n_events = 4000
     events = [Event(f"u{n % 50}", f"i{n % 300}", "click", timestamp=1e9 + n, received_at=1e9 + n,
                     event_id=f"{n + 1}-0") for n in range(n_events)]
 
     async def scenario():
-        redis = Redis.from_url(redis_server.url)
-        learner = Learner(redis, redis_server.url, EngineConfig(), snapshot_key=b"test")
+        learner = LiveModel(GuardedRecommender(EngineConfig()))  # what the learner applies batches into
         seen_at_ticks = []
         done = asyncio.Event()
 
@@ -28,10 +27,9 @@ def test_a_backlog_is_applied_in_time_slices_that_yield_to_the_event_loop(redis_
 
         ticker = asyncio.create_task(other_requests())
         await asyncio.sleep(0)
-        await learner._apply(events, ack=False, backlog=True)
+        await learner.apply(events, backlog=True)
         done.set()
         await ticker
-        await redis.aclose()
         return learner, seen_at_ticks
 
     learner, seen = asyncio.run(scenario())

@@ -19,7 +19,7 @@ def test_learn_steps_equals_river_learn_one():
     import numpy as np
     from river import optim
 
-    from engine.model import FactorModel
+    from engine.core.model import FactorModel
 
     ours, river = FactorModel(8, seed=3), FactorModel(8, seed=3)
     rng = np.random.default_rng(0)

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from engine.ranking import top_k
+from engine.core.ranking import top_k
 from tests.helpers import trained
 
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from engine import Event, Recommender
-from engine.keys import Keys
-from engine.snapshot_writer import SnapshotWriter
-from engine.snapshots import MAGIC, ORPHAN_TTL_S, SnapshotError, decode, encode, pack, sign, signature
+from engine.storage.keys import Keys
+from engine.storage.snapshot_writer import SnapshotWriter
+from engine.core.snapshot_codec import MAGIC, SnapshotError, decode, encode, pack, sign, signature
+from engine.storage.snapshot_store import ORPHAN_TTL_S
 from simulators.server_process import ServerProcess
 from tests.conftest import SNAPSHOT_KEY
 from tests.helpers import served_model, trained
@@ -162,7 +163,7 @@ def test_redis_outage_serves_stale_answers_and_resumes_within_5_s(redis_server, 
 
 
 def test_retention_keeps_recent_and_hourly_history_within_a_byte_budget():
-    from engine.snapshots import Retention, SnapshotInfo
+    from engine.storage.retention import Retention, SnapshotInfo
 
     now = 1_000_000.0
     # one snapshot a minute for 30 hours, 1 MB each

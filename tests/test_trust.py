@@ -5,9 +5,10 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from engine.events import Event
-from engine.keys import Keys
-from engine.trust import TRUSTED, UNVETTED, ImpressionJoin, SlateStore
+from engine.core.events import Event
+from engine.storage.keys import Keys
+from engine.core.trust import TRUSTED, UNVETTED, ImpressionJoin
+from engine.storage.slate_store import SlateStore
 
 
 def test_slates_are_written_behind_and_joined_by_id(redis_server):

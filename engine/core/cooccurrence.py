@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from engine.arrays import ensure_capacity
+from engine.core.arrays import ensure_capacity
 
 _SMALL = 4  # histories up to this many items take the scalar update path
 _TOKENS = itertools.count(1)  # identifies a live table for incremental copies
@@ -241,7 +241,7 @@ class CoOccurrence:
         """Arrays for a snapshot: the live entries row by row (``cooc_keys`` int32,
         ``cooc_vals`` float32, row ``i`` at ``cooc_offset[i]`` for ``cooc_size[i]``
         entries) and the per-item counts, as fresh arrays. With ``deferred``, the two entry
-        arrays are ``RowPrefixes`` that ``engine.snapshots.pack`` gathers straight into its
+        arrays are ``RowPrefixes`` that ``engine.core.snapshot_codec.pack`` gathers straight into its
         output (in the packing thread, GIL released); they read the live table, so the
         index must not learn until the pack is done."""
         n = self.n
@@ -293,7 +293,7 @@ class CoOccurrence:
 class RowPrefixes:
     """A deferred 1-D array: the first ``size[i]`` entries of every row ``i`` of ``table``
     (rows, K), concatenated row by row (shape (sum(size),), ``table``'s dtype).
-    ``engine.snapshots.pack`` calls ``write_into`` on its output buffer; ``copy()``
+    ``engine.core.snapshot_codec.pack`` calls ``write_into`` on its output buffer; ``copy()``
     materialises it. The gather is a few whole-table numpy calls (the flat positions of
     the live entries, then ``np.take`` into the output; ~50 ms alone and ~160 ms beside a
     busy event loop for 6.5 M entries of a 100k x 256 table here): a packing thread that

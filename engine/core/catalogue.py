@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.arrays import PackedIds
+from engine.core.arrays import PackedIds
 
 
 class Catalogue:

@@ -7,24 +7,24 @@ import os
 import secrets
 from pathlib import Path
 
+from engine.storage.redis_server import DEFAULT_DATA_DIR
+
 log = logging.getLogger("freshrec.signing")
 
-KEY_ENV = "FRESHREC_SNAPSHOT_KEY"
 KEY_FILE = "snapshot.key"
 
 
-def load_key(data_dir: str | os.PathLike | None = None) -> bytes:
+def load_key(data_dir: str | os.PathLike | None = None, key: str | None = None) -> bytes:
     """The key that signs and verifies snapshots.
 
-    ``$FRESHREC_SNAPSHOT_KEY`` (any string; share it between processes that read the same
-    Redis) wins. Otherwise a 32-byte random key is generated once and kept in
-    ``<data_dir>/snapshot.key`` (mode 0600; ``data_dir`` defaults to
-    ``$FRESHREC_DATA_DIR`` or ./freshrec-data), which is what the embedded default uses.
+    ``key`` (any string; setting ``snapshot_key``, shared by every process that reads the
+    same Redis) wins. Otherwise a 32-byte random key is generated once and kept in
+    ``<data_dir>/snapshot.key`` (mode 0600; ``data_dir`` defaults to ./freshrec-data),
+    which is what the embedded default uses.
     """
-    env = os.environ.get(KEY_ENV)
-    if env:
-        return env.encode()
-    directory = Path(data_dir or os.environ.get("FRESHREC_DATA_DIR", "freshrec-data"))
+    if key:
+        return key.encode()
+    directory = Path(data_dir or DEFAULT_DATA_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / KEY_FILE
     if not path.exists():

@@ -13,10 +13,52 @@ Event kinds (the field's standard vocabulary):
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
-EVENT_KINDS = ("click", "impression", "rating")
+CLICK, IMPRESSION, RATING = "click", "impression", "rating"
+FEEDBACK_KINDS = (CLICK, IMPRESSION, RATING)
+"""The event kinds a client sends (``POST /feedback``); the API validates against these."""
 ITEM_KIND = "item"  # catalogue upsert (PUT /items/{id}); travels the same stream, in order
+
+
+MAX_ID_CHARS = 128
+
+
+class InvalidEvent(ValueError):
+    """An event the engine will not accept; ``field`` names the offending field (the API
+    answers 422 naming it)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def validate(event: Event) -> Event:
+    """Check a feedback event before it becomes durable; returns it unchanged.
+
+    Raises:
+        InvalidEvent: empty or over-long ids, an unknown kind, a rating without a finite
+            value, a non-finite or negative timestamp.
+    """
+    for name in ("user_id", "item_id"):
+        value = getattr(event, name)
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS:
+            raise InvalidEvent(name, f"a non-empty string of at most {MAX_ID_CHARS} characters")
+    if event.kind not in FEEDBACK_KINDS:
+        raise InvalidEvent("event", f"unknown event type {event.kind!r}; known: {', '.join(FEEDBACK_KINDS)}")
+    if event.value is not None and not math.isfinite(event.value):
+        raise InvalidEvent("value", "must be a finite number")
+    if event.kind == RATING and event.value is None:
+        raise InvalidEvent("value", "required when event is 'rating'")
+    if event.timestamp is not None and not (math.isfinite(event.timestamp) and event.timestamp >= 0):
+        raise InvalidEvent("timestamp", "must be a finite unix time in seconds")
+    return event
+
+
+def is_positive(kind: str, value: float | None, positive_threshold: float) -> bool:
+    """The one "is this a positive" rule: a click, or a rating of at least the threshold."""
+    return kind == CLICK or (kind == RATING and value is not None and value >= positive_threshold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +67,7 @@ class Event:
 
     Attributes:
         user_id, item_id: opaque ids (non-empty strings, <= 128 chars; validated by the API).
-        kind: one of ``EVENT_KINDS``.
+        kind: one of ``FEEDBACK_KINDS``, or ``ITEM_KIND``.
         value: rating value (required for ``rating``, ignored otherwise).
         timestamp: event time, unix seconds, when the client sent one.
         received_at: acceptance time, unix seconds, stamped when the event was made durable.
@@ -34,7 +76,7 @@ class Event:
         event_id: Redis Stream entry id ("<ms>-<seq>") once the event is durable.
         meta, hidden: catalogue data of an ``item`` event.
         trust: "trusted" | "vetted" | "unvetted", decided when the event was accepted
-            (``engine.trust.ImpressionJoin.classify``) and stored with it, so a replay after
+            (``engine.core.trust.ImpressionJoin.classify``) and stored with it, so a replay after
             a crash weighs the event exactly as the first time; None = not decided.
     """
 

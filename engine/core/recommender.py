@@ -19,15 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.arrays import ensure_capacity
-from engine.catalogue import Catalogue
 from engine.config import EngineConfig
-from engine.cooccurrence import CoOccurrence
-from engine.events import ITEM_KIND, Event
-from engine.model import FactorModel
-from engine.ranking import top_k
-from engine.snapshots import unpack_ids
-from engine.trend import DecayedPopularity
+from engine.core.arrays import ensure_capacity, splitmix64, unpack_ids
+from engine.core.catalogue import Catalogue
+from engine.core.cooccurrence import CoOccurrence
+from engine.core.events import CLICK, IMPRESSION, ITEM_KIND, RATING, Event, is_positive
+from engine.core.model import FactorModel
+from engine.core.ranking import top_k
+from engine.core.trend import DecayedPopularity
 
 _RECENT = 4096  # ring of recent positives that implicit negatives are sampled from
 
@@ -146,17 +145,17 @@ class Recommender:
         idx = self.catalogue.add(event.item_id)
         self._grow()
         user = event.user_id
-        if event.kind == "click":
+        if event.kind == CLICK:
             self.pending.pop((user, idx), None)
             self._positive(user, event.item_id, idx, t, weight)
-        elif event.kind == "rating":
+        elif event.kind == RATING:
             if event.value is None:
                 raise ValueError("rating event without value")
-            if event.value >= c.positive_threshold:
+            if is_positive(event.kind, event.value, c.positive_threshold):
                 self._positive(user, event.item_id, idx, t, weight)
             else:
                 self._negative(user, event.item_id, idx, weight)
-        elif event.kind == "impression":
+        elif event.kind == IMPRESSION:
             key = (user, idx)
             if key not in self.pending and idx not in self.seen.get(user, ()):
                 deadline = t + c.reward_window_s
@@ -185,7 +184,7 @@ class Recommender:
             size = min(self.recent_count, _RECENT)
             ids = self.catalogue.ids
             for n in range(c.negatives_per_positive):
-                j = int(self.recent[_mix(c.seed, self.events_learned, n) % size])
+                j = int(self.recent[splitmix64(c.seed, self.events_learned, n) % size])
                 if j != idx and j not in seen:
                     steps.append((ids[j], j, 0.0, 1.0))
         self.model.learn_steps(user, steps)
@@ -234,7 +233,7 @@ class Recommender:
 
         With ``copy=False`` the arrays are views of the live state (no copy, no per-id Python
         work; the co-occurrence entries are ``cooccurrence.RowPrefixes`` that
-        ``engine.snapshots.pack`` gathers into the blob): the caller must finish with them
+        ``engine.core.snapshot_codec.pack`` gathers into the blob): the caller must finish with them
         before the model learns again (the learner packs them into a snapshot blob while
         holding its write lock). ``cooc=False`` leaves the co-occurrence arrays out
         (``rollback_point`` adds its own).
@@ -257,7 +256,7 @@ class Recommender:
             arrays = {k: v.copy() for k, v in arrays.items()}
         arrays.update(cooc_arrays)  # fresh arrays, or deferred gathers of the live table
         meta = {
-            "config": {k: getattr(self.config, k) for k in self.config.__dataclass_fields__},
+            "config": self.config.model_dump(),
 
             "item_meta": {str(k): v for k, v in cat.meta.items()},
             "hidden": sorted(cat.hidden_idx.tolist()),
@@ -295,8 +294,9 @@ class Recommender:
 
     @classmethod
     def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, config: EngineConfig | None = None) -> "Recommender":
-        """Rebuild a recommender from ``state()`` output (inverse of ``state``)."""
-        rec = cls(config or EngineConfig(**meta["config"]))
+        """Rebuild a recommender from ``state()`` output (inverse of ``state``). Without
+        ``config`` the snapshot's own is used (``config_of``)."""
+        rec = cls(config or config_of(meta))
         cat = rec.catalogue
         for item in unpack_ids(arrays["items_text"], arrays["items_len"]):
             cat.add(item)
@@ -343,13 +343,9 @@ class Recommender:
         }
 
 
-def _mix(seed: int, a: int, b: int) -> int:
-    """SplitMix64 (Steele, Lea & Flood, OOPSLA 2014) of (seed, a, b): a cheap, stateless,
-    reproducible pseudo-random 64-bit integer, so negative sampling depends only on the
-    event's position in the stream."""
-    z = (seed * 0x9E3779B97F4A7C15 + a * 0xBF58476D1CE4E5B9 + b * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    return z ^ (z >> 31)
-
-
+def config_of(meta: dict) -> EngineConfig:
+    """The ``EngineConfig`` a snapshot's metadata was learned with. Snapshots written before
+    the snapshot policy and key prefix left ``EngineConfig`` still carry those fields: they
+    are ignored."""
+    known = EngineConfig.model_fields
+    return EngineConfig(**{k: v for k, v in meta["config"].items() if k in known})

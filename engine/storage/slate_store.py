@@ -1,79 +1,20 @@
-"""Trust from the impression join: was a click on an item we actually served to that user?"""
+"""Served slates in Redis, for the impression join (``engine.core.trust``) across replicas."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import uuid
-from collections import OrderedDict
+from dataclasses import replace
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from engine.events import Event
-from engine.keys import Keys
+from engine.core.events import Event
+from engine.core.trust import SLATE_BUCKET_S, ImpressionJoin, new_token, slate_bucket, slate_id
+from engine.storage.keys import Keys
 
 log = logging.getLogger("freshrec.trust")
-
-TRUSTED, VETTED, UNVETTED = "trusted", "vetted", "unvetted"
-_MEMORY = object()  # "look the slate up in ImpressionJoin.slates"
-
-
-class ImpressionJoin:
-    """Remembers served slates and tells which events join one.
-
-    A ``click`` (or ``impression``) is trusted when its ``recommendation_id`` names a slate
-    served to the same user, containing that item, at most ``window_s`` seconds (event
-    time) before the event. Everything else (organic logs, unknown sources, sybil accounts
-    clicking what they were never shown) is untrusted. Accounts with at least one trusted
-    event are *vetted*. Memory is bounded: the oldest slates are forgotten past
-    ``max_slates`` (the Learning Loop / Personalizer "reward join" idea, keyed by event id).
-
-    Args:
-        window_s: join window in seconds of event time.
-        max_slates: slates remembered.
-    """
-
-    def __init__(self, window_s: float = 3600.0, max_slates: int = 200_000) -> None:
-        self.window_s = window_s
-        self.max_slates = max_slates
-        self.slates: OrderedDict[str, tuple[str, tuple[str, ...], float]] = OrderedDict()
-        self.vetted: set[str] = set()
-
-    def record(self, recommendation_id: str, user_id: str, item_ids: list[str], t: float) -> None:
-        """Remember a served slate (in this process; the API uses ``SlateStore``)."""
-        self.slates[recommendation_id] = (user_id, tuple(item_ids), t)
-        if len(self.slates) > self.max_slates:
-            self.slates.popitem(last=False)
-
-    def trusted(self, event: Event, now: float | None = None, served=_MEMORY) -> bool:
-        """Does ``event`` join a slate we served (and so vet its account)? ``now`` is the
-        time compared with the slate's serving time (default: the event's time). ``served``:
-        the slate ``(user_id, item_ids, served_at)`` named by the event's recommendation_id,
-        or None, when it was looked up elsewhere (``SlateStore``); default: this object's
-        memory."""
-        rid = event.recommendation_id
-        if served is _MEMORY:
-            served = self.slates.get(rid) if rid else None
-        now = event.time if now is None else now
-        ok = (served is not None and served[0] == event.user_id and event.item_id in served[1]
-              and 0.0 <= now - served[2] <= self.window_s)
-        if ok:
-            self.vetted.add(event.user_id)
-        return ok
-
-    def classify(self, event: Event, now: float | None = None, served=_MEMORY) -> str:
-        """"trusted" (joins a served slate), "vetted" (unjoined, from an account with trusted
-        history) or "unvetted" (unjoined, from an account without). ``served``: as in
-        ``trusted``."""
-        if event.kind in ("click", "impression") and self.trusted(event, now, served):
-            return TRUSTED
-        return VETTED if event.user_id in self.vetted else UNVETTED
-
-    def vet(self, user_id: str) -> None:
-        """Mark an account as having trusted history (from a stored trusted event)."""
-        self.vetted.add(user_id)
 
 
 class SlateStore:
@@ -82,7 +23,8 @@ class SlateStore:
     Slates are grouped in one Redis hash per minute of serving time,
     ``{prefix}:slates:<minute>`` (field: recommendation id, value: JSON ``[user_id, [item
     ids], served_at]``), which expires ``window_s`` + 60 s after its minute. The minute is
-    part of the recommendation id (``new_id``), so a lookup goes straight to its hash.
+    part of the recommendation id (``engine.core.trust.slate_id``), so a lookup goes
+    straight to its hash.
     ``record`` does not wait for Redis: slates are written behind, every ``flush_s``
     seconds (50 ms: no human clicks faster), in one pipelined HSET per minute (a ``SET``
     per request cost /recommend ~20 % of its throughput, measured); a lookup in the same
@@ -102,7 +44,7 @@ class SlateStore:
         flush_s: write-behind delay (s).
     """
 
-    BUCKET_S = 60
+    BUCKET_S = SLATE_BUCKET_S
 
     def __init__(self, redis: Redis, keys: Keys, window_s: float = 3600.0, flush_s: float = 0.05) -> None:
         self.redis = redis
@@ -114,8 +56,8 @@ class SlateStore:
         self._failing = False
 
     def new_id(self, t: float) -> str:
-        """A fresh recommendation id for a slate served at unix time ``t``."""
-        return f"{int(t // self.BUCKET_S):x}-{uuid.uuid4().hex}"
+        """A fresh recommendation id for a slate served at unix time ``t`` (``slate_id``)."""
+        return slate_id(t, new_token())
 
     def record(self, recommendation_id: str, user_id: str, item_ids: list[str], t: float) -> None:
         """Remember a served slate (written to Redis within ``flush_s``; call from the event
@@ -137,7 +79,7 @@ class SlateStore:
             if not rid or rid in raw:
                 continue
             raw[rid] = self._pending.get(rid)
-            bucket = self._bucket(rid)
+            bucket = slate_bucket(rid)
             if raw[rid] is None and bucket is not None:
                 wanted.setdefault(bucket, []).append(rid)
         if wanted:
@@ -149,16 +91,17 @@ class SlateStore:
         return [tuple(json.loads(raw[rid])) if rid and raw.get(rid) is not None else None
                 for rid in recommendation_ids]
 
-    @staticmethod
-    def _bucket(rid: str) -> str | None:
-        head, sep, _ = rid.partition("-")
-        if not sep or not head or len(head) > 12:
-            return None
-        try:
-            int(head, 16)
-        except ValueError:
-            return None
-        return head
+    async def classify(self, events: list[Event], join: ImpressionJoin) -> list[Event]:
+        """``events`` with their trust decided (``ImpressionJoin.classify`` against the
+        slates they name, looked up here, at each event's acceptance time): pure, no account
+        is vetted. With ``functools.partial(store.classify, join=...)`` it is the feedback
+        log's ``TrustJudge``.
+
+        Raises:
+            redis.exceptions.RedisError: Redis unavailable.
+        """
+        served = await self.lookup([e.recommendation_id for e in events])
+        return [replace(e, trust=join.classify(e, e.received_at, s)) for e, s in zip(events, served)]
 
     async def _flush(self) -> None:
         while self._pending:

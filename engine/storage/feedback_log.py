@@ -1,31 +1,61 @@
-"""The durable feedback log: a Redis Stream read by the learner through a consumer group."""
+"""The durable feedback log: a Redis Stream, its one entrance (``accept``) and its readers.
+
+Every feedback event enters the engine through ``FeedbackLog.accept`` (the intake):
+validate -> classify trust without side effects -> append durably -> the stream ids. The
+learner reads it with a consumer group (XREADGROUP / XACK), read-only replicas with XREAD.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from redis.asyncio import Redis
 
-from engine.events import Event, from_fields, to_fields
-from engine.keys import LEARNER_GROUP, Keys
+from engine.core.events import Event, from_fields, to_fields, validate
+from engine.storage.keys import LEARNER_GROUP, Keys
+
+TrustJudge = Callable[[list[Event]], Awaitable[list[Event]]]
+"""Decides the trust of events at intake without side effects (``SlateStore.classify``)."""
 
 
 class FeedbackLog:
     """Append / consume events on the ``{prefix}:feedback`` stream.
 
-    ``append`` returns only after Redis has taken every entry (one pipelined round trip),
+    ``append`` returns only after Redis has taken every entry (one MULTI/EXEC round trip),
     so an event is durable (AOF) before the API answers 202. The learner reads with
     XREADGROUP in batches and XACKs what it applied.
 
     Args:
         redis: a ``redis.asyncio.Redis`` client.
         keys: key names.
+        judge: decides the trust of accepted events (None: trust is left undecided, as with
+            the guard off).
     """
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, judge: TrustJudge | None = None) -> None:
         self.redis = redis
         self.keys = keys
+        self.judge = judge
+
+    async def accept(self, events: list[Event]) -> list[str]:
+        """The intake, for ``POST /feedback`` and ``/feedback/batch`` alike: validate every
+        event (``engine.core.events.validate``), decide its trust with ``judge`` (pure: an
+        account is vetted only when the learner applies a trusted event, so an append that
+        fails changes nothing), append all of them in one transaction, return their ids.
+
+        Raises:
+            engine.core.events.InvalidEvent: an event is malformed (nothing is appended).
+            redis.exceptions.RedisError: Redis could not take them (nothing is appended;
+                the client must retry).
+        """
+        events = [validate(e) for e in events]
+        if self.judge is not None:
+            events = await self.judge(events)
+        return await self.append(events)
 
     async def append(self, events: list[Event]) -> list[str]:
-        """XADD each event (pipelined, in order); returns their stream ids.
+        """XADD each event (in order, one MULTI/EXEC); returns their stream ids. Feedback
+        goes through ``accept``; this also takes catalogue events.
 
         Raises:
             redis.exceptions.RedisError: Redis could not take the events (nothing is

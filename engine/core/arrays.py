@@ -1,4 +1,6 @@
-"""Growable contiguous numpy buffers for the serving mirrors (amortised O(1) append)."""
+"""Growable contiguous numpy buffers for the serving mirrors (amortised O(1) append),
+packed id lists (the snapshot format of catalogue and user ids), and a stateless hash for
+reproducible random choices."""
 
 from __future__ import annotations
 
@@ -25,8 +27,7 @@ def ensure_capacity(arr: np.ndarray, n: int, fill: float = 0.0) -> np.ndarray:
 
 class PackedIds:
     """An append-only list of id strings kept packed as it grows: UTF-8 bytes (uint8) and
-    per-id character lengths (int64), the snapshot format (``engine.snapshots.unpack_ids``
-    reads it back).
+    per-id character lengths (int64), the snapshot format (``unpack_ids`` reads it back).
 
     Ids are only ever appended (catalogue rows and user rows are never reused), so a
     snapshot takes ``arrays()`` - two prefix views, no per-id Python work - instead of
@@ -54,3 +55,21 @@ class PackedIds:
         """(text (bytes,), lengths (n,)) as views of the live buffers: copy them (or finish
         with them) before the next ``append``."""
         return self._text[: self._bytes], self._lengths[: self._n]
+
+
+def unpack_ids(text: np.ndarray, lengths: np.ndarray) -> list[str]:
+    """The id list packed by ``PackedIds`` (UTF-8 bytes, per-id character lengths)."""
+    joined = text.tobytes().decode()
+    ends = np.cumsum(lengths).tolist()
+    starts = [0] + ends[:-1]
+    return [joined[a:b] for a, b in zip(starts, ends)]
+
+
+def splitmix64(seed: int, a: int, b: int) -> int:
+    """SplitMix64 (Steele, Lea & Flood, OOPSLA 2014) of (seed, a, b): a cheap, stateless,
+    reproducible pseudo-random 64-bit integer: random choices keyed by it (negative sampling
+    by stream position, in-process slate ids by serving count) repeat exactly on a replay."""
+    z = (seed * 0x9E3779B97F4A7C15 + a * 0xBF58476D1CE4E5B9 + b * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return z ^ (z >> 31)

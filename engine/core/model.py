@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 from river import optim, reco
 
-from engine.arrays import PackedIds, ensure_capacity
+from engine.core.arrays import PackedIds, ensure_capacity
 
 
 def stable_hash(key: str) -> int:

@@ -1,9 +1,9 @@
 """The forgetting guard: keeps an online model from losing what it knows about established
 users to a burst of suspicious clicks, without freezing it.
 
-Mechanisms (each switchable through ``GuardConfig``):
+Mechanisms (each switchable through ``engine.config.GuardConfig``):
 
-1. **Trust from the impression join** (``engine.trust.ImpressionJoin``): clicks on items we
+1. **Trust from the impression join** (``engine.core.trust.ImpressionJoin``): clicks on items we
    served to that user are trusted; other events still teach the model, with their
    influence on shared item parameters (trend, co-occurrence, item-side MF step) damped by
    ``untrusted_weight``. Untrusted events from accounts with no trusted history are
@@ -31,91 +31,64 @@ Guard events (rollback, quarantine, alarm) are kept in ``guard_events``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from river import drift
 
-from engine.config import EngineConfig
-from engine.events import Event
-from engine.ranking import top_k
-from engine.recommender import Recommender
-from engine.trust import TRUSTED, UNVETTED, VETTED, ImpressionJoin
+from engine.config import EngineConfig, GuardConfig
+from engine.core.arrays import splitmix64
+from engine.core.events import CLICK, ITEM_KIND, Event, is_positive
+from engine.core.ranking import top_k
+from engine.core.recommender import Recommender
+from engine.core.trust import TRUSTED, UNVETTED, VETTED, ImpressionJoin, slate_id
 
 
 _MIN_EVIDENCE = 50  # reservoir pairs needed before validation can fail a window
 
-
-@dataclass
-class GuardConfig:
-    """Guard switches and thresholds.
-
-    enabled: False makes the wrapper a pass-through (no damping, no validation).
-    validate: False keeps the damping but never validates or rolls back (read-only
-        replicas: they take the learner's decisions from its snapshots).
-    untrusted_weight: influence (0..1] of events that join no served impression, from
-        accounts with no trusted history (unvetted: fresh accounts, organic logs).
-    vetted_untrusted_weight: influence of unjoined events from vetted accounts (an
-        established user's organic clicks: search, browsing).
-    window_events: events per validation window.
-    early_suspicious: a window is validated early once it holds this many suspicious
-        positives (a burst is judged within seconds, not at the window's end), and after a
-        quarter window once it holds ``min_suspicious``.
-    reservoir_size: trusted (user, item) positives kept for validation (reservoir sampling).
-    quality_pairs / exposure_users: how many reservoir pairs / established users a
-        validation scores (paired on both models).
-    established_clicks: trusted clicks that make a user established.
-    quality_drop: relative drop vs the last good snapshot that fails a window.
-    cumulative_drop: relative drop vs the reference snapshot that fails a window.
-    reference_every: windows between reference snapshots.
-    exposure_jump: increase in the share of established users reached by one item that
-        fails a window.
-    min_suspicious: suspicious positives a window must carry before it can fail.
-    join_window_s: impression join window (s, event time).
-    seed: seeds the reservoir and the validation samples.
-    """
-
-    enabled: bool = True
-    validate: bool = True
-    untrusted_weight: float = 0.25
-    vetted_untrusted_weight: float = 0.7
-    window_events: int = 2000
-    early_suspicious: int = 300
-    reservoir_size: int = 2000
-    quality_pairs: int = 400
-    exposure_users: int = 300
-    established_clicks: int = 3
-    quality_drop: float = 0.15
-    cumulative_drop: float = 0.25
-    reference_every: int = 5
-    exposure_jump: float = 0.08
-    min_suspicious: int = 20
-    join_window_s: float = 3600.0
-    seed: int = 7
+SlateSink = Callable[[str, str, list[str], float], None]
+"""Where served slates go for the impression join: ``(recommendation_id, user_id, item_ids,
+served_at)``; ``ImpressionJoin.record`` in process, ``SlateStore.record`` (Redis) in a server."""
 
 
 @dataclass(frozen=True)
 class Slate:
-    """A served slate: its id (join key for impressions/clicks) and item ids, best first."""
+    """A served slate: its id (join key for impressions/clicks), item ids best first, and
+    their scores (same order)."""
 
     recommendation_id: str
     item_ids: list[str]
+    scores: list[float] = field(default_factory=list)
 
 
 @dataclass
 class GuardedRecommender:
     """A ``Recommender`` behind the forgetting guard (in-process; single writer).
 
-    ``recommend(user_id, k) -> Slate`` records the slate for the impression join;
-    ``apply(event)`` learns one event. ``recommender`` is the live model.
+    ``recommend(user_id, k) -> Slate`` is the one serving function (the HTTP server, the
+    simulators and so the replays all go through it); ``apply(event)`` learns one event.
+    ``recommender`` is the live model.
+
+    Args:
+        config: the model's parameters.
+        guard: the guard's.
+        slate_sink: where served slates are recorded for the impression join (default: this
+            object's in-process ``join``); the server passes the Redis slate store.
+        slate_seed: seeds the token of in-process slate ids (``engine.core.trust.slate_id``),
+            so a simulation repeats exactly; the server passes random tokens instead.
     """
 
     config: EngineConfig = field(default_factory=EngineConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
+    slate_sink: SlateSink | None = None
+    slate_seed: int = 0
 
     def __post_init__(self) -> None:
         self.recommender = Recommender(self.config)
         self.join = ImpressionJoin(self.guard.join_window_s)
+        if self.slate_sink is None:
+            self.slate_sink = self.join.record
         self.guard_events: list[dict] = []
         self.validation_windows = 0
         self.quarantined = 0
@@ -140,25 +113,36 @@ class GuardedRecommender:
         self._adwin = drift.ADWIN()
 
     # ---------------------------------------------------------------- serving
-    def recommend(self, user_id: str, k: int = 10) -> Slate:
-        """Serve a slate (and remember it for the impression join)."""
-        items = [r.item_id for r in self.recommender.recommend(user_id, k)]
+    def recommend(self, user_id: str, k: int = 10, exclude: list[str] | tuple = (), now: float | None = None,
+                  token: str | None = None) -> Slate:
+        """Serve a slate: rank (``Recommender.recommend``), make its recommendation id
+        (``engine.core.trust.slate_id``), record it for the impression join (``slate_sink``)
+        and feed the guard's prequential alarm. Creates no model state.
+
+        Args:
+            user_id, k, exclude: as ``Recommender.recommend``.
+            now: serving time (unix s; default: the model's event clock).
+            token: the id's unique part (default: a seeded counter, reproducible).
+        """
+        ranked = self.recommender.recommend(user_id, k, exclude)
+        items = [r.item_id for r in ranked]
         self._served += 1
-        rid = f"r{self._served}"
+        now = self.recommender.clock if now is None else now
+        rid = slate_id(now, token or f"{splitmix64(self.slate_seed, self._served, 0):016x}")
         if self.guard.enabled:
-            self.join.record(rid, user_id, items, self.recommender.clock)
+            self.slate_sink(rid, user_id, items, now)
             self._prequential(user_id, rid)
-        return Slate(rid, items)
+        return Slate(rid, items, [r.score for r in ranked])
 
     # --------------------------------------------------------------- learning
     def apply(self, event: Event) -> None:
-        """Learn one event through the guard."""
+        """Learn one event through the guard. Its trust is the one decided at intake
+        (``Event.trust``); an event without one (in-process callers) is classified here by
+        the same rule (``ImpressionJoin.classify``) against the in-process slates. A trusted
+        event vets its account."""
         self.events_seen += 1
         g = self.guard
-        if not g.enabled:
-            self.recommender.apply(event)
-            return
-        if event.kind == "item":  # catalogue changes are not feedback
+        if not g.enabled or event.kind == ITEM_KIND:  # catalogue changes are not feedback
             self.recommender.apply(event)
             return
         trust = event.trust or self.join.classify(event)
@@ -166,17 +150,15 @@ class GuardedRecommender:
             self.join.vet(event.user_id)
         trusted = trust == TRUSTED
         weight = 1.0 if trusted else (g.vetted_untrusted_weight if trust == VETTED else g.untrusted_weight)
-        positive = event.kind == "click" or (event.kind == "rating" and event.value is not None
-                                             and event.value >= self.config.positive_threshold)
-        suspicious = positive and trust == UNVETTED
+        suspicious = trust == UNVETTED and is_positive(event.kind, event.value, self.config.positive_threshold)
         self.recommender.apply(event, weight)
         self._window.append((event, weight, suspicious))
         self._suspicious += suspicious
-        if trusted and event.kind == "click":
+        if trusted and event.kind == CLICK:
             self._on_trusted_click(event)
         n = len(self._window)
-        if g.validate and (n >= g.window_events or self._suspicious >= g.early_suspicious
-                or (self._suspicious >= g.min_suspicious and n >= g.window_events // 4)):
+        if g.validate_windows and (n >= g.window_events or self._suspicious >= g.early_suspicious
+                                   or (self._suspicious >= g.min_suspicious and n >= g.window_events // 4)):
             self.validate()
 
     def _on_trusted_click(self, event: Event) -> None:

@@ -8,7 +8,7 @@ server-side p99 2.7 ms -> 7-18 ms during checkpoints; more handoffs, worse). For
 writer per checkpoint (Redis's BGSAVE pattern) pauses a ~0.5 GB Python heap ~10 ms and
 then pays copy-on-write faults. So the serving process only packs the model into a
 shared-memory buffer (GIL-free memcpys, under its write lock), and this long-lived helper,
-started once with ``python -m engine.snapshot_writer`` at nice 10, does the rest: HMAC,
+started once with ``python -m engine.storage.snapshot_writer`` at nice 10, does the rest: HMAC,
 paced ``SETRANGE`` chunks. The parent waits for one line on a pipe.
 
 Protocol (JSON lines): the parent sends ``{"path", "size", "redis_url", "blob_key", "key"
@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.snapshots import SnapshotError, blob_client, sign, signature, write_blob
+from engine.core.snapshot_codec import SnapshotError, sign, signature
+from engine.storage.snapshot_store import blob_client, write_blob
 
 log = logging.getLogger("freshrec.snapshot_writer")
 
@@ -62,7 +63,7 @@ class SnapshotWriter:
 
     def buffer(self, size: int) -> np.ndarray:
         """A writable uint8 view (>= ``size`` bytes) of the shared buffer, grown by 25 %
-        headroom when too small (``engine.snapshots.pack``'s ``alloc``)."""
+        headroom when too small (``engine.core.snapshot_codec.pack``'s ``alloc``)."""
         if self._map is None or len(self._map) < size:
             self._release_buffer()
             fd, path = tempfile.mkstemp(prefix="freshrec-snapshot-", dir=_SHM_DIR)
@@ -105,7 +106,7 @@ class SnapshotWriter:
         ms).
 
         Raises:
-            engine.snapshots.SnapshotError: the helper failed, died or timed out (Redis
+            engine.core.snapshot_codec.SnapshotError: the helper failed, died or timed out (Redis
                 errors included, with their message).
         """
         proc = self._helper()
@@ -134,9 +135,9 @@ class SnapshotWriter:
 
     def _helper(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
-            root = str(Path(__file__).resolve().parent.parent)
+            root = str(Path(__file__).resolve().parents[2])
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-            self._proc = subprocess.Popen([sys.executable, "-m", "engine.snapshot_writer"], stdin=subprocess.PIPE,
+            self._proc = subprocess.Popen([sys.executable, "-m", "engine.storage.snapshot_writer"], stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, env=env, close_fds=True)
         return self._proc
 
@@ -194,7 +195,7 @@ def serve(stdin, stdout) -> None:
 
 
 def main() -> None:
-    """Entry point of ``python -m engine.snapshot_writer``."""
+    """Entry point of ``python -m engine.storage.snapshot_writer``."""
     try:
         os.nice(10)  # serving keeps the CPU when cores are scarce
     except OSError:

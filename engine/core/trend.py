@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from engine.arrays import ensure_capacity
+from engine.core.arrays import ensure_capacity
 
 _REBASE_EXPONENT = 300.0  # rebase before exp() can overflow float64 (limit ~709)
 

@@ -1,0 +1,209 @@
+"""The checkpointer: versioned snapshots of the live model, taken without stalling serving,
+and the restores that go the other way (at start, and on an admin's request)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from redis.exceptions import RedisError
+
+from engine.config import EngineConfig, SnapshotConfig
+from engine.core.recommender import Recommender, config_of
+from engine.core.snapshot_codec import SnapshotError, pack
+from engine.roles.live_model import LiveModel
+from engine.storage.feedback_log import FeedbackLog
+from engine.storage.retention import SnapshotInfo
+from engine.storage.snapshot_store import SnapshotStore
+from engine.storage.snapshot_writer import SnapshotWriter
+
+log = logging.getLogger("freshrec.learner")
+
+
+class Checkpointer:
+    """Snapshots ``live`` every ``config.every_events`` learned events or ``config.every_s``
+    seconds, whichever comes first; restores snapshots into it.
+
+    Args:
+        live: the live model.
+        snapshots: the snapshot store (signing key and retention included).
+        stream: the feedback log (trimmed behind the snapshots kept).
+        redis_url: where the snapshot writer process writes.
+        config: checkpoint policy.
+        engine: this process's engine configuration (a snapshot's own wins on restore).
+    """
+
+    def __init__(self, live: LiveModel, snapshots: SnapshotStore, stream: FeedbackLog, redis_url: str,
+                 config: SnapshotConfig, engine: EngineConfig) -> None:
+        self.live = live
+        self.snapshots = snapshots
+        self.stream = stream
+        self.redis_url = redis_url
+        self.config = config
+        self.engine = engine
+        self.last_snapshot: SnapshotInfo | None = None
+        self.checkpoint_ms: list[float] = []
+        self.checkpoint_windows: list[tuple[float, float]] = []  # (start, end) unix s, last 100
+        self._since = 0
+        self._clock = time.monotonic()
+        self._lock = asyncio.Lock()  # one checkpoint (or restore) at a time
+        self._task: asyncio.Task | None = None
+        self._writer: SnapshotWriter | None = None  # started by start_writer() (or the first checkpoint)
+
+    # ------------------------------------------------------------------ restore
+    def config_for(self, meta: dict) -> EngineConfig:
+        """The model's shape and learning parameters come from the snapshot (a model cannot
+        change its number of factors on restore)."""
+        config = config_of(meta)
+        if config != self.engine:
+            log.warning("restoring with the snapshot's model configuration %s (process had %s)", config, self.engine)
+        return config
+
+    async def restore_latest(self) -> SnapshotInfo | None:
+        """Load the newest good snapshot into ``live`` (at start); None when there is none."""
+        restored = await self.snapshots.load_latest_good()
+        if restored is None:
+            return None
+        info, arrays, meta = restored
+        self.live.swap(Recommender.from_state(arrays, meta, self.config_for(meta)))
+        self.last_snapshot = info
+        log.info("restored snapshot v%s (%s events)", info.version, info.events_learned)
+        return info
+
+    async def restore_version(self, version: int) -> dict:
+        """Make snapshot ``version`` the serving model; learning continues from it with the
+        events that arrive from now on (events between that snapshot and now are not
+        re-applied: that is the point of a rollback). A new snapshot records the restore,
+        so a crash right after it does not undo it.
+
+        Raises:
+            KeyError: no such snapshot.
+            engine.core.snapshot_codec.SnapshotError: it fails verification (the live model
+                is kept).
+        """
+        live = self.live
+        async with self._lock, live.lock:
+            info, arrays, meta = await self.snapshots.load(version)
+            previous = live.recommender
+            restored = await asyncio.to_thread(Recommender.from_state, arrays, meta, self.config_for(meta))
+            restored.last_event_id = previous.last_event_id  # continue from the live stream position
+            live.swap(restored)
+            saved = await self._checkpoint(learn_lock_held=True, verdict=f"restored from v{version}",
+                                           note={"restored_from": version, "skipped_events":
+                                                 previous.events_learned - info.events_learned})
+        log.warning("restored snapshot v%s as the serving model (new snapshot v%s)", version, saved.version)
+        return {"restored_version": version, "snapshot_version": saved.version,
+                "model_version": restored.events_learned, "previous_model_version": previous.events_learned,
+                "last_event_id": restored.last_event_id}
+
+    # --------------------------------------------------------------- checkpoints
+    def start_writer(self) -> None:
+        """Start the snapshot writer process now (about 0.3 s of interpreter start-up that
+        the first checkpoint would otherwise pay)."""
+        self._writer_process().start()
+
+    def learned(self, n: int) -> None:
+        """Count ``n`` more learned events; start a background checkpoint when one is due
+        and none is running."""
+        self._since += n
+        if self._task is None and self._due():
+            self._task = asyncio.create_task(self._background())
+
+    def _due(self) -> bool:
+        return self._since > 0 and (self._since >= self.config.every_events
+                                    or time.monotonic() - self._clock >= self.config.every_s)
+
+    async def checkpoint(self, verdict: str = "ok", note: dict | None = None) -> SnapshotInfo:
+        """Snapshot the model as it is now and make it current. One checkpoint at a time.
+
+        Three steps, none of which stalls ``/recommend``:
+
+        1. *Capture* (write lock held, so no event is learned meanwhile): a worker thread
+           packs views of the live arrays into a shared-memory buffer
+           (``engine.core.snapshot_codec.pack``; numpy memcpys that release the GIL; ~5-10 ms
+           for 70 MB). The event loop keeps serving; only learning waits.
+        2. *Sign and write* (lock released, learning resumes): the long-lived writer process
+           (``engine.storage.snapshot_writer``, nice 10) signs the buffer (HMAC-SHA256) and
+           writes it in paced 1 MB ``SETRANGE`` chunks (``write_mb_s``); this process only
+           waits for its one-line answer, so no GIL is shared with the write.
+        3. *Publish*: metadata + current pointer in one MULTI/EXEC (``SnapshotStore.commit``).
+
+        Nothing is published unless step 2 succeeded. Measured alternatives (issue 4): a
+        fork per checkpoint (Redis's BGSAVE pattern) paused the ~0.5 GB Python heap ~10 ms
+        and paid copy-on-write faults after it (p99 of overlapping requests 59 ms with a
+        child that did nothing); signing and writing from a thread of this process stalled
+        the event loop at every GIL handoff (server-side p99 7-18 ms vs 2.7 ms).
+
+        Raises:
+            redis.exceptions.RedisError: Redis unavailable (nothing published).
+            engine.core.snapshot_codec.SnapshotError: the writer process failed (nothing
+                published).
+        """
+        async with self._lock:
+            return await self._checkpoint(verdict, note)
+
+    async def _checkpoint(self, verdict: str = "ok", note: dict | None = None,
+                          learn_lock_held: bool = False) -> SnapshotInfo:
+        t0 = time.perf_counter()
+        wall0 = time.time()
+        version = await self.snapshots.reserve_version()
+        async with (contextlib.nullcontext() if learn_lock_held else self.live.lock):
+            arrays, meta = self.live.recommender.state(copy=False)
+            writer = self._writer_process()
+            blob = await asyncio.to_thread(pack, arrays, meta, writer.buffer)
+            size = len(blob)
+            del arrays, blob
+            capture_ms = (time.perf_counter() - t0) * 1000.0
+            self._since = 0
+            self._clock = time.monotonic()
+        try:
+            digest, writer_ms = await asyncio.to_thread(writer.write, size, self.snapshots.keys.snapshot_blob(version))
+        finally:
+            writer.release_pages()  # no snapshot-sized buffer held between checkpoints
+        info = await self.snapshots.commit(version, size, digest, meta["events_learned"], meta["last_event_id"],
+                                           verdict, note)
+        trim = await self.snapshots.trim_point()
+        if trim:
+            await self.stream.trim_before(trim)
+        self.last_snapshot = info
+        self.checkpoint_ms.append((time.perf_counter() - t0) * 1000.0)
+        self.checkpoint_windows = self.checkpoint_windows[-99:] + [(wall0, time.time())]
+        log.info("snapshot v%s: %s events, %.1f KB, %.0f ms (capture %.1f ms, writer process %.0f ms)",
+                 info.version, info.events_learned, info.size / 1024, self.checkpoint_ms[-1], capture_ms, writer_ms)
+        return info
+
+    def _writer_process(self) -> SnapshotWriter:
+        if self._writer is None:
+            self._writer = SnapshotWriter(self.redis_url, self.snapshots.key, self.config.write_mb_s)
+        return self._writer
+
+    async def _background(self) -> None:
+        try:
+            await self.checkpoint()
+        except (RedisError, SnapshotError) as exc:
+            log.error("checkpoint failed (will retry when due): %s", exc)
+        finally:
+            self._task = None
+
+    async def wait(self) -> None:
+        """Wait for a running background checkpoint, if any."""
+        task = self._task
+        if task is not None:
+            try:
+                await asyncio.shield(task)
+            except BaseException as exc:  # noqa: BLE001 - the caller decides what comes next
+                log.warning("background checkpoint ended with %r", exc)
+
+    async def close(self, final: bool = True) -> None:
+        """Wait for a running checkpoint, then (with ``final``) write a last one (graceful
+        shutdown), and stop the writer process."""
+        await self.wait()
+        try:
+            if final:
+                info = await self.checkpoint(verdict="shutdown")
+                log.info("final snapshot v%s at shutdown (%s events)", info.version, info.events_learned)
+        finally:
+            if self._writer is not None:
+                self._writer.close()
