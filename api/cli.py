@@ -108,7 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("replay", help="prequential replay of a rating log through the HTTP API")
     r.add_argument("data", help="ratings file (MovieTweetings ratings.dat or CSV)")
     r.add_argument("--format", choices=["movietweetings", "csv"], default="movietweetings")
-    r.add_argument("--positive-threshold", type=float, default=8.0)
+    r.add_argument("--rating-scale", default=None, metavar="MIN:MAX",
+                   help="the data's rating scale (default: the range in the data)")
+    r.add_argument("--positive-threshold", type=float, default=None, metavar="X",
+                   help="a rating >= X is a positive (default: the top quarter of the scale)")
+    r.add_argument("--config", default=None, metavar="FILE", help="TOML settings for the replay's server")
+    r.add_argument("--no-batch", action="store_true", help="skip the hourly/daily/weekly batch comparison")
+    r.add_argument("--ablation", action="store_true", help="also replay with each ranker feature group left out")
     r.add_argument("--url", default=None, help="running freshrec server (default: start one on embedded Redis)")
     r.add_argument("--limit", type=int, default=None, help="replay only the first N events (time order)")
     r.add_argument("--out", default="freshrec-out/replay")
@@ -120,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="embedded Redis + server + full replay of the bundled MovieTweetings stream")
     d.add_argument("--out", default="freshrec-out/demo")
     d.add_argument("--limit", type=int, default=None)
+    d.add_argument("--no-batch", action="store_true", help="skip the hourly/daily/weekly batch comparison")
+    d.add_argument("--ablation", action="store_true", help="also replay with each ranker feature group left out")
     d.set_defaults(func=_demo)
 
     m = sub.add_parser("simulate", help="synthetic ground-truth world: attack/drift scenarios, guard on/off")

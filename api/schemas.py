@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Context = Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=64)],
+                         Annotated[str, StringConstraints(max_length=128)] | int | float | bool],
+                    Field(max_length=16)]
+"""Request context: at most 16 ``key: value`` pairs (string, number or boolean values)."""
 
 
 class RecommendRequest(BaseModel):
@@ -17,7 +21,8 @@ class RecommendRequest(BaseModel):
     user_id: Id
     k: int = Field(10, ge=1, le=100)
     exclude: list[Id] = Field(default_factory=list, max_length=1000)
-    context: dict = Field(default_factory=dict)
+    context: Context = Field(default_factory=dict, description="what the app knows of the request (device, page, "
+                             "daypart, ...): the ranker learns per-context popularity", examples=[{"device": "mobile"}])
 
 
 class ScoredItem(BaseModel):
@@ -36,16 +41,20 @@ class RecommendResponse(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    """``POST /feedback``: one event. ``rating`` needs a finite ``value``; ``timestamp`` is
-    event time in unix seconds."""
+    """``POST /feedback``: one event. ``event`` is one of the deployment's event types
+    (``GET /model`` lists them: by default click, impression, rating); a rating needs a
+    finite ``value`` on its scale; ``timestamp`` is event time in unix seconds."""
 
     model_config = ConfigDict(extra="forbid")
     user_id: Id
     item_id: Id
-    event: Literal["click", "impression", "rating"]
+    event: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="an event type of the deployment's schema (GET /model: schema)", examples=["click"])
     value: float | None = None
     recommendation_id: Annotated[str, StringConstraints(max_length=128)] | None = None
     timestamp: float | None = Field(None, ge=0, le=1e11)
+    context: Context | None = Field(None, description="the request context the event happened in (default: the "
+                                    "context of the slate it answers)")
 
     @field_validator("value")
     @classmethod
@@ -53,12 +62,6 @@ class FeedbackRequest(BaseModel):
         if v is not None and not math.isfinite(v):
             raise ValueError("value must be a finite number")
         return v
-
-    @model_validator(mode="after")
-    def _rating_has_value(self) -> "FeedbackRequest":
-        if self.event == "rating" and self.value is None:
-            raise ValueError("value: required when event is 'rating'")
-        return self
 
 
 class FeedbackAccepted(BaseModel):

@@ -20,6 +20,7 @@ from this class (a test checks that they agree).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import types
@@ -123,6 +124,11 @@ def _fields():
             yield name, f"{prefix}{name.upper()}", flag, info
 
 
+def _complex(annotation) -> bool:
+    """Whether a setting's value is a dict, list or tuple (given as JSON on the command line)."""
+    return typing.get_origin(annotation) in (dict, list, tuple)
+
+
 def _type_name(annotation) -> str:
     if typing.get_origin(annotation) is Literal:
         return "|".join(str(a) for a in typing.get_args(annotation))
@@ -133,17 +139,19 @@ def _type_name(annotation) -> str:
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting (``--name`` / ``--section.name``, values parsed by pydantic),
-    plus ``--config FILE`` and the short forms ``--guard on|off``, ``--no-learner``,
-    ``--snapshot-every-events N``, ``--snapshot-every-s S``."""
+    """One flag per setting (``--name`` / ``--section.name``; values parsed by pydantic,
+    JSON for dicts and lists), plus ``--config FILE`` and the short forms ``--guard on|off``,
+    ``--no-learner``, ``--snapshot-every-events N``, ``--snapshot-every-s S``, and for the
+    ``rating`` event type ``--rating-scale MIN:MAX`` and ``--positive-threshold X``."""
     parser.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE",
                         help=f"TOML settings file (default ${CONFIG_ENV})")
     for name, env, flag, info in _fields():
         if flag is None:
             continue
         unit = (info.json_schema_extra or {}).get("unit", "")
-        parser.add_argument(flag, dest=f"setting:{name}", default=argparse.SUPPRESS,
-                            metavar=_type_name(info.annotation).upper(),
+        parser.add_argument(flag, dest=f"{'json' if _complex(info.annotation) else 'setting'}:{name}",
+                            default=argparse.SUPPRESS,
+                            metavar="JSON" if _complex(info.annotation) else _type_name(info.annotation).upper(),
                             help=f"{info.description}{f' ({unit})' if unit else ''}; default {info.default!r}; "
                                  f"env {env}")
     parser.add_argument("--guard", dest="setting:guard.enabled", choices=["on", "off"], default=argparse.SUPPRESS,
@@ -154,19 +162,42 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                         help="short for --snapshots.every-events")
     parser.add_argument("--snapshot-every-s", dest="setting:snapshots.every_s", default=argparse.SUPPRESS,
                         help="short for --snapshots.every-s")
+    parser.add_argument("--rating-scale", dest="rating:scale", default=argparse.SUPPRESS, metavar="MIN:MAX",
+                        help="the scale of the 'rating' event type, e.g. 1:5 (short for --engine.events)")
+    parser.add_argument("--positive-threshold", dest="rating:positive_threshold", default=argparse.SUPPRESS,
+                        metavar="X", help="a 'rating' >= X is a positive (short for --engine.events)")
 
 
 def flags_of(args: argparse.Namespace) -> dict:
     """The settings given on the command line, as the nested dict ``Settings.load`` takes
     (only flags actually given: absent ones leave the environment and TOML in charge)."""
     flags: dict = {}
+    rating: dict = {}
     for dest, value in vars(args).items():
-        if not dest.startswith("setting:"):
+        kind, _, name = dest.partition(":")
+        if kind == "rating":
+            if name == "scale":
+                low, sep, high = value.partition(":")
+                if not sep:
+                    raise SystemExit(f"--rating-scale {value}: expected MIN:MAX, e.g. 1:5")
+                rating.update(min=low, max=high)
+            else:
+                rating[name] = value
+            continue
+        if kind not in ("setting", "json"):
             continue
         if dest == "setting:guard.enabled":
             value = {"on": "true", "off": "false"}.get(value, value)
-        *section, name = dest[len("setting:"):].split(".")
-        (flags.setdefault(section[0], {}) if section else flags)[name] = value
+        if kind == "json":
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"--{name.replace('_', '-')}: not JSON ({exc})") from None
+        *section, field = name.split(".")
+        (flags.setdefault(section[0], {}) if section else flags)[field] = value
+    if rating:
+        events = flags.setdefault("engine", {}).setdefault("events", {})
+        events["rating"] = {**events.get("rating", {}), **rating}
     return flags
 
 
@@ -182,6 +213,11 @@ def settings_table() -> str:
     lines = ["| setting | environment variable | default | unit | meaning |", "|---|---|---|---|---|"]
     for name, env, flag, info in _fields():
         default = info.default
+        if isinstance(default, dict):
+            default = json.dumps({k: v.model_dump(exclude_none=True) if hasattr(v, "model_dump") else v
+                                  for k, v in default.items()}, separators=(",", ":"))
+        elif isinstance(default, tuple):
+            default = json.dumps(list(default))
         shown = "unset" if default is None else (f"`{default}`" if not isinstance(default, bool)
                                                 else f"`{str(default).lower()}`")
         unit = (info.json_schema_extra or {}).get("unit", "") or ""

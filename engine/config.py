@@ -13,7 +13,9 @@ switch); ``api.settings.settings_table`` turns the fields into README's settings
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 def setting(default, unit: str, description: str, **kw):
@@ -21,6 +23,55 @@ def setting(default, unit: str, description: str, **kw):
     nothing in particular and switches) and meaning; ``kw`` are pydantic constraints."""
     return Field(default, description=description, json_schema_extra={"unit": unit}, **kw)
 
+
+
+class EventType(BaseModel):
+    """What one event type of a deployment means to the model (``engine.core.events``).
+
+    role:
+        ``positive`` (a click, a purchase, a like: counts towards popularity and
+        co-occurrence with ``weight``, and teaches the factor model and the ranker),
+        ``negative`` (a dislike, a skip: the factor model learns a 0, the item leaves the
+        user's slates), ``exposure`` (an impression: it becomes a negative when no positive
+        on that item by that user follows within ``reward_window_s``), or ``rating`` (an
+        explicit ``value`` on the scale ``min``..``max``: a positive when ``value >=
+        positive_threshold``, a negative below; or, with ``values``, the weight of each
+        value: > 0 positive with that weight, < 0 negative, 0 only marks the item seen).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["positive", "negative", "exposure", "rating"]
+    weight: float = Field(1.0, gt=0, description="strength of a positive / negative of this type")
+    min: float | None = Field(None, description="rating scale: lowest value")
+    max: float | None = Field(None, description="rating scale: highest value")
+    positive_threshold: float | None = Field(None, description="rating: a value >= this is a positive")
+    values: dict[str, float] | None = Field(None, description="rating: value -> weight (instead of a threshold)")
+
+    @model_validator(mode="after")
+    def _rating_needs_a_rule(self) -> "EventType":
+        if self.role == "rating":
+            if self.min is None or self.max is None or self.min >= self.max:
+                raise ValueError("a rating type declares its scale: min < max")
+            if (self.positive_threshold is None) == (self.values is None):
+                raise ValueError("a rating type declares either positive_threshold or values")
+            if self.positive_threshold is not None and not self.min <= self.positive_threshold <= self.max:
+                raise ValueError(f"positive_threshold {self.positive_threshold} is outside the scale "
+                                 f"{self.min}..{self.max}")
+            if self.values is not None:
+                for key in self.values:
+                    if not self.min <= float(key) <= self.max:
+                        raise ValueError(f"rating value {key} is outside the scale {self.min}..{self.max}")
+        return self
+
+
+DEFAULT_EVENTS: dict[str, dict] = {
+    "click": {"role": "positive"},
+    "impression": {"role": "exposure"},
+    "rating": {"role": "rating", "min": 0.0, "max": 10.0, "positive_threshold": 8.0},
+}
+"""Event types every deployment has unless it redefines them (a 0-10 rating scale: declare
+yours, e.g. ``--rating-scale 1:5 --positive-threshold 4``)."""
 
 
 class EngineConfig(BaseModel):
@@ -36,7 +87,8 @@ class EngineConfig(BaseModel):
     positives of u, i) + mf_weight * (b_i + <p_u, q_i>)``; ``cooc_neighbours`` (K) bounds
     the co-occurrence table at 8 * K bytes per item.
 
-    Events: ``positive_threshold`` and ``reward_window_s`` (see ``engine.core.events``).
+    Events: ``events`` (the deployment's event schema: ``EventType`` per name, merged onto
+    ``DEFAULT_EVENTS``) and ``reward_window_s`` (see ``engine.core.events``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -54,10 +106,62 @@ class EngineConfig(BaseModel):
     cooc_neighbours: int = setting(256, "items", "co-occurrence neighbours kept per item (Space-Saving; 8 B each)",
                               ge=1, le=65536)
     mf_weight: float = setting(1.0, "", "weight of the BiasedMF score", ge=0)
+    transition_neighbours: int = setting(64, "items", "next items kept per item in the table of transitions "
+                                         "between a user's consecutive positives (8 B each)", ge=1, le=65536)
 
-    positive_threshold: float = setting(8.0, "rating", "a rating >= this is a positive, below it a negative")
+    ranker: Literal["learned", "blend"] = setting(
+        "learned", "", "learned: a River logistic regression orders candidates by features it weighs from the "
+        "stream; blend: the fixed trend + co-occurrence + BiasedMF blend over the whole catalogue")
+    popularity_half_lives_h: tuple[float, ...] = setting(
+        (1.0, 24.0, 168.0, 720.0), "h", "half-lives of the time-clock popularity columns the ranker weighs "
+        "(hour, day, week, month)")
+    popularity_half_lives_events: tuple[float, ...] = setting(
+        (256.0, 4096.0, 65536.0), "events", "half-lives of the event-clock popularity columns, in positives "
+        "(the same whatever the stream's time unit)")
+    ranker_sample: float = setting(0.25, "", "share of positives the ranker learns from (chosen by stream "
+                                   "position, so replays repeat)", ge=0, le=1)
+    ranker_learning_rate: float = setting(0.05, "", "AdaGrad step of the ranker's listwise learning", gt=0)
+    ranker_list: int = setting(256, "items", "rows of a training list at most (the positive and a uniform "
+                               "sample of its candidates)", ge=2)
+    candidates_per_source: int = setting(100, "items", "candidates per source (co-occurrence, factors, new "
+                                         "items) for the learned ranker", ge=1)
+    trending_candidates: int = setting(64, "items", "items kept in each popularity column's head (trending "
+                                       "candidates)", ge=1)
+    full_scan_items: int = setting(2000, "items", "catalogues up to this size are ranked whole", ge=0)
+    context_buckets: int = setting(32, "", "hash buckets of context key=value pairs (per-context popularity; "
+                                   "4 B per item each)", ge=1, le=1024)
+    ranker_ablate: tuple[Literal["popularity", "co-occurrence", "transitions", "factors", "age", "history",
+                                 "context", "metadata"], ...] = setting(
+        (), "", "feature groups the ranker may not use (ablation studies; freshrec replay --ablation)")
+
+    events: dict[str, EventType] = setting(
+        {name: EventType(**spec) for name, spec in DEFAULT_EVENTS.items()}, "",
+        "the event schema: event type name -> {role: positive|negative|exposure|rating, weight, min, max, "
+        "positive_threshold, values}; merged onto the defaults click (positive), impression (exposure), rating "
+        "(0-10, positive from 8)")
     reward_window_s: float = setting(1800.0, "s", "an impression with no click on that item within this much event "
                                 "time becomes a negative", gt=0)
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _merge_onto_defaults(cls, value):
+        """Declared types are merged field by field onto the default ones of the same name
+        (``{"rating": {"min": 1, "max": 5, "positive_threshold": 4}}`` keeps its role);
+        other names are new types."""
+        if not isinstance(value, dict):
+            return value
+        merged = {name: dict(spec) for name, spec in DEFAULT_EVENTS.items()}
+        for name, spec in value.items():
+            spec = spec.model_dump(exclude_unset=True) if isinstance(spec, EventType) else dict(spec)
+            base = merged.get(name, {})
+            if "role" in spec and spec["role"] != base.get("role"):
+                base = {}  # a different role: the default's other fields do not apply
+            if "values" in spec:
+                base.pop("positive_threshold", None)
+            if "positive_threshold" in spec:
+                base.pop("values", None)
+            merged[name] = {**base, **spec}
+        return merged
 
 
 class GuardConfig(BaseModel):

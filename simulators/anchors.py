@@ -38,6 +38,15 @@ class PopularityAnchors:
             out[name] = [self.catalogue.ids[i] for i in idx.tolist()]
         return out
 
+    def random_hit(self, user_id: str, item_id: str, k: int = 10) -> float:
+        """The chance that a random slate of ``k`` known items the user has not interacted
+        with contains ``item_id`` (0 for an item not known yet): the random-slate HR@k."""
+        idx = self.catalogue.get(item_id)
+        seen = self.seen.get(user_id, ())
+        if idx is None or idx in seen:
+            return 0.0
+        return min(1.0, k / (len(self.catalogue) - len(seen)))
+
     def learn(self, user_id: str, item_id: str, t: float, positive: bool) -> None:
         """Register an interaction; positives count towards popularity at event time ``t``."""
         idx = self.catalogue.add(item_id)

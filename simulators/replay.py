@@ -1,6 +1,12 @@
 """Prequential (test-then-train) replay of a rating log through freshrec's HTTP API.
 
-For every positive event (rating >= threshold) the replay first asks ``POST /recommend``
+The log's semantics travel with it: the replay starts its server with the data's rating
+scale and positive threshold (``--rating-scale MIN:MAX --positive-threshold X``; by default
+the scale seen in the data and its top quarter), reads the event schema back from
+``GET /model``, and decides what a positive is by that schema alone; against a running
+server (``--url``) it refuses a schema that disagrees with the flags.
+
+For every positive event the replay first asks ``POST /recommend``
 (k=10) for that user and scores the slate against the event's item (HR@10, NDCG@10), then
 sends the event to ``POST /feedback``. Non-positive events are only sent as feedback
 (batched through ``POST /feedback/batch`` until the next positive). Test-then-train is
@@ -22,21 +28,26 @@ import httpx
 import numpy as np
 from tqdm import tqdm
 
+from engine.config import EngineConfig, EventType
+from engine.core.events import Semantics
+from engine.core.features import feature_groups
 from simulators.anchors import PopularityAnchors
 from simulators.datasets import BUNDLED, Rating, load_csv, load_movietweetings
 from simulators.metrics import hit_and_ndcg
+from simulators.prequential import BATCH_PERIODS_S, prequential
 from simulators.server_process import ServerProcess
 
 K = 10
 
 
-def replay(ratings: list[Rating], url: str, threshold: float = 8.0, dataset: str = "ratings",
-           progress: bool = True) -> dict:
-    """Replay ``ratings`` (time-ordered) against the server at ``url``.
+def replay(ratings: list[Rating], url: str, dataset: str = "ratings", progress: bool = True) -> dict:
+    """Replay ``ratings`` (time-ordered, event type ``rating``) against the server at
+    ``url``; a rating is a positive by the server's own event schema.
 
     Returns:
         the results dict (see ``write_results``) plus per-positive hit arrays under
         ``"_hits"`` (model name -> float array, one entry per positive) for plotting.
+        ``models.random`` is the expected HR@10 of a random slate of unseen known items.
 
     Raises:
         httpx.HTTPStatusError: the server answered an error.
@@ -45,12 +56,14 @@ def replay(ratings: list[Rating], url: str, threshold: float = 8.0, dataset: str
     names = ["freshrec", *anchors.counters]
     hits = {n: [] for n in names}
     ndcgs = {n: [] for n in names}
+    random_hits = 0.0
     rec_ms: list[tuple[float, float]] = []  # (unix s at request, latency ms)
     pending: list[dict] = []
     last_sent: str | None = None
     positives = 0
     t0 = time.time()
     with httpx.Client(base_url=url, timeout=60.0) as http:
+        semantics = server_semantics(http)
 
         def send(batch: list[dict]) -> str:
             if len(batch) == 1:
@@ -64,7 +77,7 @@ def replay(ratings: list[Rating], url: str, threshold: float = 8.0, dataset: str
         for row in tqdm(ratings, desc="replay", unit="ev", disable=not progress, mininterval=1.0):
             body = {"user_id": row.user_id, "item_id": row.item_id, "event": "rating",
                     "value": row.value, "timestamp": row.timestamp}
-            positive = row.value >= threshold
+            positive = semantics.is_positive("rating", row.value)
             if positive:
                 if pending:
                     last_sent = send(pending)
@@ -84,6 +97,7 @@ def replay(ratings: list[Rating], url: str, threshold: float = 8.0, dataset: str
                     h, g = hit_and_ndcg(slate, row.item_id, K)
                     hits[name].append(h)
                     ndcgs[name].append(g)
+                random_hits += anchors.random_hit(row.user_id, row.item_id, K)
                 positives += 1
                 last_sent = send([body])
             else:
@@ -115,6 +129,7 @@ def replay(ratings: list[Rating], url: str, threshold: float = 8.0, dataset: str
         "wall_s": round(wall, 1),
         "models": {
             "freshrec": summary("freshrec"),
+            "random": {"hr@10": round(random_hits / max(1, positives), 4)},
             "popularity": summary("popularity"),
             "decayed_popularity": {**decayed[best], "half_life_h": float(best[len("decayed_"):-1])},
             **{name: summary(name) for name in names if name.startswith("decayed_")},
@@ -131,9 +146,33 @@ def replay(ratings: list[Rating], url: str, threshold: float = 8.0, dataset: str
         },
         "checkpoints": len(windows),
         "events_learned": model["events_learned"],
+        "positives_learned": model["positives_learned"],
+        "schema": model["schema"],
         "_hits": {n: np.array(v) for n, v in hits.items()},
     }
     return results
+
+
+def server_semantics(http: httpx.Client) -> Semantics:
+    """The event schema of the server behind ``http`` (``GET /model``)."""
+    r = http.get("/model")
+    r.raise_for_status()
+    return Semantics({name: EventType(**spec) for name, spec in r.json()["schema"].items()})
+
+
+def failures(results: dict) -> list[str]:
+    """Why a replay's model should not be trusted, one line per reason (empty: none): it
+    learned no positive (the events' semantics did not reach the server), or it hits less
+    often than a random slate of unseen items."""
+    out = []
+    m = results["models"]
+    if results["positives_learned"] == 0:
+        out.append(f"the server learned no positive from {results['events']} events: its schema "
+                   f"{results['schema'].get('rating')} makes none of the data's ratings a positive")
+    elif m["freshrec"]["hr@10"] < m["random"]["hr@10"]:
+        out.append(f"freshrec HR@10 {m['freshrec']['hr@10']:.4f} is below a random slate's "
+                   f"{m['random']['hr@10']:.4f}")
+    return out
 
 
 def write_results(results: dict, out: Path) -> None:
@@ -144,11 +183,14 @@ def write_results(results: dict, out: Path) -> None:
     _plot(hits, out / "hr_over_time.png", results["dataset"])
     m = results["models"]
     print()
-    print(f"{'model':<22}{'HR@10':>8}{'NDCG@10':>9}")
+    print(f"{'model':<26}{'HR@10':>8}{'NDCG@10':>9}")
     rows = [("freshrec", m["freshrec"]), ("popularity (all-time)", m["popularity"])]
+    rows += [(f"freshrec {name} batches", m[f"batch_{name}"]) for name in ("hourly", "daily", "weekly")
+             if f"batch_{name}" in m]
     rows += [(n, m[n]) for n in m if n.startswith("decayed_") and n != "decayed_popularity"]
     for name, v in rows:
-        print(f"{name:<22}{v['hr@10']:>8.4f}{v['ndcg@10']:>9.4f}")
+        print(f"{name:<26}{v['hr@10']:>8.4f}{v['ndcg@10']:>9.4f}")
+    print(f"{'random slate (expected)':<26}{m['random']['hr@10']:>8.4f}")
     best = m["decayed_popularity"]
     print(f"best decayed popularity: half-life {best['half_life_h']:g} h, HR@10 {best['hr@10']:.4f}")
     lift = m["freshrec"]["hr@10"] / best["hr@10"] if best["hr@10"] else float("nan")
@@ -197,37 +239,121 @@ def _load(args: argparse.Namespace) -> list[Rating]:
     return rows[: args.limit] if args.limit else rows
 
 
-def run(ratings: list[Rating], url: str | None, out: Path, threshold: float, dataset: str,
-        server_args: tuple[str, ...] = ()) -> dict:
-    """Replay against ``url``, or start a server on a fresh embedded Redis in ``out/redis``."""
+def rating_semantics(ratings: list[Rating], scale: str | None = None, threshold: float | None = None) -> dict:
+    """The ``rating`` event type of this data: ``scale`` ("MIN:MAX") or the range seen in
+    the data, and ``threshold`` or the top quarter of the scale (8 on 0-10, 4 on 1-5).
+
+    Raises:
+        SystemExit: a malformed scale, or a threshold outside it.
+    """
+    if scale:
+        low, sep, high = scale.partition(":")
+        try:
+            lo, hi = float(low), float(high)
+        except ValueError:
+            lo = hi = None
+        if not sep or lo is None or lo >= hi:
+            raise SystemExit(f"--rating-scale {scale}: expected MIN:MAX with MIN < MAX, e.g. 1:5")
+    else:
+        values = [r.value for r in ratings]
+        lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    thr = threshold if threshold is not None else lo + 0.75 * (hi - lo)
+    if not lo <= thr <= hi:
+        raise SystemExit(f"--positive-threshold {thr:g} is outside the rating scale {lo:g}:{hi:g}")
+    return {"role": "rating", "min": lo, "max": hi, "positive_threshold": thr}
+
+
+def run(ratings: list[Rating], url: str | None, out: Path, dataset: str, rating: dict,
+        server_args: tuple[str, ...] = (), batch: bool = True, ablation: bool = False) -> dict:
+    """Replay against ``url`` (refusing a server whose rating semantics differ from
+    ``rating``), or start a server with ``rating`` on a fresh embedded Redis in
+    ``out/redis``; then the in-process comparisons (``batch``: the same engine learning
+    hourly, daily and weekly; ``ablation``: each feature group of the ranker left out).
+
+    Raises:
+        SystemExit: the running server's schema disagrees with the data's.
+    """
     out.mkdir(parents=True, exist_ok=True)
     if url:
-        results = replay(ratings, url, threshold, dataset)
+        with httpx.Client(base_url=url, timeout=30.0) as http:
+            theirs = server_semantics(http).describe().get("rating", {})
+        diff = [f"{k}: server {theirs.get(k)!r}, data {v!r}" for k, v in rating.items() if theirs.get(k) != v]
+        if diff:
+            raise SystemExit(f"the server at {url} reads ratings differently from this data ({'; '.join(diff)}); "
+                             f"start it with --rating-scale {rating['min']:g}:{rating['max']:g} "
+                             f"--positive-threshold {rating['positive_threshold']:g}, or replay without --url")
+        results = replay(ratings, url, dataset)
     else:
         data_dir = out / "redis"
         shutil.rmtree(data_dir, ignore_errors=True)  # a replay starts from an empty model
-        with ServerProcess(data_dir=data_dir, extra_args=list(server_args), log_path=out / "server.log") as server:
-            results = replay(ratings, server.url, threshold, dataset)
+        flags = ["--rating-scale", f"{rating['min']:g}:{rating['max']:g}",
+                 "--positive-threshold", f"{rating['positive_threshold']:g}", *server_args]
+        with ServerProcess(data_dir=data_dir, extra_args=flags, log_path=out / "server.log") as server:
+            results = replay(ratings, server.url, dataset)
+    config = EngineConfig(events={"rating": rating})
+    if batch:
+        compare_batches(results, ratings, config)
+    if ablation:
+        results["ablation"] = ablate(ratings, config)
     write_results(results, out)
     return results
 
 
+def compare_batches(results: dict, ratings: list[Rating], config: EngineConfig) -> None:
+    """Add the same engine, in process, learning online and in hourly / daily / weekly
+    batches of event time (``simulators.prequential``) to ``results["models"]``."""
+    models = results["models"]
+    online = prequential(ratings, config, label="online (in process)")
+    models["online_in_process"] = {k: online[k] for k in ("hr@10", "ndcg@10")}
+    results["_hits"]["online (in process)"] = online.pop("hits")
+    results["ranker_weights"] = online["weights"]
+    for name, period in BATCH_PERIODS_S.items():
+        r = prequential(ratings, config, batch_s=period, label=f"{name} batches")
+        models[f"batch_{name}"] = {k: r[k] for k in ("hr@10", "ndcg@10")}
+        results["_hits"][f"{name} batches"] = r.pop("hits")
+    base = models["online_in_process"]["hr@10"]
+    results["online_over_batch"] = {name: round(base / models[f"batch_{name}"]["hr@10"], 3)
+                                    if models[f"batch_{name}"]["hr@10"] else None for name in BATCH_PERIODS_S}
+
+
+def ablate(ratings: list[Rating], config: EngineConfig) -> dict:
+    """HR@10 / NDCG@10 of the in-process engine with each feature group of its ranker left
+    out (``EngineConfig.ranker_ablate``), beside the full engine."""
+    rows = {"all features": prequential(ratings, config, label="ablation: all")}
+    for group in feature_groups(config):
+        rows[f"without {group}"] = prequential(ratings, config.model_copy(update={"ranker_ablate": (group,)}),
+                                               label=f"ablation: -{group}")
+    return {name: {k: r[k] for k in ("hr@10", "ndcg@10")} for name, r in rows.items()}
+
+
 def main(args: argparse.Namespace) -> int:
-    """``freshrec replay``."""
+    """``freshrec replay``: exits 1 when the model learned nothing worth trusting."""
     ratings = _load(args)
-    run(ratings, args.url, Path(args.out), args.positive_threshold, Path(args.data).name)
-    return 0
+    rating = rating_semantics(ratings, args.rating_scale, args.positive_threshold)
+    server_args = ("--config", args.config) if args.config else ()
+    results = run(ratings, args.url, Path(args.out), Path(args.data).name, rating, server_args,
+                  batch=not args.no_batch, ablation=args.ablation)
+    return _verdict(results)
+
+
+def _verdict(results: dict) -> int:
+    problems = failures(results)
+    for line in problems:
+        print(f"FAIL: {line}")
+    return 1 if problems else 0
 
 
 def demo(args: argparse.Namespace) -> int:
-    """``freshrec demo``: embedded Redis + server + replay of the bundled MovieTweetings-100K."""
+    """``freshrec demo``: embedded Redis + server + replay of the bundled MovieTweetings-100K
+    (ratings 0-10, a positive from 8)."""
     ratings = load_movietweetings(BUNDLED / "ratings.dat")
     if args.limit:
         ratings = ratings[: args.limit]
-    results = run(ratings, None, Path(args.out), 8.0, "movietweetings-100k",
-                  server_args=("--snapshot-every-events", "5000"))
+    rating = rating_semantics(ratings, "0:10", 8.0)
+    results = run(ratings, None, Path(args.out), "movietweetings-100k", rating,
+                  server_args=("--snapshot-every-events", "5000"), batch=not args.no_batch, ablation=args.ablation)
     m = results["models"]
     ok = m["freshrec"]["hr@10"] > m["decayed_popularity"]["hr@10"]
     print("PASS: freshrec beats the best decayed-popularity anchor" if ok
           else "NOTE: freshrec does not beat the best decayed-popularity anchor on this run")
-    return 0
+    return _verdict(results)

@@ -174,6 +174,18 @@ class WorldConfig:
     Scenarios: ``n_targets``, ``clicks_per_sybil``, ``burst_steps``, ``cohort_users``,
     ``cohort_activity``, ``viral_boost``, ``viral_organic_rate``, ``drift_genre``.
     Metrics: ``sample_users`` (fixed sample size of established users).
+    Variants (the same world otherwise):
+    ``time_scale`` multiplies every event time offset (0.01: 100x compressed, 100: 100x
+    stretched; the engine sees only the times);
+    ``feedback = "implicit"``: slates arrive as ``view`` events (exposure), clicks as
+    ``click`` (positive) and a clicked item is bought (``purchase``, positive of weight 3,
+    ``IMPLICIT_EVENTS``) with probability ``sigmoid(a * aff + b + purchase_offset)``;
+    ``context_effect`` > 0: tastes differ by time of day: each item gets a per-daypart
+    affinity term ``context_effect * m_{i,d}`` (m ~ N(0, 1), its own generator), the day
+    (``day_s`` of event time, unscaled) has ``dayparts`` parts, every request and event
+    carries ``context = {"daypart": "d<k>"}`` when ``use_context``, and recall is measured
+    against each sampled user's true top-10 in a daypart of their own (user k: daypart
+    k mod dayparts).
     """
 
     n_users: int = 2000
@@ -208,6 +220,18 @@ class WorldConfig:
     viral_organic_rate: float = 0.3
     drift_genre: int = 0
     sample_users: int = 300
+    time_scale: float = 1.0
+    feedback: str = "clicks"
+    purchase_offset: float = 2.0
+    context_effect: float = 0.0
+    dayparts: int = 4
+    day_s: float = 86400.0
+    use_context: bool = True
+
+
+IMPLICIT_EVENTS = {"view": {"role": "exposure"}, "click": {"role": "positive"},
+                   "purchase": {"role": "positive", "weight": 3.0}}
+"""The event schema of the implicit-feedback variant (views, clicks, purchases; no ratings)."""
 
 
 def _sigmoid(z):
@@ -248,6 +272,9 @@ class World:
         self._add_users([f"u{k}" for k in range(c.n_users)], prim, sec,
                         rng.lognormal(0.0, c.activity_sigma, c.n_users))
         self.established = np.arange(c.n_users)
+        # per (item, daypart) taste, from a generator of its own (the rest of the world is unchanged)
+        self.daypart_affinity = (c.context_effect * np.random.default_rng([seed, 2]).normal(size=(c.n_items, c.dayparts))
+                                 if c.context_effect else None)
 
     def _add_users(self, ids, prim, sec, activity) -> np.ndarray:
         c = self.cfg
@@ -266,24 +293,32 @@ class World:
         mean_act = float(self.activity[self.established].mean())
         return self._add_users([f"c{k}" for k in range(n)], prim, sec, np.full(n, activity * mean_act))
 
-    def affinity(self, rows, items=None) -> np.ndarray:
-        """aff(u, i) for user rows (array) x items (array or all)."""
+    def affinity(self, rows, items=None, daypart: int | None = None) -> np.ndarray:
+        """aff(u, i) for user rows (array) x items (array or all), in a daypart (context world)."""
         if items is None:
-            return self.X[rows] @ self.Y.T + self.cfg.beta * self.q
-        return self.X[rows] @ self.Y[items].T + self.cfg.beta * self.q[items]
+            out = self.X[rows] @ self.Y.T + self.cfg.beta * self.q
+        else:
+            out = self.X[rows] @ self.Y[items].T + self.cfg.beta * self.q[items]
+        if daypart is not None and self.daypart_affinity is not None:
+            out = out + (self.daypart_affinity[:, daypart] if items is None else self.daypart_affinity[items, daypart])
+        return out
 
-    def click_prob(self, rows, items=None) -> np.ndarray:
+    def click_prob(self, rows, items=None, daypart: int | None = None, offset: float = 0.0) -> np.ndarray:
         c = self.cfg
-        return _sigmoid(c.a * self.affinity(rows, items) + c.b)
+        return _sigmoid(c.a * self.affinity(rows, items, daypart) + c.b + offset)
 
 
 class Simulation:
     """Drives one ``GuardedRecommender`` with the world's users; collects metrics."""
 
-    def __init__(self, world: World, guard: bool) -> None:
+    def __init__(self, world: World, guard: bool, engine: dict | None = None) -> None:
         self.w = world
         self.cfg = world.cfg
-        self.g = GuardedRecommender(EngineConfig(), GuardConfig(enabled=guard))
+        config = dict(engine or {})
+        if self.cfg.feedback == "implicit":
+            config.setdefault("events", IMPLICIT_EVENTS)
+        self.g = GuardedRecommender(EngineConfig(**config), GuardConfig(enabled=guard))
+        self.exposure_kind = "view" if self.cfg.feedback == "implicit" else "impression"
         self.step_no = 0
         self.events = 0
         self.engine_s = 0.0
@@ -301,7 +336,22 @@ class Simulation:
     # ------------------------------------------------------------------ event plumbing
     @property
     def now(self) -> float:
-        return T0 + self.step_no * self.cfg.step_s
+        return self.at(0.0)
+
+    def at(self, offset_s: float) -> float:
+        """Event time of ``offset_s`` seconds into the current step, on the world's time scale."""
+        return T0 + (self.step_no * self.cfg.step_s + offset_s) * self.cfg.time_scale
+
+    def daypart(self) -> int | None:
+        """The current step's part of the (unscaled) day, in the context world."""
+        c = self.cfg
+        if self.w.daypart_affinity is None:
+            return None
+        return int((self.step_no * c.step_s % c.day_s) // (c.day_s / c.dayparts))
+
+    def context(self, daypart: int | None) -> dict | None:
+        """What the engine is told of a request in ``daypart`` (None when it is not told)."""
+        return {"daypart": f"d{daypart}"} if daypart is not None and self.cfg.use_context else None
 
     def _apply(self, event: Event) -> None:
         t = time.perf_counter()
@@ -318,33 +368,49 @@ class Simulation:
         """One served slate for user ``row`` (impressions + position-biased clicks)."""
         w, rng = self.w, self.w.rng
         user = w.user_ids[row]
+        daypart = self.daypart()
+        context = self.context(daypart)
         t = time.perf_counter()
-        slate = self.g.recommend(user, K)
+        slate = self.g.recommend(user, K, context=context)
         self.engine_s += time.perf_counter() - t
         now = self.now
         items = np.fromiter((w.item_index[i] for i in slate.item_ids), dtype=np.int64, count=len(slate.item_ids))
         for item in slate.item_ids:
-            self._apply(Event(user_id=user, item_id=item, kind="impression", timestamp=now,
-                              received_at=now, recommendation_id=slate.recommendation_id))
-        p = w.click_prob(row, items) * self.pos_bias[: len(items)]
+            self._apply(Event(user_id=user, item_id=item, kind=self.exposure_kind, timestamp=now,
+                              received_at=now, recommendation_id=slate.recommendation_id, context=context))
+        p = w.click_prob(row, items, daypart) * self.pos_bias[: len(items)]
         clicked = rng.random(len(items)) < p
+        click_t = self.at(1.0)
         for j in np.flatnonzero(clicked).tolist():
             if items[j] == self.watch:
                 self.watch_clickers.add(user)
-            self._apply(Event(user_id=user, item_id=slate.item_ids[j], kind="click", timestamp=now + 1.0,
-                              received_at=now + 1.0, recommendation_id=slate.recommendation_id))
+            self._apply(Event(user_id=user, item_id=slate.item_ids[j], kind="click", timestamp=click_t,
+                              received_at=click_t, recommendation_id=slate.recommendation_id, context=context))
+            if self.cfg.feedback == "implicit":
+                self._maybe_purchase(row, user, int(items[j]), daypart, context, slate.recommendation_id)
         if established:
             self.est_imps.append(len(items))
             self.est_clicks.append(int(clicked.sum()))
         if rng.random() < self.cfg.organic_rate:
-            p = self._organic_w * w.click_prob(row)
+            p = self._organic_w * w.click_prob(row, None, daypart)
             j = int(np.searchsorted(np.cumsum(p), rng.random() * p.sum()))
-            self.organic_click(user, min(j, self.cfg.n_items - 1), now + 2.0)
+            self.organic_click(user, min(j, self.cfg.n_items - 1), self.at(2.0), context)
 
-    def organic_click(self, user: str, item: int, t: float) -> None:
+    def _maybe_purchase(self, row: int, user: str, item: int, daypart: int | None, context: dict | None,
+                        rid: str | None) -> None:
+        """Implicit feedback: a clicked item is bought with probability
+        sigmoid(a * aff + b + purchase_offset)."""
+        p = float(self.w.click_prob(row, np.array([item]), daypart, self.cfg.purchase_offset)[0])
+        if self.w.rng.random() < p:
+            t = self.at(1.5)
+            self._apply(Event(user_id=user, item_id=self.w.item_ids[item], kind="purchase", timestamp=t,
+                              received_at=t, recommendation_id=rid, context=context))
+
+    def organic_click(self, user: str, item: int, t: float, context: dict | None = None) -> None:
         if item == self.watch:
             self.watch_clickers.add(user)
-        self._apply(Event(user_id=user, item_id=self.w.item_ids[item], kind="click", timestamp=t, received_at=t))
+        self._apply(Event(user_id=user, item_id=self.w.item_ids[item], kind="click", timestamp=t, received_at=t,
+                          context=context))
 
     def draw_users(self, rows: np.ndarray, n: int) -> np.ndarray:
         p = self.w.activity[rows]
@@ -373,15 +439,20 @@ class Simulation:
         idx = self.w.item_index
         return np.fromiter((idx[ids[r]] for r in seen), dtype=np.int64, count=len(seen))
 
-    def model_topk(self, user: str) -> list[int]:
-        """The engine's current top-10 for ``user`` (read-only: creates no engine state)."""
+    def model_topk(self, user: str, daypart: int | None = None) -> list[int]:
+        """The engine's current top-10 for ``user`` (in ``daypart``, context world; read-only:
+        creates no engine state)."""
         idx = self.w.item_index
-        return [idx[r.item_id] for r in self.g.recommender.recommend(user, K)]
+        return [idx[r.item_id] for r in self.g.recommender.recommend(user, K, context=self.context(daypart))]
 
     def snapshot(self, rows: np.ndarray, references: bool = False) -> dict:
-        """Model vs true top-10 for user ``rows``: per-user recall, model/true top-10 sets."""
+        """Model vs true top-10 for user ``rows``: per-user recall, model/true top-10 sets.
+        In the context world user ``rows[k]`` is measured in daypart ``rows[k] % dayparts``."""
         w = self.w
+        contextual = w.daypart_affinity is not None
         aff = w.affinity(rows)
+        if contextual:
+            aff = aff + w.daypart_affinity[:, np.asarray(rows) % self.cfg.dayparts].T
         model, true_sets, recalls = [], [], []
         pop = w.click_prob(w.established).mean(axis=0) if references else None
         ref_rand, ref_pop = [], []
@@ -391,7 +462,7 @@ class Simulation:
             s = aff[k].copy()
             s[seen] = -np.inf
             true = set(np.argpartition(-s, K)[:K].tolist())
-            top = self.model_topk(user)
+            top = self.model_topk(user, row % self.cfg.dayparts if contextual else None)
             model.append(set(top))
             true_sets.append(true)
             recalls.append(len(true & set(top)) / K)
@@ -424,7 +495,7 @@ def _sample(rng: np.random.Generator, rows: np.ndarray, n: int) -> np.ndarray:
 
 def run_scenario(scenario: str, dose: int | None = None, guard: bool = False, seed: int = 0,
                  n_users: int = 2000, n_items: int = 1000, established_events: int | None = None,
-                 progress: bool = True, **world: object) -> dict:
+                 progress: bool = True, engine: dict | None = None, **world: object) -> dict:
     """Run one scenario in a fresh world + engine and return its result row.
 
     Args:
@@ -436,6 +507,8 @@ def run_scenario(scenario: str, dose: int | None = None, guard: bool = False, se
         established_events: slate requests (steps) in the established period
             (default ``WorldConfig.established_events``).
         progress: show a tqdm bar (steps).
+        engine: ``EngineConfig`` overrides of the engine under test (e.g. ``{"ranker":
+            "blend", "trend_half_life_h": 12}``; the implicit variant adds its schema).
         **world: overrides of any other ``WorldConfig`` field (e.g. ``recovery_steps``).
 
     Returns:
@@ -463,7 +536,7 @@ def run_scenario(scenario: str, dose: int | None = None, guard: bool = False, se
     cfg = replace(cfg, **world)
     wall0 = time.perf_counter()
     w = World(cfg, seed)
-    sim = Simulation(w, guard)
+    sim = Simulation(w, guard, engine)
     est_sample = _sample(w.metric_rng, w.established, cfg.sample_users)
     series: list[tuple[int, float, float | None]] = []
     extra: dict = {"world": asdict(cfg), "checkpoints": []}
@@ -524,7 +597,7 @@ def run_scenario(scenario: str, dose: int | None = None, guard: bool = False, se
             sim.slate_step(row_u, True)  # event time now .. now + 2 s
             chunk = per_step[b].tolist()
             for k, c in enumerate(chunk):  # sybil clicks spread over the rest of the step
-                sim.organic_click(clicks[c][0], clicks[c][1], sim.now + 3.0 + (cfg.step_s - 4.0) * k / len(chunk))
+                sim.organic_click(clicks[c][0], clicks[c][1], sim.at(3.0 + (cfg.step_s - 4.0) * k / len(chunk)))
             sim.step_no += 1
             bar.update(1)
             if (b + 1) % check == 0:
@@ -578,7 +651,7 @@ def run_scenario(scenario: str, dose: int | None = None, guard: bool = False, se
             if scenario == "viral_trend" and w.rng.random() < cfg.viral_organic_rate:
                 r = int(w.rng.choice(w.established))
                 if w.rng.random() < float(w.click_prob(r, np.array([viral]))[0]):
-                    sim.organic_click(w.user_ids[r], viral, sim.now + 3.0)
+                    sim.organic_click(w.user_ids[r], viral, sim.at(3.0))
 
         sim.normal_traffic(change_steps + cfg.recovery_steps, population, bar, change_hook)
     bar.close()

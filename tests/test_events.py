@@ -8,7 +8,7 @@ from engine.core.events import from_fields, to_fields
 
 
 def test_rating_threshold_decides_positive_or_negative():
-    rec = Recommender(EngineConfig(positive_threshold=8))
+    rec = Recommender(EngineConfig(events={"rating": {"positive_threshold": 8}}))
     rec.apply(Event("u", "liked", "rating", value=8, timestamp=10))
     rec.apply(Event("u", "disliked", "rating", value=7.9, timestamp=11))
     assert rec.positives["u"] == [rec.catalogue.get("liked")]

@@ -18,7 +18,8 @@ router = APIRouter(tags=["feedback"])
 def to_events(bodies: list[FeedbackRequest], received_at: float) -> list[Event]:
     """The engine events for feedback bodies, stamped with their acceptance time."""
     return [Event(user_id=b.user_id, item_id=b.item_id, kind=b.event, value=b.value, timestamp=b.timestamp,
-                  received_at=received_at, recommendation_id=b.recommendation_id) for b in bodies]
+                  received_at=received_at, recommendation_id=b.recommendation_id, context=b.context or None)
+            for b in bodies]
 
 
 def invalid(exc: InvalidEvent, prefix: tuple = ("body",)) -> JSONResponse:

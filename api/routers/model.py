@@ -31,6 +31,7 @@ async def model(node: NodeDep) -> dict:
     return {
         "model_version": rec.events_learned,
         "events_learned": rec.events_learned,
+        "positives_learned": rec.positives_learned,
         "last_event_id": rec.last_event_id,
         "last_snapshot": None if snap is None else {
             "version": snap.version, "created_at": snap.created_at, "events_learned": snap.events_learned},
@@ -40,6 +41,7 @@ async def model(node: NodeDep) -> dict:
         "checkpoints": [list(w) for w in cp.checkpoint_windows],
         "learner_errors": node.live.errors,
         "redis_ok": node.redis_ok,
+        "schema": rec.semantics.describe(),
         "size": rec.stats(),
         "guard": node.live.guarded.stats(),
     }

@@ -31,7 +31,7 @@ async def recommend(body: RecommendRequest, request: Request) -> Response:
     state = request.app.state
     node: Node = state.node
     rec = node.recommender
-    slate = node.recommend(body.user_id, body.k, body.exclude)
+    slate = node.recommend(body.user_id, body.k, body.exclude, body.context or None)
     payload = RecommendResponse.model_validate({
         "recommendation_id": slate.recommendation_id,
         "model_version": rec.events_learned,

@@ -94,6 +94,19 @@ class CoOccurrence:
         found = self._add_to_row(idx, items, w)
         self._add_to_rows(items, idx, w, None if full else found)
 
+    def add_directed(self, sources: list[int], idx: int, weight: float = 1.0) -> None:
+        """Count the transitions ``s -> idx`` for each distinct ``s`` in ``sources`` (row
+        ``s`` gains neighbour ``idx``; not the reverse), for a table of directed
+        transitions between consecutive positives."""
+        self.grow(idx + 1)
+        items = np.unique(np.array([s for s in sources if s != idx], dtype=np.int64))
+        if not len(items):
+            return
+        self.counts[items] += weight
+        self._tick += 1
+        self._changed[items] = self._tick
+        self._add_to_rows(items, idx, float(weight))
+
     def _add_to_row(self, row: int, items: np.ndarray, w: float | np.ndarray) -> np.ndarray:
         """Count (row, items[j]) += w (or w[j]); ``items`` distinct. Returns which items
         were already neighbours (bool mask)."""
@@ -193,17 +206,32 @@ class CoOccurrence:
     def add_scores(self, history: list[int], out: np.ndarray, weight: float = 1.0) -> None:
         """``out += weight * scores(history)``, touching only the neighbours' rows (a sparse
         scatter-add instead of three passes over a dense catalogue-sized vector)."""
+        _, k, weights = self.neighbours(history)
+        if not len(k):
+            return
+        if weight != 1.0:
+            weights *= weight
+        np.add.at(out, k, weights)
+
+    def neighbours(self, history, directed: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every kept neighbour of every item of ``history`` (a list or int array), flat:
+        ``(owner, neighbour, weight)``, where ``owner`` is the position in ``history``,
+        ``neighbour`` the item row and ``weight`` the cosine-normalised co-count
+        ``c(h, j) / sqrt(n_h * n_j)`` (float64), or for a table of directed transitions
+        (``directed``) the transition share ``c(h -> j) / n_h``."""
         h = np.asarray(history, dtype=np.int64)
         sizes = self.size[h]
         pos = _ragged(h * self.max_neighbours, sizes)
         if not len(pos):
-            return
-        k = self.keys.reshape(-1)[pos]
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0)
+        k = self.keys.reshape(-1)[pos].astype(np.int64)
         counts = self.counts
-        weights = self.vals.reshape(-1)[pos] / np.sqrt(np.repeat(counts[h], sizes) * counts[k])
-        if weight != 1.0:
-            weights *= weight
-        np.add.at(out, k, weights)
+        if directed:
+            weights = self.vals.reshape(-1)[pos] / np.repeat(counts[h], sizes)
+        else:
+            weights = self.vals.reshape(-1)[pos] / np.sqrt(np.repeat(counts[h], sizes) * counts[k])
+        return np.repeat(np.arange(len(h)), sizes), k, weights
 
     def get(self, a: int, b: int) -> float:
         """Stored co-count of (a, b) (0 when b is not among a's kept neighbours)."""
@@ -237,7 +265,7 @@ class CoOccurrence:
         return other
 
     # ------------------------------------------------------------------ snapshots
-    def state(self, deferred: bool = False) -> dict:
+    def state(self, deferred: bool = False, prefix: str = "cooc") -> dict:
         """Arrays for a snapshot: the live entries row by row (``cooc_keys`` int32,
         ``cooc_vals`` float32, row ``i`` at ``cooc_offset[i]`` for ``cooc_size[i]``
         entries) and the per-item counts, as fresh arrays. With ``deferred``, the two entry
@@ -251,14 +279,14 @@ class CoOccurrence:
         positions: dict = {}
         keys, vals = RowPrefixes(self.keys[:n], size, positions), RowPrefixes(self.vals[:n], size, positions)
         return {
-            "cooc_keys": keys if deferred else keys.copy(),
-            "cooc_vals": vals if deferred else vals.copy(),
-            "cooc_offset": offset,
-            "cooc_size": size,
-            "cooc_counts": self.counts[:n].copy(),
+            f"{prefix}_keys": keys if deferred else keys.copy(),
+            f"{prefix}_vals": vals if deferred else vals.copy(),
+            f"{prefix}_offset": offset,
+            f"{prefix}_size": size,
+            f"{prefix}_counts": self.counts[:n].copy(),
         }
 
-    def load(self, arrays: dict[str, np.ndarray]) -> None:
+    def load(self, arrays: dict[str, np.ndarray], prefix: str = "cooc") -> None:
         """Restore from ``state()`` output, so learning continues exactly.
 
         Also reads ``Recommender.rollback_point``'s table form (``cooc_table_keys`` /
@@ -269,23 +297,23 @@ class CoOccurrence:
         Raises:
             ValueError: a row holds more than ``max_neighbours`` entries.
         """
-        counts = arrays["cooc_counts"]
+        counts = arrays[f"{prefix}_counts"]
         n = len(counts)
         self.__init__(self.window, self.max_neighbours)
         self.grow(n)
-        if "cooc_table_keys" in arrays:  # Recommender.rollback_point: the table itself
-            self.keys[:n] = arrays["cooc_table_keys"]
-            self.vals[:n] = arrays["cooc_table_vals"]
-            self.size[:n] = arrays["cooc_size"]
+        if f"{prefix}_table_keys" in arrays:  # Recommender.rollback_point: the table itself
+            self.keys[:n] = arrays[f"{prefix}_table_keys"]
+            self.vals[:n] = arrays[f"{prefix}_table_vals"]
+            self.size[:n] = arrays[f"{prefix}_size"]
             self.counts[:n] = counts
             return
-        size = arrays["cooc_size"].astype(np.int64)
+        size = arrays[f"{prefix}_size"].astype(np.int64)
         if len(size) and int(size.max()) > self.max_neighbours:
             raise ValueError(f"co-occurrence row of {int(size.max())} entries > max_neighbours={self.max_neighbours}")
-        pos = _ragged(arrays["cooc_offset"].astype(np.int64), size)
+        pos = _ragged(arrays[f"{prefix}_offset"].astype(np.int64), size)
         dest = _ragged(np.arange(n, dtype=np.int64) * self.max_neighbours, size)
-        self.keys.reshape(-1)[dest] = arrays["cooc_keys"][pos]
-        self.vals.reshape(-1)[dest] = arrays["cooc_vals"][pos]
+        self.keys.reshape(-1)[dest] = arrays[f"{prefix}_keys"][pos]
+        self.vals.reshape(-1)[dest] = arrays[f"{prefix}_vals"][pos]
         self.size[:n] = size
         self.counts[:n] = counts
 

@@ -39,17 +39,17 @@ from river import drift
 
 from engine.config import EngineConfig, GuardConfig
 from engine.core.arrays import splitmix64
-from engine.core.events import CLICK, ITEM_KIND, Event, is_positive
-from engine.core.ranking import top_k
+from engine.core.events import ITEM_KIND, Event
 from engine.core.recommender import Recommender
 from engine.core.trust import TRUSTED, UNVETTED, VETTED, ImpressionJoin, slate_id
 
 
 _MIN_EVIDENCE = 50  # reservoir pairs needed before validation can fail a window
 
-SlateSink = Callable[[str, str, list[str], float], None]
+SlateSink = Callable[..., None]
 """Where served slates go for the impression join: ``(recommendation_id, user_id, item_ids,
-served_at)``; ``ImpressionJoin.record`` in process, ``SlateStore.record`` (Redis) in a server."""
+served_at, context)``; ``ImpressionJoin.record`` in process, ``SlateStore.record`` (Redis) in
+a server."""
 
 
 @dataclass(frozen=True)
@@ -114,23 +114,23 @@ class GuardedRecommender:
 
     # ---------------------------------------------------------------- serving
     def recommend(self, user_id: str, k: int = 10, exclude: list[str] | tuple = (), now: float | None = None,
-                  token: str | None = None) -> Slate:
+                  token: str | None = None, context: dict | None = None) -> Slate:
         """Serve a slate: rank (``Recommender.recommend``), make its recommendation id
         (``engine.core.trust.slate_id``), record it for the impression join (``slate_sink``)
         and feed the guard's prequential alarm. Creates no model state.
 
         Args:
-            user_id, k, exclude: as ``Recommender.recommend``.
+            user_id, k, exclude, context: as ``Recommender.recommend``.
             now: serving time (unix s; default: the model's event clock).
             token: the id's unique part (default: a seeded counter, reproducible).
         """
-        ranked = self.recommender.recommend(user_id, k, exclude)
+        ranked = self.recommender.recommend(user_id, k, exclude, context)
         items = [r.item_id for r in ranked]
         self._served += 1
         now = self.recommender.clock if now is None else now
         rid = slate_id(now, token or f"{splitmix64(self.slate_seed, self._served, 0):016x}")
         if self.guard.enabled:
-            self.slate_sink(rid, user_id, items, now)
+            self.slate_sink(rid, user_id, items, now, context)
             self._prequential(user_id, rid)
         return Slate(rid, items, [r.score for r in ranked])
 
@@ -150,11 +150,12 @@ class GuardedRecommender:
             self.join.vet(event.user_id)
         trusted = trust == TRUSTED
         weight = 1.0 if trusted else (g.vetted_untrusted_weight if trust == VETTED else g.untrusted_weight)
-        suspicious = trust == UNVETTED and is_positive(event.kind, event.value, self.config.positive_threshold)
+        positive = self.recommender.semantics.is_positive(event.kind, event.value)
+        suspicious = trust == UNVETTED and positive
         self.recommender.apply(event, weight)
         self._window.append((event, weight, suspicious))
         self._suspicious += suspicious
-        if trusted and event.kind == CLICK:
+        if trusted and positive:
             self._on_trusted_click(event)
         n = len(self._window)
         if g.validate_windows and (n >= g.window_events or self._suspicious >= g.early_suspicious
@@ -296,8 +297,7 @@ def _quality(rec: Recommender, pairs: list[tuple[str, str]], k: int = 10) -> flo
         idx = rec.catalogue.get(item)
         if idx is None:
             continue
-        scores = rec.scores(user)
-        hits += int(np.sum(scores > scores[idx]) < k)
+        hits += rec.in_top(user, idx, k)
     return hits / len(pairs)
 
 
@@ -307,7 +307,7 @@ def _reach(rec: Recommender, users: list[str], k: int = 10) -> np.ndarray:
     counts = np.zeros(n)
     for user in users:
         seen = rec.seen.get(user)
-        exclude = np.fromiter(seen, dtype=np.int64, count=len(seen)) if seen else None
-        idx, _ = top_k(rec.scores(user), k, exclude)
+        exclude = np.fromiter(seen, dtype=np.int64, count=len(seen)) if seen else np.zeros(0, dtype=np.int64)
+        idx, _ = rec.top(user, k, exclude)
         counts[idx] += 1
     return counts / max(1, len(users))

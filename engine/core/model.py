@@ -165,6 +165,12 @@ class FactorModel:
         self.user_factors[row] = p
         self.user_bias[row] = u_biases[user_id]
 
+    def touch_user(self, user_id: str) -> None:
+        """Register a user without a learning step (an interaction that teaches nothing):
+        River's seeded latent vector and the mirror row, as its first step would make them."""
+        p = self.mf.u_latents[user_id]
+        self.user_factors[self.user_row(user_id)] = p
+
     def user_vector(self, user_id: str) -> np.ndarray | None:
         """The user's latent vector p_u (n_factors,) or None for an unknown user (no state)."""
         return self.mf.u_latents.get(user_id)
@@ -177,6 +183,15 @@ class FactorModel:
             return self.item_bias[:n].copy()
         out = (self.serving_factors[:n] @ p_u.astype(np.float32)).astype(np.float64)
         out += self.item_bias[:n]
+        return out
+
+    def item_scores(self, user_id: str, items: np.ndarray) -> np.ndarray:
+        """``b_i + <p_u, q_i>`` for catalogue rows ``items`` (float64, the dot product in
+        float32 like ``scores``); item bias only for unknown users."""
+        out = self.item_bias[items].copy()
+        p_u = self.user_vector(user_id)
+        if p_u is not None:
+            out += self.serving_factors[items] @ p_u.astype(np.float32)
         return out
 
     @property

@@ -1,15 +1,20 @@
 """The recommender: one object that learns from events and ranks the catalogue.
 
-Score of item i for user u (all terms are per-item numpy vectors, added in one pass)::
+It keeps the signals (decayed popularity, item-to-item co-occurrence, River's BiasedMF,
+the user's history) and ranks with one of two rankers (``EngineConfig.ranker``):
 
-    score(u, i) = log(trend_i + eps)                       decayed popularity, event time
-                + cooc_weight * cooc(H_u, i)                co-occurrence with u's last positives
-                + mf_weight   * (b_i + <p_u, q_i>)          River BiasedMF (implicit feedback)
+``learned`` (default)
+    candidates from cheap vectorised sources, per-candidate features, and a River logistic
+    regression that learns on the stream how much each feature counts
+    (``engine.core.learned_ranking``); the blend adapts to each deployment.
+``blend``
+    the fixed formula over the whole catalogue (per-item numpy vectors, one pass)::
 
-Popularity and recency dominate organic streams (on MovieTweetings a 36 h decayed counter
-alone reaches HR@10 ~0.25, all-time popularity 0.16), so the trend is the backbone and the
-two personal terms re-rank on top of it. Unknown users get the same formula with no personal
-terms: what is trending now.
+        score(u, i) = log(trend_i + eps)                   decayed popularity, event time
+                    + cooc_weight * cooc(H_u, i)            co-occurrence with u's last positives
+                    + mf_weight   * (b_i + <p_u, q_i>)      River BiasedMF (implicit feedback)
+
+Unknown users get the same ranking without personal terms: what is trending now.
 """
 
 from __future__ import annotations
@@ -22,10 +27,16 @@ import numpy as np
 from engine.config import EngineConfig
 from engine.core.arrays import ensure_capacity, splitmix64, unpack_ids
 from engine.core.catalogue import Catalogue
+from engine.core.context import ContextPopularity
+from engine.core import learned_ranking
 from engine.core.cooccurrence import CoOccurrence
-from engine.core.events import CLICK, IMPRESSION, ITEM_KIND, RATING, Event, is_positive
+from engine.core.events import EXPOSURE, ITEM_KIND, NEGATIVE, POSITIVE, Event, Semantics
+from engine.core.features import feature_groups, feature_names
 from engine.core.model import FactorModel
+from engine.core.popularity import PopularityBank
+from engine.core.ranker import Ranker
 from engine.core.ranking import top_k
+from engine.core.tags import TagProfiles
 from engine.core.trend import DecayedPopularity
 
 _RECENT = 4096  # ring of recent positives that implicit negatives are sampled from
@@ -54,9 +65,25 @@ class Recommender:
         self.config = config or EngineConfig()
         c = self.config
         self.catalogue = Catalogue()
+        self.learned = c.ranker == "learned"
+        self.semantics = Semantics(c.events)
         self.trend = DecayedPopularity(c.trend_half_life_h * 3600.0)
+        self.bank = PopularityBank(tuple(h * 3600.0 for h in c.popularity_half_lives_h),
+                                   c.popularity_half_lives_events, head_size=c.trending_candidates)
+        self.added_at = np.zeros(0, dtype=np.int64)  # per item: positives counted when it was added (age)
+        self._added_n = 0
+        self.context_pop = ContextPopularity(c.context_buckets)
+        self.tags = TagProfiles()
         self.cooc = CoOccurrence(window=2 * c.cooc_history, max_neighbours=c.cooc_neighbours)
+        self.transitions = CoOccurrence(window=1, max_neighbours=c.transition_neighbours)  # previous -> next positive
         self.model = FactorModel(c.n_factors, c.learning_rate, c.l2, c.seed)
+        columns = self.bank.names
+        names = feature_names(c)
+        groups = feature_groups(c)
+        self.ranker = Ranker(groups, prior={name: 1.0 / len(columns) for name in columns},
+                             learning_rate=c.ranker_learning_rate)
+        off = [names.index(col) for g in c.ranker_ablate for col in groups[g]]
+        self.ablated = np.array(off, dtype=np.int64) if off else None  # feature columns left out
         self.seen: dict[str, dict[int, None]] = {}
         self.positives: dict[str, list[int]] = {}
         # append-only interaction log (user row, item row, positive?) in numpy, so a snapshot
@@ -68,14 +95,17 @@ class Recommender:
         self.recent = np.zeros(_RECENT, dtype=np.int64)
         self.recent_count = 0
         self.pending: dict[tuple[str, int], float] = {}
+        self._shown: dict[str, dict[int, None]] = {}  # per user: rows of its pending impressions
         self._expiry: list[tuple[float, str, int]] = []
         self.clock = 0.0
+        self.positives_learned = 0
         self.events_learned = 0
         self.last_event_id: str | None = None
 
     # ------------------------------------------------------------------ read path
-    def recommend(self, user_id: str, k: int = 10, exclude: list[str] | tuple = ()) -> list[Ranked]:
-        """Top-``k`` items for ``user_id``, best first.
+    def recommend(self, user_id: str, k: int = 10, exclude: list[str] | tuple = (),
+                  context: dict | None = None) -> list[Ranked]:
+        """Top-``k`` items for ``user_id`` in ``context`` (device, page, ...), best first.
 
         Excludes items the user already interacted with, ids in ``exclude`` (unknown ids are
         ignored) and hidden items. Unknown users get the cold-start (trending) ranking.
@@ -84,10 +114,8 @@ class Recommender:
         Returns:
             up to ``k`` ``Ranked`` items (fewer when the catalogue has fewer eligible items).
         """
-        n = len(self.catalogue)
-        if n == 0:
+        if len(self.catalogue) == 0:
             return []
-        scores = self.scores(user_id)
         excluded = [self.catalogue.hidden_idx]
         seen = self.seen.get(user_id)
         if seen:
@@ -95,13 +123,31 @@ class Recommender:
         if exclude:
             ids = [self.catalogue.get(item) for item in exclude]
             excluded.append(np.array([i for i in ids if i is not None], dtype=np.int64))
-        idx, top = top_k(scores, k, np.concatenate(excluded))
+        idx, top = self.top(user_id, k, np.concatenate(excluded), context)
         ids = self.catalogue.ids
         return [Ranked(ids[i], float(s)) for i, s in zip(idx.tolist(), top.tolist())]
 
+    def top(self, user_id: str, k: int, excluded: np.ndarray, context: dict | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best (rows, scores) for ``user_id``, best first, none in ``excluded``
+        (int rows), by this recommender's ranker (the blend ignores ``context``). Creates no
+        state."""
+        if self.learned:
+            return learned_ranking.rank(self, user_id, excluded, k, context)
+        return top_k(self.scores(user_id), k, excluded)
+
+    def in_top(self, user_id: str, idx: int, k: int = 10) -> bool:
+        """Whether item row ``idx`` ranks among ``user_id``'s top ``k`` with nothing excluded
+        (the forgetting guard's quality probe). Creates no state."""
+        if self.learned:
+            rows, _ = learned_ranking.rank(self, user_id, np.zeros(0, dtype=np.int64), k, with_item=idx)
+            return bool(np.isin(idx, rows))
+        scores = self.scores(user_id)
+        return bool(np.sum(scores > scores[idx]) < k)
+
     def scores(self, user_id: str) -> np.ndarray:
-        """Blended score of every catalogue item for ``user_id`` (n_items,), before any
-        exclusion; a fresh array the caller may modify. Creates no state."""
+        """The blend ranker's score of every catalogue item for ``user_id`` (n_items,),
+        before any exclusion; a fresh array the caller may modify. Creates no state."""
         n = len(self.catalogue)
         c = self.config
         scores = self.model.scores(user_id, n)  # a fresh array: accumulate in place
@@ -118,20 +164,24 @@ class Recommender:
 
     # ----------------------------------------------------------------- write path
     def upsert_item(self, item_id: str, meta: dict | None = None, hidden: bool | None = None) -> None:
-        """Add or update a catalogue item; a new item is recommendable before its first click."""
-        self.catalogue.upsert(item_id, meta, hidden)
+        """Add or update a catalogue item; a new item is recommendable before its first click,
+        and its ``meta["tags"]`` feed the ranker's tag affinity."""
+        idx = self.catalogue.upsert(item_id, meta, hidden)
         self._grow()
+        if meta is not None:
+            self.tags.set_item(idx, meta.get("tags"))
 
     def apply(self, event: Event, weight: float = 1.0) -> None:
         """Learn from one event (the learner's write path). Events must arrive in stream order.
 
-        ``weight`` (0..1] damps the event's influence on shared item parameters: its trend
-        and co-occurrence counts and the step size of the item-side MF update (the forgetting
+        What the event means comes from the event schema (``self.semantics``). ``weight``
+        (0..1] damps the event's influence on shared item parameters: its trend and
+        co-occurrence counts and the step size of the item-side MF update (the forgetting
         guard passes < 1 for events that join no served impression).
 
         Raises:
-            ValueError: unknown ``event.kind`` or a rating without a value (the API rejects
-                these before they become durable).
+            ValueError: an event type the schema does not know or a rating without a value
+                (the intake rejects these before they become durable).
         """
         c = self.config
         if event.kind == ITEM_KIND:
@@ -142,27 +192,24 @@ class Recommender:
         if t > self.clock:
             self.clock = t
         self._expire_impressions()
+        known = self.catalogue.get(event.item_id) is not None
         idx = self.catalogue.add(event.item_id)
         self._grow()
         user = event.user_id
-        if event.kind == CLICK:
-            self.pending.pop((user, idx), None)
-            self._positive(user, event.item_id, idx, t, weight)
-        elif event.kind == RATING:
-            if event.value is None:
-                raise ValueError("rating event without value")
-            if is_positive(event.kind, event.value, c.positive_threshold):
-                self._positive(user, event.item_id, idx, t, weight)
-            else:
-                self._negative(user, event.item_id, idx, weight)
-        elif event.kind == IMPRESSION:
+        role, strength = self.semantics.meaning(event.kind, event.value)
+        if role == POSITIVE:
+            self._resolve(user, idx)
+            self._positive(user, event.item_id, idx, t, weight, strength, event.context, known)
+        elif role == EXPOSURE:
             key = (user, idx)
             if key not in self.pending and idx not in self.seen.get(user, ()):
                 deadline = t + c.reward_window_s
                 self.pending[key] = deadline
+                self._shown.setdefault(user, {})[idx] = None
                 heapq.heappush(self._expiry, (deadline, user, idx))
-        else:
-            raise ValueError(f"unknown event kind {event.kind!r}")
+        else:  # a negative learns a 0; a neutral rating only marks the item seen
+            self._resolve(user, idx)
+            self._negative(user, event.item_id, idx, weight, learn=role == NEGATIVE)
         self._advance(event)
 
     def _advance(self, event: Event) -> None:
@@ -173,13 +220,43 @@ class Recommender:
     def _grow(self) -> None:
         n = len(self.catalogue)
         self.trend.grow(n)
+        self.bank.grow(n)
+        self.context_pop.grow(n)
+        self.tags.grow(n)
+        if n > self._added_n:
+            self.added_at = ensure_capacity(self.added_at, n)
+            self.added_at[self._added_n: n] = self.bank.events
+            self._added_n = n
         self.cooc.grow(n)
+        self.transitions.grow(n)
         self.model.grow(n)
 
-    def _positive(self, user: str, item_id: str, idx: int, t: float, weight: float = 1.0) -> None:
+    def shown_to(self, user: str) -> list[int]:
+        """Rows of the items ``user`` was shown and has not clicked yet (pending
+        impressions), oldest first."""
+        return list(self._shown.get(user, ()))
+
+    def _resolve(self, user: str, idx: int) -> None:
+        """A click answers the user's pending impression of that item, if any."""
+        if self.pending.pop((user, idx), None) is not None:
+            shown = self._shown[user]
+            del shown[idx]
+            if not shown:
+                del self._shown[user]
+
+    def _positive(self, user: str, item_id: str, idx: int, t: float, weight: float = 1.0,
+                  strength: float = 1.0, context: dict | None = None, known: bool = True) -> None:
+        """A positive: the ranker learns it first (when sampled); then the factor model (item
+        step damped by ``weight``), co-occurrence and popularity (counted ``weight *
+        strength``, the type's weight) and the user's history."""
         c = self.config
-        steps = [(item_id, idx, 1.0, weight)]
         seen = self.seen.setdefault(user, {})
+        if self.learned and known and idx not in seen and learned_ranking.should_learn(self):
+            # before the event: what a slate served now would see. A positive on an item that
+            # was not in the catalogue, or that the user had already interacted with, could
+            # not have been in a slate: nothing to learn about ranking from it
+            learned_ranking.learn(self, user, idx, context)
+        steps = [(item_id, idx, 1.0, weight)]
         if self.recent_count and c.negatives_per_positive:
             size = min(self.recent_count, _RECENT)
             ids = self.catalogue.ids
@@ -188,20 +265,32 @@ class Recommender:
                 if j != idx and j not in seen:
                     steps.append((ids[j], j, 0.0, 1.0))
         self.model.learn_steps(user, steps)
+        count = weight * strength
         history = self.positives.setdefault(user, [])
-        self.cooc.add(history, idx, weight)
+        self.cooc.add(history, idx, count)
+        if self.learned and history:
+            self.transitions.add_directed(history[-1:], idx, count)
         history.append(idx)
         if len(history) > 2 * self.cooc.window:  # only the last `window` are ever read
             del history[: -self.cooc.window]
         seen[idx] = None
         self._log(user, idx, True)
-        self.trend.add(idx, t, weight)
+        self.positives_learned += 1
+        if self.learned:
+            self.bank.add(idx, t, count)
+            self.context_pop.add(idx, context, count)
+            self.tags.on_positive(user, idx, count)
+        else:
+            self.trend.add(idx, t, count)
         if weight >= 0.5:  # damped (untrusted) positives do not feed the negative-sampling pool
             self.recent[self.recent_count % _RECENT] = idx
             self.recent_count += 1
 
-    def _negative(self, user: str, item_id: str, idx: int, weight: float = 1.0) -> None:
-        self.model.learn(user, item_id, idx, 0.0, weight)
+    def _negative(self, user: str, item_id: str, idx: int, weight: float = 1.0, learn: bool = True) -> None:
+        if learn:
+            self.model.learn(user, item_id, idx, 0.0, weight)
+        else:
+            self.model.touch_user(user)  # the interaction log refers to the user's row
         self.seen.setdefault(user, {})[idx] = None
         self._log(user, idx, False)
 
@@ -222,7 +311,7 @@ class Recommender:
         while heap and heap[0][0] <= self.clock:
             deadline, user, idx = heapq.heappop(heap)
             if self.pending.get((user, idx)) == deadline:
-                del self.pending[(user, idx)]
+                self._resolve(user, idx)
                 # an ignored impression is a negative and, like any interaction, is not shown
                 # to that user again (which also makes slates explore)
                 self._negative(user, self.catalogue.ids[idx], idx)
@@ -242,7 +331,17 @@ class Recommender:
         arrays: dict[str, np.ndarray] = {}
         trend_arrays, trend_meta = self.trend.state()
         arrays.update(trend_arrays)
+        bank_arrays, bank_meta = self.bank.state()
+        arrays.update(bank_arrays)
+        arrays["added_at"] = self.added_at[: self._added_n]
+        ranker_arrays, ranker_meta = self.ranker.state()
+        arrays.update(ranker_arrays)
+        ctx_arrays, ctx_meta = self.context_pop.state()
+        arrays.update(ctx_arrays)
+        tag_arrays, tag_meta = self.tags.state(self.model.user_index)
+        arrays.update(tag_arrays)
         cooc_arrays = self.cooc.state(deferred=not copy) if cooc else {}
+        cooc_arrays.update(self.transitions.state(deferred=not copy, prefix="trans"))
         model_arrays, model_meta = self.model.state(cat.ids)
         arrays.update({f"mf_{k}": v for k, v in model_arrays.items()})
         n = self._log_n
@@ -257,10 +356,13 @@ class Recommender:
         arrays.update(cooc_arrays)  # fresh arrays, or deferred gathers of the live table
         meta = {
             "config": self.config.model_dump(),
-
             "item_meta": {str(k): v for k, v in cat.meta.items()},
             "hidden": sorted(cat.hidden_idx.tolist()),
             "trend": trend_meta,
+            "popularity": bank_meta,
+            "ranker": ranker_meta,
+            "context": ctx_meta,
+            "tags": tag_meta,
             "model": model_meta,
             "recent_count": self.recent_count,
             "pending": [[u, i, d] for (u, i), d in self.pending.items()],
@@ -285,7 +387,7 @@ class Recommender:
         """
         buffer = self.cooc.copy_into(cooc_buffer)
         arrays, meta = self.state(copy=False, cooc=False)
-        views = {"log_user", "log_item", "log_pos", "items_text", "items_len", "users_text", "users_len"}
+        views = {"log_user", "log_item", "log_pos", "items_text", "items_len", "users_text", "users_len", "added_at"}
         arrays = {k: v if k in views else v.copy() for k, v in arrays.items()}
         n = buffer.n
         arrays.update(cooc_table_keys=buffer.keys[:n], cooc_table_vals=buffer.vals[:n],
@@ -305,10 +407,19 @@ class Recommender:
         for i in meta["hidden"]:
             cat.upsert(cat.ids[i], hidden=True)
         rec.trend.load(arrays, meta["trend"])
+        if "popularity" in meta:  # snapshots before the learned ranker have no bank
+            rec.bank.load(arrays, meta["popularity"])
+            rec.ranker = Ranker.from_state(arrays, meta["ranker"])
         rec.cooc.load(arrays)
+        if "trans_counts" in arrays:
+            rec.transitions.load(arrays, prefix="trans")
         users = unpack_ids(arrays["users_text"], arrays["users_len"])
         rec.model.load({k[3:]: v for k, v in arrays.items() if k.startswith("mf_")}, meta["model"], cat.ids, users)
         rec._grow()
+        if "added_at" in arrays:
+            rec.added_at[: len(arrays["added_at"])] = arrays["added_at"]
+            rec.context_pop.load(arrays, meta["context"])
+            rec.tags.load(arrays, meta["tags"], rec.model.user_ids)
         users = rec.model.user_ids
         for u_row, idx, pos in zip(arrays["log_user"].tolist(), arrays["log_item"].tolist(), arrays["log_pos"].tolist()):
             user = users[u_row]
@@ -320,10 +431,12 @@ class Recommender:
         rec._log_user, rec._log_item, rec._log_pos = (arrays["log_user"].copy(), arrays["log_item"].copy(),
                                                       arrays["log_pos"].copy())
         rec._log_n = len(rec._log_user)
+        rec.positives_learned = int(rec._log_pos.sum())
         rec.recent = arrays["recent"].copy()
         rec.recent_count = meta["recent_count"]
         for u, i, d in meta["pending"]:
             rec.pending[(u, i)] = d
+            rec._shown.setdefault(u, {})[i] = None
             heapq.heappush(rec._expiry, (d, u, i))
         rec.clock = meta["clock"]
         rec.events_learned = meta["events_learned"]

@@ -44,7 +44,7 @@ class DecayedPopularity:
         self.counts = ensure_capacity(self.counts, n)
         self.log_score = ensure_capacity(self.log_score, n)
         new = np.arange(self.n, n)
-        self.log_score[self.n:n] = math.log(self.eps) + _jitter(new)
+        self.log_score[self.n:n] = math.log(self.eps) + jitter(new)
         self.n = n
 
     def add(self, idx: int, t: float, weight: float = 1.0) -> None:
@@ -57,7 +57,7 @@ class DecayedPopularity:
             self._rebase(t)
             exponent = 0.0
         self.counts[idx] += weight * math.exp(exponent)
-        self.log_score[idx] = math.log(self.counts[idx] + self.eps) + _jitter(idx)
+        self.log_score[idx] = math.log(self.counts[idx] + self.eps) + jitter(idx)
 
     def decayed(self, t: float) -> np.ndarray:
         """True decayed counts of every item at time ``t``: shape (n,), float64."""
@@ -68,7 +68,7 @@ class DecayedPopularity:
     def _rebase(self, t: float) -> None:
         self.counts[: self.n] *= math.exp(-self.rate * (t - self.t_ref))
         self.t_ref = t
-        self.log_score[: self.n] = np.log(self.counts[: self.n] + self.eps) + _jitter(np.arange(self.n))
+        self.log_score[: self.n] = np.log(self.counts[: self.n] + self.eps) + jitter(np.arange(self.n))
 
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
         """Arrays (views of the live ones) and JSON metadata for a snapshot."""
@@ -83,10 +83,10 @@ class DecayedPopularity:
         self.grow(len(counts))
         self.counts[: len(counts)] = counts
         self.t_ref = meta["t_ref"]
-        self.log_score[: self.n] = np.log(self.counts[: self.n] + self.eps) + _jitter(np.arange(self.n))
+        self.log_score[: self.n] = np.log(self.counts[: self.n] + self.eps) + jitter(np.arange(self.n))
 
 
-def _jitter(idx):
+def jitter(idx):
     """Deterministic tie-breaker in [0, 1e-6) from the item's row index (Knuth hash); a
     float for an ``int`` (computed in Python integers, the same value), else an array."""
     if isinstance(idx, int):

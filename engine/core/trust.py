@@ -32,8 +32,10 @@ class ImpressionJoin:
         self.slates: OrderedDict[str, tuple[str, tuple[str, ...], float]] = OrderedDict()
         self.vetted: set[str] = set()
 
-    def record(self, recommendation_id: str, user_id: str, item_ids: list[str], t: float) -> None:
-        """Remember a served slate (in this process; the API uses ``SlateStore``)."""
+    def record(self, recommendation_id: str, user_id: str, item_ids: list[str], t: float,
+               context: dict | None = None) -> None:
+        """Remember a served slate (in this process; the API uses ``SlateStore``). In
+        process, events carry their own context, so ``context`` is not kept."""
         self.slates[recommendation_id] = (user_id, tuple(item_ids), t)
         if len(self.slates) > self.max_slates:
             self.slates.popitem(last=False)
@@ -41,7 +43,7 @@ class ImpressionJoin:
     def joins(self, event: Event, now: float | None = None, served=_MEMORY) -> bool:
         """Does ``event`` join a slate we served? Pure: nothing is recorded. ``now`` is the
         time compared with the slate's serving time (default: the event's time). ``served``:
-        the slate ``(user_id, item_ids, served_at)`` named by the event's recommendation_id,
+        the slate ``(user_id, item_ids, served_at[, context])`` named by the event's recommendation_id,
         or None, when it was looked up elsewhere (``engine.storage.slate_store``); default:
         this object's memory."""
         rid = event.recommendation_id

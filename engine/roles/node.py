@@ -78,7 +78,7 @@ class Node:
         self.slates = SlateStore(redis, keys, self.guard.join_window_s)
         self.live = LiveModel(GuardedRecommender(self.engine, self.guard, slate_sink=self.slates.record))
         judge = partial(self.slates.classify, join=self.live.guarded.join) if self.guard.enabled else None
-        self.log = FeedbackLog(redis, keys, judge)  # the intake: self.log.accept
+        self.log = FeedbackLog(redis, keys, self.live.recommender.semantics, judge)  # the intake: self.log.accept
         self.checkpointer = Checkpointer(self.live, self.snapshots, self.log, target.url, c, self.engine)
         if follower:
             role = Follower(self.live, self.log, self.checkpointer, c.resync_s)
@@ -111,10 +111,12 @@ class Node:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        """Restore the newest good snapshot; the learner also positions its consumer group
-        after it and starts the snapshot writer process. A follower never touches the group:
-        it belongs to the one learner, and rewinding it would make the learner apply
-        entries twice."""
+        """Check the event schema against the stored one (``FeedbackLog.ensure_schema``:
+        raises ``SchemaMismatch``), restore the newest good snapshot; the learner also
+        positions its consumer group after it and starts the snapshot writer process. A
+        follower never touches the group: it belongs to the one learner, and rewinding it
+        would make the learner apply entries twice."""
+        await self.log.ensure_schema()
         await self.checkpointer.restore_latest()
         if not self.follower:
             await self.role.position()
@@ -135,11 +137,12 @@ class Node:
             self.target.close()
 
     # ------------------------------------------------------------------ serving
-    def recommend(self, user_id: str, k: int = 10, exclude: list[str] | tuple = ()) -> Slate:
-        """The serving function (``GuardedRecommender.recommend``): rank, a fresh
-        recommendation id, the slate recorded for the impression join (written to Redis
-        behind), the guard's prequential alarm fed. Never creates model state."""
-        return self.live.guarded.recommend(user_id, k, exclude, now=time.time(), token=new_token())
+    def recommend(self, user_id: str, k: int = 10, exclude: list[str] | tuple = (),
+                  context: dict | None = None) -> Slate:
+        """The serving function (``GuardedRecommender.recommend``): rank in ``context``, a
+        fresh recommendation id, the slate recorded for the impression join (written to
+        Redis behind), the guard's prequential alarm fed. Never creates model state."""
+        return self.live.guarded.recommend(user_id, k, exclude, now=time.time(), token=new_token(), context=context)
 
     # ------------------------------------------------------------------ reading
     @property

@@ -7,15 +7,21 @@ learner reads it with a consumer group (XREADGROUP / XACK), read-only replicas w
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from engine.core.events import Event, from_fields, to_fields, validate
+from engine.config import EngineConfig
+from engine.core.events import Event, Semantics, from_fields, schema_difference, to_fields
 from engine.storage.keys import LEARNER_GROUP, Keys
 
 TrustJudge = Callable[[list[Event]], Awaitable[list[Event]]]
 """Decides the trust of events at intake without side effects (``SlateStore.classify``)."""
+
+
+class SchemaMismatch(RuntimeError):
+    """This process's event schema differs from the one stored beside the stream."""
 
 
 class FeedbackLog:
@@ -28,18 +34,39 @@ class FeedbackLog:
     Args:
         redis: a ``redis.asyncio.Redis`` client.
         keys: key names.
+        semantics: the deployment's event schema (what ``accept`` validates against).
         judge: decides the trust of accepted events (None: trust is left undecided, as with
             the guard off).
     """
 
-    def __init__(self, redis: Redis, keys: Keys, judge: TrustJudge | None = None) -> None:
+    def __init__(self, redis: Redis, keys: Keys, semantics: Semantics | None = None,
+                 judge: TrustJudge | None = None) -> None:
         self.redis = redis
         self.keys = keys
+        self.semantics = semantics or Semantics(EngineConfig().events)
         self.judge = judge
+
+    async def ensure_schema(self) -> None:
+        """Store the event schema beside the stream on first start; on later starts (of a
+        server, learner or replica) refuse one that differs, because the events already in
+        the stream would silently change meaning.
+
+        Raises:
+            SchemaMismatch: the stored schema differs (the message names every difference).
+        """
+        ours = self.semantics.describe()
+        if await self.redis.set(self.keys.schema, json.dumps(ours, sort_keys=True), nx=True):
+            return
+        raw = await self.redis.get(self.keys.schema)
+        diff = schema_difference(json.loads(raw), ours) if raw is not None else []
+        if diff:
+            raise SchemaMismatch(f"the event schema differs from the one stored at {self.keys.schema} (the "
+                                 f"stream's events were accepted under it): " + "; ".join(diff)
+                                 + ". Start with the stored schema, or use another key_prefix.")
 
     async def accept(self, events: list[Event]) -> list[str]:
         """The intake, for ``POST /feedback`` and ``/feedback/batch`` alike: validate every
-        event (``engine.core.events.validate``), decide its trust with ``judge`` (pure: an
+        event against the event schema (``Semantics.validate``), decide its trust with ``judge`` (pure: an
         account is vetted only when the learner applies a trusted event, so an append that
         fails changes nothing), append all of them in one transaction, return their ids.
 
@@ -48,7 +75,7 @@ class FeedbackLog:
             redis.exceptions.RedisError: Redis could not take them (nothing is appended;
                 the client must retry).
         """
-        events = [validate(e) for e in events]
+        events = [self.semantics.validate(e) for e in events]
         if self.judge is not None:
             events = await self.judge(events)
         return await self.append(events)

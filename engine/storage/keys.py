@@ -22,6 +22,11 @@ class Keys:
         return f"{self.tag}:feedback"
 
     @property
+    def schema(self) -> str:
+        """String: the deployment's event schema (JSON), stored beside the stream on first start."""
+        return f"{self.tag}:schema"
+
+    @property
     def snapshot_meta(self) -> str:
         """Hash ``version -> JSON metadata`` of retained snapshots."""
         return f"{self.tag}:snapshots"

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from engine.core.events import Event
-from engine.core.trust import SLATE_BUCKET_S, ImpressionJoin, new_token, slate_bucket, slate_id
+from engine.core.trust import SLATE_BUCKET_S, TRUSTED, ImpressionJoin, new_token, slate_bucket, slate_id
 from engine.storage.keys import Keys
 
 log = logging.getLogger("freshrec.trust")
@@ -59,16 +59,19 @@ class SlateStore:
         """A fresh recommendation id for a slate served at unix time ``t`` (``slate_id``)."""
         return slate_id(t, new_token())
 
-    def record(self, recommendation_id: str, user_id: str, item_ids: list[str], t: float) -> None:
-        """Remember a served slate (written to Redis within ``flush_s``; call from the event
-        loop)."""
-        self._pending[recommendation_id] = json.dumps([user_id, item_ids, t])
+    def record(self, recommendation_id: str, user_id: str, item_ids: list[str], t: float,
+               context: dict | None = None) -> None:
+        """Remember a served slate and the request's context (written to Redis within
+        ``flush_s``; call from the event loop)."""
+        self._pending[recommendation_id] = json.dumps([user_id, item_ids, t, context] if context
+                                                      else [user_id, item_ids, t])
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._flush())
 
-    async def lookup(self, recommendation_ids: list[str | None]) -> list[tuple[str, list[str], float] | None]:
-        """The slates named by these ids, in order (None: no id, malformed, unknown or
-        expired); one pipelined HMGET per minute involved.
+    async def lookup(self, recommendation_ids: list[str | None]) -> list[tuple | None]:
+        """The slates ``(user_id, item_ids, served_at[, context])`` named by these ids, in
+        order (None: no id, malformed, unknown or expired); one pipelined HMGET per minute
+        involved.
 
         Raises:
             redis.exceptions.RedisError: Redis unavailable.
@@ -94,14 +97,22 @@ class SlateStore:
     async def classify(self, events: list[Event], join: ImpressionJoin) -> list[Event]:
         """``events`` with their trust decided (``ImpressionJoin.classify`` against the
         slates they name, looked up here, at each event's acceptance time): pure, no account
-        is vetted. With ``functools.partial(store.classify, join=...)`` it is the feedback
-        log's ``TrustJudge``.
+        is vetted. An event without a context takes the context of the slate it joins. With
+        ``functools.partial(store.classify, join=...)`` it is the feedback log's
+        ``TrustJudge``.
 
         Raises:
             redis.exceptions.RedisError: Redis unavailable.
         """
         served = await self.lookup([e.recommendation_id for e in events])
-        return [replace(e, trust=join.classify(e, e.received_at, s)) for e, s in zip(events, served)]
+        out = []
+        for e, s in zip(events, served):
+            trust = join.classify(e, e.received_at, s)
+            context = e.context
+            if context is None and s is not None and len(s) > 3 and trust == TRUSTED:
+                context = s[3]
+            out.append(replace(e, trust=trust, context=context))
+        return out
 
     async def _flush(self) -> None:
         while self._pending:

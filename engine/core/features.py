@@ -1,0 +1,115 @@
+"""Per-candidate features of the learned ranker: the one function serving and learning use.
+
+``features(rec, user, items)`` -> (len(items), d) float64, columns ``feature_names(rec.config)``:
+
+==================  ===========================================================================
+group               columns
+==================  ===========================================================================
+popularity          ``pop_*``: log share of the decayed positives per bank column
+                    (``engine.core.popularity``), several time and event scales
+co-occurrence       ``cooc_1``, ``cooc_3``, ``cooc_10``, ``cooc_20``: the cosine co-occurrence
+                    score with the user's last 1 / 3 / 10 / 20 positives (Sarwar et al. 2001),
+                    so the ranker weighs recent items against older ones
+transitions         ``trans_1``, ``trans_3``: the share of transitions from the user's last 1 / 3
+                    positives to the item, over all users (what people act on next)
+factors             ``mf``: ``b_i + <p_u, q_i>`` of River's BiasedMF (``engine.core.model``)
+age                 ``age``: log(1 + positives counted since the item entered the catalogue)
+history             ``cooc_x_history``, ``mf_x_history``: the two personal scores times
+                    log(1 + the user's interactions), so how much they count can grow with
+                    what the model knows of the user
+context             ``ctx_lift``: how much better the item does in the request's context
+                    (``engine.core.context``)
+metadata            ``tag_affinity``: the user's taste for the item's tags (``engine.core.tags``)
+==================  ===========================================================================
+
+Groups named in ``EngineConfig.ranker_ablate`` are computed as 0 (an ablation: the ranker
+cannot use them). The same function computes the features of the items a slate is drawn from and of the
+examples the ranker learns from (before the event is applied), so there is no train/serve
+skew by construction (``tests/test_ranker.py`` checks both paths agree).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.core.popularity import column_names
+
+HISTORY_SPANS = (1, 3, 10, 20)
+GROUPS = {
+    "co-occurrence": tuple(f"cooc_{h}" for h in HISTORY_SPANS),
+    "transitions": ("trans_1", "trans_3"),
+    "factors": ("mf",),
+    "age": ("age",),
+    "history": ("cooc_x_history", "mf_x_history"),
+    "context": ("ctx_lift",),
+    "metadata": ("tag_affinity",),
+}
+
+
+def feature_groups(config) -> dict[str, tuple[str, ...]]:
+    """Feature groups of an ``EngineConfig`` (ablations, explanations): name -> columns."""
+    bank = column_names(tuple(h * 3600.0 for h in config.popularity_half_lives_h), config.popularity_half_lives_events)
+    return {"popularity": tuple(bank), **GROUPS}
+
+
+def feature_names(config) -> list[str]:
+    """Column names of ``features`` for an ``EngineConfig`` (``pop_*`` first)."""
+    return [name for group in feature_groups(config).values() for name in group]
+
+
+def features(rec, user: str, items: np.ndarray, context: dict | None = None, t: float | None = None) -> np.ndarray:
+    """Features of catalogue rows ``items`` (int array) for ``user`` in ``context`` at event
+    time ``t`` (default: the model's clock), reading ``rec`` (a ``Recommender``) without
+    changing it.
+
+    Returns:
+        float64 array (len(items), len(feature_names(rec.config))).
+    """
+    t = rec.clock if t is None else t
+    b = rec.bank.columns
+    out = np.empty((len(items), b + len(HISTORY_SPANS) + 8))
+    out[:, :b] = rec.bank.log_shares(items, t)
+    history = rec.positives.get(user)
+    c = b + len(HISTORY_SPANS)
+    out[:, b:c] = cooc_features(rec.cooc, history, items) if history else 0.0
+    out[:, c: c + 2] = neighbour_scores(rec.transitions, history, items, (1, 3), directed=True) if history else 0.0
+    c += 2
+    out[:, c] = rec.model.item_scores(user, items)
+    out[:, c + 1] = np.log1p(rec.bank.events - rec.added_at[items])
+    seen = rec.seen.get(user)
+    activity = np.log1p(len(seen)) if seen else 0.0
+    out[:, c + 2] = out[:, b + 2] * activity
+    out[:, c + 3] = out[:, c] * activity
+    out[:, c + 4] = rec.context_pop.lift(items, context)
+    out[:, c + 5] = rec.tags.affinity(user, items)
+    if rec.ablated is not None:
+        out[:, rec.ablated] = 0.0
+    return out
+
+
+def cooc_features(cooc, history: list[int], items: np.ndarray) -> np.ndarray:
+    """Co-occurrence scores of ``items`` with the user's last 1, 3, 10 and 20 positives
+    (``HISTORY_SPANS``): (len(items), 4)."""
+    return neighbour_scores(cooc, history, items, HISTORY_SPANS)
+
+
+def neighbour_scores(table, history: list[int], items: np.ndarray, spans: tuple[int, ...],
+                     directed: bool = False) -> np.ndarray:
+    """For each span h, the summed neighbour weights (``CoOccurrence.neighbours``) of
+    ``items`` from the user's last h positives: (len(items), len(spans))."""
+    recent = np.asarray(history[-spans[-1]:][::-1], dtype=np.int64)  # most recent first
+    owner, neighbour, weight = table.neighbours(recent, directed)
+    out = np.zeros((len(items), len(spans)))
+    if not len(neighbour):
+        return out
+    order = np.argsort(items, kind="stable")
+    sorted_items = items[order]
+    loc = np.searchsorted(sorted_items, neighbour)
+    loc[loc == len(items)] = 0
+    hit = sorted_items[loc] == neighbour
+    rows = order[loc[hit]]
+    owner, weight = owner[hit], weight[hit]
+    for col, span in enumerate(spans):
+        keep = owner < span
+        np.add.at(out[:, col], rows[keep], weight[keep])
+    return out
