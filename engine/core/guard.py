@@ -198,6 +198,7 @@ class GuardedRecommender:
         suspicious, self._suspicious = self._suspicious, 0
         verdict = {"window": self.validation_windows, "at_event": self.events_seen, "suspicious": suspicious}
         failed = False
+        jumped: set[str] = set()
         if suspicious >= g.min_suspicious and self._good is not None and len(self._reservoir) >= _MIN_EVIDENCE:
             good = Recommender.from_state(*self._good)
             pairs = self._sample_pairs()
@@ -205,7 +206,9 @@ class GuardedRecommender:
             q_live, q_good = _quality(self.recommender, pairs), _quality(good, pairs)
             reach_live, reach_good = _reach(self.recommender, users), _reach(good, users)
             reach_good = np.pad(reach_good, (0, len(reach_live) - len(reach_good)))
-            jump = float(np.max(reach_live - reach_good, initial=0.0))
+            rise = reach_live - reach_good
+            jump = float(np.max(rise, initial=0.0))
+            jumped = {self.recommender.catalogue.ids[i] for i in np.flatnonzero(rise > g.exposure_jump).tolist()}
             ref = self._reference() or good
             q_ref = _quality(ref, pairs) if ref is not good else q_good
             verdict.update(quality_live=round(q_live, 4), quality_good=round(q_good, 4),
@@ -213,7 +216,7 @@ class GuardedRecommender:
             failed = (q_live < q_good * (1 - g.quality_drop) or q_live < q_ref * (1 - g.cumulative_drop)
                       or jump > g.exposure_jump)
         if failed:
-            self._rollback(window, verdict)
+            self._rollback(window, verdict, jumped)
         self._promote()
         return verdict
 
@@ -234,14 +237,20 @@ class GuardedRecommender:
                 "quarantined_events": self.quarantined, "reservoir": len(self._reservoir),
                 "vetted_accounts": len(self.join.vetted), "events": self.guard_events[-20:]}
 
-    def _rollback(self, window: list[tuple[Event, float, bool]], verdict: dict) -> None:
+    def _rollback(self, window: list[tuple[Event, float, bool]], verdict: dict, jumped: set[str]) -> None:
+        """Back to the last good model; re-apply the window's events except the suspicious
+        ones and the positives on the items whose exposure jumped (``jumped``: they reached
+        established users only through the burst, so the clicks they drew there are its
+        echo, not evidence)."""
         last_event_id = self.recommender.last_event_id
         self.recommender = Recommender.from_state(*self._good)
+        semantics = self.recommender.semantics
         kept = 0
         for event, weight, suspicious in window:
-            if not suspicious:
-                self.recommender.apply(event, weight)
-                kept += 1
+            if suspicious or (event.item_id in jumped and semantics.is_positive(event.kind, event.value)):
+                continue
+            self.recommender.apply(event, weight)
+            kept += 1
         self.recommender.last_event_id = last_event_id  # quarantined events count as handled
         dropped = len(window) - kept
         self.quarantined += dropped
