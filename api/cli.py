@@ -81,6 +81,13 @@ def _demo(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from simulators.suite import main_simulate, main_suite
 
+    if args.generality:
+        from pathlib import Path
+
+        from simulators.generality import run_generality
+
+        data = run_generality(args.seeds, Path(args.out) / "generality", quick=args.quick)
+        return 0 if all(data["passed"].values()) else 1
     if args.suite:
         return main_suite(args)
     if not args.scenario:
@@ -138,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--suite", action="store_true", help="every scenario, guard on and off, on --seeds seeds")
     m.add_argument("--seeds", type=int, default=3)
     m.add_argument("--quick", action="store_true", help="smaller world (smoke run)")
+    m.add_argument("--time-scale", type=float, default=1.0,
+                   help="multiply every event time offset (0.01: 100x compressed, 100: 100x stretched)")
+    m.add_argument("--feedback", choices=["clicks", "implicit"], default="clicks",
+                   help="implicit: views (exposure), clicks and purchases (weight 3), no ratings")
+    m.add_argument("--context-effect", type=float, default=0.0,
+                   help="> 0: tastes differ by time of day; requests and events carry the daypart")
+    m.add_argument("--generality", action="store_true",
+                   help="time scales vs the best fixed-constant engine, implicit feedback, context (--seeds)")
     m.add_argument("--out", default="freshrec-out/simulate")
     m.set_defaults(func=_simulate)
     return p

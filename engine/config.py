@@ -118,8 +118,9 @@ class EngineConfig(BaseModel):
     popularity_half_lives_events: tuple[float, ...] = setting(
         (256.0, 4096.0, 65536.0), "events", "half-lives of the event-clock popularity columns, in positives "
         "(the same whatever the stream's time unit)")
-    ranker_sample: float = setting(0.25, "", "share of positives the ranker learns from (chosen by stream "
-                                   "position, so replays repeat)", ge=0, le=1)
+    ranker_sample: float = setting(0.25, "", "share of organic positives (not a click on a shown item) the "
+                                   "ranker learns from, chosen by stream position so replays repeat; clicks on "
+                                   "shown items are always learned", ge=0, le=1)
     ranker_learning_rate: float = setting(0.05, "", "AdaGrad step of the ranker's listwise learning", gt=0)
     ranker_list: int = setting(256, "items", "rows of a training list at most (the positive and a uniform "
                                "sample of its candidates)", ge=2)

@@ -59,6 +59,21 @@ def should_learn(rec) -> bool:
 
 
 def training_list(rec, user: str, positive: int) -> np.ndarray:
+    """Rows of the list a positive on ``positive`` is learned against, the positive first.
+
+    A click on an item the user was shown (a pending impression) is learned against the
+    other items shown and not clicked: which of what we showed did the user pick. That list
+    does not depend on what the ranker chose to show (the choice is the same for all its
+    rows), so learning from it does not feed the ranker's own preferences back to itself.
+    Any other positive (organic: search, browsing, a replayed log) is learned against the
+    candidates a slate would have been drawn from (``candidate_list``)."""
+    shown = [j for j in rec.shown_to(user) if j != positive]
+    if shown and positive in rec.shown_to(user):
+        return np.array([positive, *shown], dtype=np.int64)
+    return candidate_list(rec, user, positive)
+
+
+def candidate_list(rec, user: str, positive: int) -> np.ndarray:
     """Rows of the list a positive on ``positive`` is learned against: the positive first,
     then up to ``ranker_list - 1`` of the candidates a slate for ``user`` would have been
     drawn from (all of them when fewer; else a uniform sample drawn by stream position: a

@@ -198,8 +198,8 @@ class Recommender:
         user = event.user_id
         role, strength = self.semantics.meaning(event.kind, event.value)
         if role == POSITIVE:
-            self._resolve(user, idx)
             self._positive(user, event.item_id, idx, t, weight, strength, event.context, known)
+            self._resolve(user, idx)  # after: the ranker learns the click against the rest of what was shown
         elif role == EXPOSURE:
             key = (user, idx)
             if key not in self.pending and idx not in self.seen.get(user, ()):
@@ -251,10 +251,12 @@ class Recommender:
         strength``, the type's weight) and the user's history."""
         c = self.config
         seen = self.seen.setdefault(user, {})
-        if self.learned and known and idx not in seen and learned_ranking.should_learn(self):
+        if self.learned and known and idx not in seen and ((user, idx) in self.pending or learned_ranking.should_learn(self)):
             # before the event: what a slate served now would see. A positive on an item that
             # was not in the catalogue, or that the user had already interacted with, could
-            # not have been in a slate: nothing to learn about ranking from it
+            # not have been in a slate: nothing to learn about ranking from it. A click on a
+            # shown item is learned against the rest of what was shown (a list of ~10 rows,
+            # cheap: always); an organic positive against its candidates (ranker_sample of them)
             learned_ranking.learn(self, user, idx, context)
         steps = [(item_id, idx, 1.0, weight)]
         if self.recent_count and c.negatives_per_positive:
