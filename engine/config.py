@@ -176,7 +176,8 @@ class GuardConfig(BaseModel):
                                 "(read-only replicas take the learner's decisions from its snapshots)")
     untrusted_weight: float = setting(0.25, "", "influence on shared item parameters of events that join no served "
                                  "impression, from accounts with no trusted history", gt=0, le=1)
-    vetted_untrusted_weight: float = setting(0.7, "", "influence of unjoined events from vetted accounts", gt=0, le=1)
+    vetted_untrusted_weight: float = setting(1.0, "", "influence of unjoined events from vetted accounts (an "
+                                             "established user's search and browsing)", gt=0, le=1)
     window_events: int = setting(2000, "events", "events per validation window", ge=1)
     early_suspicious: int = setting(300, "events", "a window is validated early once it holds this many suspicious "
                                "positives", ge=1)
