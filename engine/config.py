@@ -143,6 +143,14 @@ class EngineConfig(BaseModel):
     reward_window_s: float = setting(1800.0, "s", "an impression with no click on that item within this much event "
                                 "time becomes a negative", gt=0)
 
+    user_ttl_s: float = setting(0.0, "s", "a user inactive this long (event time) is forgotten with their history "
+                                "(0: never)", ge=0)
+    max_users: int = setting(0, "users", "users kept at most; the least recently active go first (0: no cap)", ge=0)
+    max_items: int = setting(0, "items", "catalogue size at most; events on new items beyond it are counted and "
+                             "not learned (0: no cap)", ge=0)
+    items_from_feedback: bool = setting(True, "", "feedback on an unknown item adds it to the catalogue; false: only "
+                                        "PUT /items does (other feedback on it is counted and not learned)")
+
     @field_validator("events", mode="before")
     @classmethod
     def _merge_onto_defaults(cls, value):

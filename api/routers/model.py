@@ -42,6 +42,9 @@ async def model(node: NodeDep) -> dict:
         "learner_errors": node.live.errors,
         "redis_ok": node.redis_ok,
         "schema": rec.semantics.describe(),
+        "bounds": {"evicted_users": rec.evicted_users, "refused_items": rec.refused_items,
+                   "max_users": rec.config.max_users, "user_ttl_s": rec.config.user_ttl_s,
+                   "max_items": rec.config.max_items, "items_from_feedback": rec.config.items_from_feedback},
         "size": rec.stats(),
         "guard": node.live.guarded.stats(),
     }

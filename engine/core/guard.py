@@ -153,6 +153,8 @@ class GuardedRecommender:
         positive = self.recommender.semantics.is_positive(event.kind, event.value)
         suspicious = trust == UNVETTED and positive
         self.recommender.apply(event, weight)
+        if self.recommender.evicted_since:
+            self._forget(self.recommender.drain_evicted())
         self._window.append((event, weight, suspicious))
         self._suspicious += suspicious
         if trusted and positive:
@@ -161,6 +163,13 @@ class GuardedRecommender:
         if g.validate_windows and (n >= g.window_events or self._suspicious >= g.early_suspicious
                                    or (self._suspicious >= g.min_suspicious and n >= g.window_events // 4)):
             self.validate()
+
+    def _forget(self, users: list[str]) -> None:
+        """Drop the guard's own state of users the model forgot (bounded state)."""
+        for user in users:
+            self.join.vetted.discard(user)
+            self._trusted_clicks.pop(user, None)
+            self._open_slate.pop(user, None)
 
     def _on_trusted_click(self, event: Event) -> None:
         user = event.user_id

@@ -30,6 +30,7 @@ from engine.core.catalogue import Catalogue
 from engine.core.context import ContextPopularity
 from engine.core import learned_ranking
 from engine.core.cooccurrence import CoOccurrence
+from engine.core.eviction import UserActivity, compact, dead_rows, forget
 from engine.core.events import EXPOSURE, ITEM_KIND, NEGATIVE, POSITIVE, Event, Semantics
 from engine.core.features import feature_groups, feature_names
 from engine.core.model import FactorModel
@@ -98,6 +99,11 @@ class Recommender:
         self._shown: dict[str, dict[int, None]] = {}  # per user: rows of its pending impressions
         self._expiry: list[tuple[float, str, int]] = []
         self.clock = 0.0
+        self.activity = UserActivity()  # users by last activity (eviction)
+        self.dead_users = np.zeros(0, dtype=bool)  # per user row: forgotten, awaiting compaction
+        self.evicted_users = 0
+        self.refused_items = 0
+        self.evicted_since: list[str] = []  # users forgotten since the guard last asked (``drain_evicted``)
         self.positives_learned = 0
         self.events_learned = 0
         self.last_event_id: str | None = None
@@ -184,15 +190,23 @@ class Recommender:
                 (the intake rejects these before they become durable).
         """
         c = self.config
+        known = self.catalogue.get(event.item_id) is not None
+        if not known and c.max_items and len(self.catalogue) >= c.max_items:
+            self.refused_items += 1  # the catalogue is full: nothing about a new item is learned
+            self._advance(event)
+            return
         if event.kind == ITEM_KIND:
             self.upsert_item(event.item_id, event.meta, event.hidden)
+            self._advance(event)
+            return
+        if not known and not c.items_from_feedback:
+            self.refused_items += 1
             self._advance(event)
             return
         t = event.time
         if t > self.clock:
             self.clock = t
         self._expire_impressions()
-        known = self.catalogue.get(event.item_id) is not None
         idx = self.catalogue.add(event.item_id)
         self._grow()
         user = event.user_id
@@ -210,8 +224,26 @@ class Recommender:
         else:  # a negative learns a 0; a neutral rating only marks the item seen
             self._resolve(user, idx)
             self._negative(user, event.item_id, idx, weight, learn=role == NEGATIVE)
+        if role != EXPOSURE:
+            self.activity.touch(user, t)
+            if c.user_ttl_s or c.max_users:
+                self._evict()
         self._advance(event)
 
+    def _evict(self) -> None:
+        """Forget the users due at the current clock; compact their rows when enough are dead."""
+        c = self.config
+        due = self.activity.due(self.clock, c.user_ttl_s, c.max_users)
+        for user in due:
+            forget(self, user)
+        if due:
+            self.evicted_since.extend(due)
+            compact(self)
+
+    def drain_evicted(self) -> list[str]:
+        """The users forgotten since the last call (the guard drops its own state of them)."""
+        out, self.evicted_since = self.evicted_since, []
+        return out
     def _advance(self, event: Event) -> None:
         self.events_learned += 1
         if event.event_id is not None:
@@ -353,6 +385,8 @@ class Recommender:
         arrays["recent"] = self.recent
         arrays["items_text"], arrays["items_len"] = cat.packed.arrays()
         arrays["users_text"], arrays["users_len"] = self.model.user_packed.arrays()
+        arrays["users_dead"] = dead_rows(self)
+        arrays.update(self.activity.state(self.model.user_index))
         if copy:
             arrays = {k: v.copy() for k, v in arrays.items()}
         arrays.update(cooc_arrays)  # fresh arrays, or deferred gathers of the live table
@@ -369,6 +403,9 @@ class Recommender:
             "recent_count": self.recent_count,
             "pending": [[u, i, d] for (u, i), d in self.pending.items()],
             "clock": self.clock,
+            "positives_learned": self.positives_learned,
+            "evicted_users": self.evicted_users,
+            "refused_items": self.refused_items,
             "events_learned": self.events_learned,
             "last_event_id": self.last_event_id,
         }
@@ -390,6 +427,7 @@ class Recommender:
         buffer = self.cooc.copy_into(cooc_buffer)
         arrays, meta = self.state(copy=False, cooc=False)
         views = {"log_user", "log_item", "log_pos", "items_text", "items_len", "users_text", "users_len", "added_at"}
+        # (compaction replaces these arrays rather than writing into them, so the views stay valid)
         arrays = {k: v if k in views else v.copy() for k, v in arrays.items()}
         n = buffer.n
         arrays.update(cooc_table_keys=buffer.keys[:n], cooc_table_vals=buffer.vals[:n],
@@ -416,14 +454,21 @@ class Recommender:
         if "trans_counts" in arrays:
             rec.transitions.load(arrays, prefix="trans")
         users = unpack_ids(arrays["users_text"], arrays["users_len"])
-        rec.model.load({k[3:]: v for k, v in arrays.items() if k.startswith("mf_")}, meta["model"], cat.ids, users)
+        dead = arrays.get("users_dead")
+        rec.model.load({k[3:]: v for k, v in arrays.items() if k.startswith("mf_")}, meta["model"], cat.ids, users,
+                       dead)
+        if dead is not None:
+            rec.dead_users = dead.copy()
         rec._grow()
         if "added_at" in arrays:
             rec.added_at[: len(arrays["added_at"])] = arrays["added_at"]
             rec.context_pop.load(arrays, meta["context"])
             rec.tags.load(arrays, meta["tags"], rec.model.user_ids)
         users = rec.model.user_ids
+        gone = rec.dead_users
         for u_row, idx, pos in zip(arrays["log_user"].tolist(), arrays["log_item"].tolist(), arrays["log_pos"].tolist()):
+            if u_row < len(gone) and gone[u_row]:
+                continue
             user = users[u_row]
             rec.seen.setdefault(user, {})[idx] = None
             if pos:
@@ -433,7 +478,11 @@ class Recommender:
         rec._log_user, rec._log_item, rec._log_pos = (arrays["log_user"].copy(), arrays["log_item"].copy(),
                                                       arrays["log_pos"].copy())
         rec._log_n = len(rec._log_user)
-        rec.positives_learned = int(rec._log_pos.sum())
+        rec.positives_learned = meta.get("positives_learned", int(rec._log_pos.sum()))
+        rec.evicted_users = meta.get("evicted_users", 0)
+        rec.refused_items = meta.get("refused_items", 0)
+        if "activity_rows" in arrays:
+            rec.activity.load(arrays, users)
         rec.recent = arrays["recent"].copy()
         rec.recent_count = meta["recent_count"]
         for u, i, d in meta["pending"]:
