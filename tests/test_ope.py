@@ -209,3 +209,17 @@ def test_a_masked_slot_holds_anything_and_counts_for_nothing():
     e = ips(log, "slate", resamples=50)
     assert e.value == 1.0  # 2 clicks over 2 slates
     np.testing.assert_allclose(e.ctr, [0.5, 1.0])
+
+
+def test_a_bootstrap_interval_without_weighted_clicks_is_flagged_and_bernstein_is_not_degenerate():
+    n = 500
+    rewards = np.zeros((n, 1))
+    rewards[::50] = 1  # 10 clicks, none where the target agrees with the log
+    target = np.zeros((n, 1))
+    target[1::50] = 1.0
+    log = LoggedSlates(rewards, np.full((n, 1), 0.5), target)
+    boot = ips(log, resamples=200)
+    assert boot.value == 0.0 and boot.low == boot.high == 0.0
+    assert any(w.startswith("degenerate interval") for w in boot.warnings)
+    bern = ips(log, interval="bernstein")
+    assert bern.high > 0.01 and not any(w.startswith("degenerate") for w in bern.warnings)

@@ -159,7 +159,8 @@ class Estimate:
         value: expected clicks per slate under the target.
         ctr: (k,) click rate per slot (value = sum over slots of ctr times the share of
             slates that have the slot).
-        low, high: the 95 % (``1 - alpha``) interval of ``value``, clipped to [0, k].
+        low, high: the 95 % (``1 - alpha``) interval of ``value``, clipped to the possible
+            range [0, slots] (``value`` itself is not clipped: IPS can exceed it, DR can be < 0).
         n: slates used.
         ess: Kish effective sample size ``(sum w)^2 / sum w^2`` of the weights (per slot for
             ``slot`` / ``prefix``: the smallest over slots; 0 when all weights are 0).
@@ -363,8 +364,12 @@ def estimate(log: LoggedSlates, estimator: str = "ips", variant: str = "slot", i
     top = float(M.sum(axis=1).max())
     ess = _ess(log, w, variant)
     clicks = int(round(float(np.sum(log.rewards * (w > 0)))))
+    warnings = support_warnings(log, w, ess, clicks)
+    if interval == "bootstrap" and clicks == 0 and np.any(w > 0) and high - low <= 1e-12:
+        warnings.append("degenerate interval: every resample gives the same value (no weighted click to "
+                        "resample), which understates the uncertainty; the Bernstein bound does not")
     return Estimate(estimator, variant, float(value), ctr, max(0.0, min(low, top)), max(0.0, min(high, top)),
-                    log.n, ess, float(w.max(initial=0.0)), clicks, interval, support_warnings(log, w, ess, clicks))
+                    log.n, ess, float(w.max(initial=0.0)), clicks, interval, warnings)
 
 
 def ips(log: LoggedSlates, variant: str = "slot", **kwargs) -> Estimate:
@@ -418,7 +423,8 @@ def support_warnings(log: LoggedSlates, w: np.ndarray, ess: float, clicks: int) 
                        f"(+- {2 * se:.3f}; 1 when the logger covers the target), so about {1 - mean:.0%} of the "
                        "target's choices were never logged")
     if clicks < MIN_CLICKS:
-        out.append(f"rests on {clicks} clicks (< {MIN_CLICKS}): the interval is wide and its coverage approximate")
+        out.append(f"rests on {clicks} click{'' if clicks == 1 else 's'} (< {MIN_CLICKS}): the interval is wide "
+                   "and its coverage approximate")
     return out
 
 
