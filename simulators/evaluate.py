@@ -60,7 +60,8 @@ def check_decision(d: dict, where: str = "decision") -> dict:
         if not isinstance(values, list) or len(values) != k:
             raise ValueError(f"{where}: {name} must be a list of {k} numbers (one per item)")
         for v in values:
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v > high or v < low or (low_open and v == low):
+            bad = not isinstance(v, (int, float)) or not math.isfinite(v)
+            if bad or v > high or v < low or (low_open and v == low):
                 raise ValueError(f"{where}: {name} has {v!r}, outside {'(' if low_open else '['}{low}, {high}]")
 
     slots("logging", d["logging"], 0.0, 1.0, low_open=True)

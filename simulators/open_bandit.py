@@ -55,10 +55,11 @@ carry weight (113 of 10,000 on the random log, ~1/80 as expected), and a ~0.4 % 
 leaves 2 clicks among them: the estimate 0.016 is 80 x 2 / 10,000, and one click more or
 less moves it by 0.008. The interval [0, 0.040] covers the logged 0.0038, so the sample
 cannot tell whether freshrec beats random; it shows that the estimators run on a real log
-and land in a sane range. The bts log is worse: its propensities go down to 4.5e-05 (1 % of
-rows below 0.001), so the largest weight among the rows freshrec matches is 2,222 (ESS 10.4). The uniform target estimated from the bts log
-(0.0024) and measured on the random log (0.0038) agree within the interval. A bootstrap
-interval at this size has approximate coverage (fewer than 30 clicks); the table says so.
+and land in a sane range. The bts log is worse: its propensities go down to 4.5e-05 (1 %
+of rows below 0.001), so the largest weight among the rows freshrec matches is 2,222 (ESS
+10.4). The uniform target estimated from the bts log (0.0024) and measured on the random
+log (0.0038) agree within the interval. A bootstrap interval this far below 30 clicks has
+approximate coverage at best; the table says so.
 Pinning a greedy target's 0.4 % CTR to +-10 % (95 %) with IPS on the uniform log takes
 ``n = 80 x 1.96^2 / (0.1^2 x 0.004)`` = 7.7 million rows (the IPS terms are 80 x click on
 1/80 of the rows, variance ~80 x CTR); the full Open Bandit Dataset has about 26 million.

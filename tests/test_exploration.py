@@ -104,7 +104,8 @@ def test_new_item_bonus_lifts_new_items_and_their_probabilities():
 def test_slot_expectations_average_the_reward_model_over_the_policy():
     policy = ExplorationPolicy("epsilon", epsilon=0.5)
     rhat = np.array([0.1, 0.2, 0.3, 0.4])
-    # slot 0: best is 3 -> 0.5 * 0.4 + 0.5 * mean(rhat); slot 1 given {3}: best is 2 -> 0.5 * 0.3 + 0.5 * mean(0.1, 0.2, 0.3)
+    # slot 0: best is 3 -> 0.5 * 0.4 + 0.5 * mean(rhat)
+    # slot 1 given {3}: best is 2 -> 0.5 * 0.3 + 0.5 * mean(0.1, 0.2, 0.3)
     got = slot_expectations(SCORES, np.array([3, 1]), policy, rhat)
     np.testing.assert_allclose(got, [0.5 * 0.4 + 0.5 * 0.25, 0.5 * 0.3 + 0.5 * 0.2], rtol=1e-12)
     per_slot = np.stack([rhat, 2 * rhat], axis=1)  # (n, m): a position effect

@@ -168,7 +168,8 @@ def test_zero_support_is_reported():
 def test_mass_outside_the_logging_support_is_reported():
     n = 200
     deterministic = LoggedSlates(np.ones((n, 1)), np.ones((n, 1)), np.full((n, 1), 0.5))
-    assert any("logging probability is 0" in w and "deterministic" in w for w in ips(deterministic, resamples=50).warnings)
+    warnings = ips(deterministic, resamples=50).warnings
+    assert any("logging probability is 0" in w and "deterministic" in w for w in warnings)
     # a logger that shows items with 0.1 where the target puts 0.03: mean weight 0.3 < 1
     rng = np.random.default_rng(0)
     thin = LoggedSlates((rng.random((n, 1)) < 0.5).astype(float), np.full((n, 1), 0.1), np.full((n, 1), 0.03))

@@ -307,8 +307,9 @@ def bernstein_interval(C: np.ndarray, D: np.ndarray, M: np.ndarray, coef: np.nda
 
     The bound needs the range of ``X`` over all possible clicks: ``C`` is linear in the
     ``rewards`` (n, k) with coefficients ``coef`` (n, k) >= 0 (the weights), so each
-    slate's range is known from its logged weights; ``R`` is the widest over the logged slates (a logger that can show items
-    with smaller probabilities than any logged one could make it wider).
+    slate's range is known from its logged weights; ``R`` is the widest over the logged
+    slates (a logger that can show items with smaller probabilities than any logged one
+    could make it wider).
 
     Raises:
         ValueError: fewer than 2 slates or ``alpha`` outside (0, 1).
@@ -428,7 +429,8 @@ def support_warnings(log: LoggedSlates, w: np.ndarray, ess: float, clicks: int) 
     return out
 
 
-def estimate_all(log: LoggedSlates, estimators: tuple[str, ...] = ESTIMATORS, variants: tuple[str, ...] = ("slot", "slate"),
+def estimate_all(log: LoggedSlates, estimators: tuple[str, ...] = ESTIMATORS,
+                 variants: tuple[str, ...] = ("slot", "slate"),
                  **kwargs) -> list[Estimate]:
     """Every ``estimator`` x ``variant`` (DR skipped when the log has no ``rhat``);
     keyword arguments go to ``estimate``."""
