@@ -1,4 +1,4 @@
-"""The ``freshrec`` command: serve, replay, demo."""
+"""The ``freshrec`` command: serve, learner, replay, demo, simulate, evaluate."""
 
 from __future__ import annotations
 
@@ -95,6 +95,12 @@ def _simulate(args: argparse.Namespace) -> int:
     return main_simulate(args)
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from simulators.evaluate import main as evaluate_main
+
+    return evaluate_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from api.settings import add_flags
 
@@ -155,6 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time scales vs the best fixed-constant engine, implicit feedback, context (--seeds)")
     m.add_argument("--out", default="freshrec-out/simulate")
     m.set_defaults(func=_simulate)
+
+    ev = sub.add_parser("evaluate", help="off-policy estimates (IPS, SNIPS, DR) of target policies from a decision log")
+    ev.add_argument("log", nargs="?", help="decision log, JSON lines (format: simulators/evaluate.py)")
+    ev.add_argument("--window", type=int, default=None, metavar="N", help="use the last N decisions")
+    ev.add_argument("--variants", default="slot,slate", help="comma-separated weights: slot, prefix, slate")
+    ev.add_argument("--interval", choices=["bootstrap", "bernstein"], default="bootstrap",
+                    help="95%% interval: percentile bootstrap or empirical Bernstein (Maurer & Pontil 2009)")
+    ev.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    ev.add_argument("--seed", type=int, default=0, help="seeds the bootstrap")
+    ev.add_argument("--open-bandit", action="store_true",
+                    help="instead of LOG: the bundled Open Bandit sample (random and bts logs) with a freshrec target")
+    ev.add_argument("--limit", type=int, default=None, metavar="N", help="--open-bandit: the first N rows of each log")
+    ev.add_argument("--out", default="freshrec-out/evaluate")
+    ev.set_defaults(func=_evaluate)
     return p
 
 
