@@ -143,6 +143,20 @@ class EngineConfig(BaseModel):
     reward_window_s: float = setting(1800.0, "s", "an impression with no click on that item within this much event "
                                 "time becomes a negative", gt=0)
 
+    explore: Literal["none", "epsilon", "softmax"] = setting(
+        "none", "", "exploration of served slates: none (greedy), epsilon (per slot, a uniform pick from the "
+        "remaining candidates with probability explore_epsilon), softmax (Plackett-Luce over score / "
+        "explore_temperature); per request: RecommendRequest.explore")
+    explore_epsilon: float = setting(0.05, "", "epsilon: per-slot exploration probability", ge=0, le=1)
+    explore_temperature: float = setting(1.0, "", "softmax: temperature (score units; lower is greedier)", gt=0)
+    explore_new_bonus: float = setting(0.0, "", "score bonus of items with fewer than explore_new_impressions "
+                                       "impressions (cold-start exploration)", ge=0)
+    explore_new_impressions: int = setting(20, "events", "items shown fewer times than this are new", ge=0)
+    slates_as_impressions: bool = setting(True, "", "every served slate becomes impressions of its items (a slot "
+                                          "not clicked within reward_window_s is a negative) and a logged "
+                                          "decision for off-policy evaluation; replays of organic logs turn it "
+                                          "off (their users never saw our slates)")
+
     user_ttl_s: float = setting(0.0, "s", "a user inactive this long (event time) is forgotten with their history "
                                 "(0: never)", ge=0)
     max_users: int = setting(0, "users", "users kept at most; the least recently active go first (0: no cap)", ge=0)

@@ -32,6 +32,7 @@ from engine.config import EventType
 CLICK, IMPRESSION, RATING = "click", "impression", "rating"
 """The default event types' names."""
 ITEM_KIND = "item"  # catalogue upsert (PUT /items/{id}); travels the same stream, in order
+SLATE_KIND = "slate"  # a served slate (its items, propensities, targets): impressions and a logged decision
 POSITIVE, NEGATIVE, EXPOSURE, NEUTRAL = "positive", "negative", "exposure", "neutral"
 """What an event means to the model (``Semantics.meaning``)."""
 
@@ -156,6 +157,9 @@ class Event:
         meta, hidden: catalogue data of an ``item`` event.
         context: what the client knew of the request (device, page, hour, ...: string or
             number values), or None; the ranker learns per-context popularity from it.
+        position, propensity: for an event that joins a served slate, the 0-based slot of
+            its item and the probability the serving policy put it there (copied from the
+            slate at intake, so the stream alone is an off-policy dataset).
         trust: "trusted" | "vetted" | "unvetted", decided when the event was accepted
             (``engine.core.trust.ImpressionJoin.classify``) and stored with it, so a replay after
             a crash weighs the event exactly as the first time; None = not decided.
@@ -173,6 +177,8 @@ class Event:
     hidden: bool | None = None
     trust: str | None = None
     context: dict | None = None
+    position: int | None = None
+    propensity: float | None = None
 
     @property
     def time(self) -> float:
@@ -197,6 +203,10 @@ def to_fields(event: Event) -> dict[str, str]:
         fields["tr"] = event.trust
     if event.context:
         fields["c"] = json.dumps(event.context, separators=(",", ":"), sort_keys=True)
+    if event.position is not None:
+        fields["pos"] = str(event.position)
+    if event.propensity is not None:
+        fields["p"] = repr(float(event.propensity))
     return fields
 
 
@@ -222,4 +232,6 @@ def from_fields(event_id: str, fields: dict) -> Event:
         hidden=(f["h"] == "1") if "h" in f else None,
         trust=f.get("tr"),
         context=json.loads(f["c"]) if "c" in f else None,
+        position=int(f["pos"]) if "pos" in f else None,
+        propensity=float(f["p"]) if "p" in f else None,
     )
