@@ -26,6 +26,9 @@ def _serve(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(settings.redacted(), indent=2))
         return 0
+    from api.security import check_exposure
+
+    check_exposure(settings)  # open mode: one warning line, or SystemExit on a non-loopback host
     if settings.workers > 1:
         if settings.learner:
             raise SystemExit("--workers N needs --no-learner (one learner: run `freshrec learner`)")

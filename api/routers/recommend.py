@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from api.schemas import RecommendRequest, RecommendResponse
+from api.security import require
 from engine.roles.node import Node
 
-router = APIRouter(tags=["recommend"])
+router = APIRouter(tags=["recommend"], dependencies=[Depends(require("serve"))])
 
 
 @router.post("/recommend", response_model=RecommendResponse)
