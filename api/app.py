@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         node = await Node.open(settings.redis_url, settings.data_dir, snapshot_key=secret(settings.snapshot_key),
                                appendfsync=settings.appendfsync, engine=settings.engine, guard=settings.guard,
-                               snapshots=settings.snapshots, key_prefix=settings.key_prefix,
+                               snapshots=settings.snapshots, policies=settings.policies, key_prefix=settings.key_prefix,
                                follower=not settings.learner)
         node.live.on_learned = app.state.metrics.feedback_to_effect.observe
         async with running(node, final_snapshot=settings.final_snapshot and settings.learner):

@@ -57,7 +57,7 @@ def _learner(args: argparse.Namespace) -> int:
     async def run() -> None:
         node = await Node.open(settings.redis_url, settings.data_dir, snapshot_key=secret(settings.snapshot_key),
                                appendfsync=settings.appendfsync, engine=settings.engine, guard=settings.guard,
-                               snapshots=settings.snapshots, key_prefix=settings.key_prefix)
+                               snapshots=settings.snapshots, policies=settings.policies, key_prefix=settings.key_prefix)
         async with running(node, final_snapshot=settings.final_snapshot):
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()

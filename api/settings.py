@@ -32,10 +32,10 @@ from pydantic import Secret, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from api.security import Scope, normalise_api_keys, normalise_rate_limit
-from engine.config import EngineConfig, GuardConfig, SnapshotConfig, setting
+from engine.config import EngineConfig, GuardConfig, PolicyConfig, SnapshotConfig, setting
 
 CONFIG_ENV = "FRESHREC_CONFIG"
-SECTIONS = ("engine", "guard", "snapshots")
+SECTIONS = ("engine", "guard", "snapshots", "policies")
 SECRETS = ("snapshot_key", "admin_token", "api_keys")
 README_START, README_END = "<!-- settings:start -->", "<!-- settings:end -->"
 
@@ -43,7 +43,8 @@ README_START, README_END = "<!-- settings:start -->", "<!-- settings:end -->"
 class Settings(BaseSettings):
     """What a freshrec process runs with: server and storage settings at the top level, the
     engine's parameters in the sections ``engine`` (``EngineConfig``), ``guard``
-    (``GuardConfig``) and ``snapshots`` (``SnapshotConfig``). Build it with ``load``."""
+    (``GuardConfig``), ``snapshots`` (``SnapshotConfig``) and ``policies``
+    (``PolicyConfig``: champion/challenger). Build it with ``load``."""
 
     model_config = SettingsConfigDict(env_prefix="FRESHREC_", env_nested_delimiter="__", extra="forbid")
 
@@ -77,6 +78,7 @@ class Settings(BaseSettings):
     engine: EngineConfig = EngineConfig()
     guard: GuardConfig = GuardConfig()
     snapshots: SnapshotConfig = SnapshotConfig()
+    policies: PolicyConfig = PolicyConfig()
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -152,10 +152,11 @@ class EngineConfig(BaseModel):
     explore_new_bonus: float = setting(0.0, "", "score bonus of items with fewer than explore_new_impressions "
                                        "impressions (cold-start exploration)", ge=0)
     explore_new_impressions: int = setting(20, "events", "items shown fewer times than this are new", ge=0)
-    slates_as_impressions: bool = setting(True, "", "every served slate becomes impressions of its items (a slot "
-                                          "not clicked within reward_window_s is a negative) and a logged "
-                                          "decision for off-policy evaluation; replays of organic logs turn it "
-                                          "off (their users never saw our slates)")
+    log_slates: bool = setting(False, "", "every served slate goes into the stream: its items become impressions "
+                               "(a slot not clicked within reward_window_s is a negative) without the client "
+                               "sending any, and it is a logged decision (propensities, challenger probabilities) "
+                               "for freshrec evaluate and champion/challenger; for live traffic (a replay's users "
+                               "never saw our slates, and the slates carry the server's clock)")
 
     user_ttl_s: float = setting(0.0, "s", "a user inactive this long (event time) is forgotten with their history "
                                 "(0: never)", ge=0)
@@ -233,3 +234,18 @@ class SnapshotConfig(BaseModel):
     max_bytes: int = setting(2 * 1024**3, "bytes", "retention: byte budget of all kept snapshots", ge=1)
     write_mb_s: float = setting(100.0, "MB/s", "pace of snapshot writes to Redis (0 = unpaced)", ge=0)
     resync_s: float = setting(5.0, "s", "a read-only replica adopts the learner's newest snapshot this often", gt=0)
+
+
+class PolicyConfig(BaseModel):
+    """Champion/challenger (``engine.core.champion``): a challenger learns in shadow and is
+    evaluated off-policy on the champion's logged decisions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    challenger: dict | None = setting(None, "", "EngineConfig overrides that make the challenger (e.g. "
+                                      '{"ranker": "blend"} or {"explore": "softmax"}); unset: no challenger')
+    auto_promote: bool = setting(False, "", "promote the challenger by itself when the rule says so (else: POST "
+                                 "/policies/promote)")
+    window: int = setting(20_000, "decisions", "complete decisions the estimates are computed over", ge=10)
+    min_decisions: int = setting(2_000, "decisions", "complete decisions needed before a policy is estimated", ge=1)
+    check_every: int = setting(1_000, "decisions", "complete decisions between automatic checks", ge=1)

@@ -37,9 +37,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from river import drift
 
-from engine.config import EngineConfig, GuardConfig
+from engine.config import EngineConfig, GuardConfig, PolicyConfig
 from engine.core.arrays import splitmix64
-from engine.core.events import ITEM_KIND, Event
+from engine.core.model import stable_hash
+from engine.core.champion import Arena
+from engine.core.decisions import Decision
+from engine.core.events import ITEM_KIND, SLATE_KIND, Event
 from engine.core.recommender import Recommender
 from engine.core.trust import TRUSTED, UNVETTED, VETTED, ImpressionJoin, slate_id
 
@@ -54,12 +57,15 @@ a server."""
 
 @dataclass(frozen=True)
 class Slate:
-    """A served slate: its id (join key for impressions/clicks), item ids best first, and
-    their scores (same order)."""
+    """A served slate: its id (join key for impressions/clicks), item ids best first, their
+    scores, the serving policy's per-slot propensities (given the slots above; 1 when
+    greedy) and which slots explored (same order)."""
 
     recommendation_id: str
     item_ids: list[str]
     scores: list[float] = field(default_factory=list)
+    propensities: list[float] = field(default_factory=list)
+    explored: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -83,10 +89,15 @@ class GuardedRecommender:
     guard: GuardConfig = field(default_factory=GuardConfig)
     slate_sink: SlateSink | None = None
     slate_seed: int = 0
+    policies: PolicyConfig = field(default_factory=PolicyConfig)
 
     def __post_init__(self) -> None:
         self.recommender = Recommender(self.config)
         self.join = ImpressionJoin(self.guard.join_window_s)
+        self.arena = Arena(self.config, self.policies)
+        # in process the served slates are logged as decisions here; a server logs them in
+        # the stream (``slate`` events) and learns them back in order
+        self._log_decisions = self.slate_sink is None
         if self.slate_sink is None:
             self.slate_sink = self.join.record
         self.guard_events: list[dict] = []
@@ -114,25 +125,45 @@ class GuardedRecommender:
 
     # ---------------------------------------------------------------- serving
     def recommend(self, user_id: str, k: int = 10, exclude: list[str] | tuple = (), now: float | None = None,
-                  token: str | None = None, context: dict | None = None) -> Slate:
-        """Serve a slate: rank (``Recommender.recommend``), make its recommendation id
-        (``engine.core.trust.slate_id``), record it for the impression join (``slate_sink``)
-        and feed the guard's prequential alarm. Creates no model state.
+                  token: str | None = None, context: dict | None = None, policy=None) -> Slate:
+        """Serve a slate: make its recommendation id (``engine.core.trust.slate_id``), draw
+        it under the exploration policy seeded by that id (``Recommender.serve``: greedy
+        unless configured), record it for the impression join (``slate_sink``) and feed the
+        guard's prequential alarm. Creates no model state.
 
         Args:
             user_id, k, exclude, context: as ``Recommender.recommend``.
             now: serving time (unix s; default: the model's event clock).
             token: the id's unique part (default: a seeded counter, reproducible).
+            policy: an ``ExplorationPolicy`` for this request (default: the configured one).
         """
-        ranked = self.recommender.recommend(user_id, k, exclude, context)
-        items = [r.item_id for r in ranked]
         self._served += 1
         now = self.recommender.clock if now is None else now
         rid = slate_id(now, token or f"{splitmix64(self.slate_seed, self._served, 0):016x}")
+        served = self.recommender.serve(user_id, k, exclude, context, policy, stable_hash(rid))
+        targets = self.arena.targets(user_id, served.item_ids, exclude, context)
         if self.guard.enabled:
-            self.slate_sink(rid, user_id, items, now, context)
+            self.slate_sink(rid, user_id, served.item_ids, now, context, served.propensities, targets)
             self._prequential(user_id, rid)
-        return Slate(rid, items, [r.score for r in ranked])
+        if self._log_decisions:
+            self.arena.decisions.served(Decision(rid, user_id, now, served.item_ids, served.propensities, targets,
+                                                 context))
+        return Slate(rid, served.item_ids, served.scores, served.propensities, served.explored)
+
+    def promote(self, by: str = "admin") -> dict:
+        """Make the challenger the serving model (the old champion becomes the challenger);
+        the guard restarts from it. Raises ValueError without a challenger."""
+        return self._swap(by, "promotion")
+
+    def rollback_promotion(self, by: str = "admin") -> dict:
+        """Undo the last promotion: the previous champion serves again."""
+        return self._swap(by, "rollback")
+
+    def _swap(self, by: str, kind: str) -> dict:
+        if self.arena.challenger is None:
+            raise ValueError("no challenger configured (setting policies.challenger)")
+        self.reset(self.arena.swap(self.recommender, by, kind))
+        return self.arena.history[-1]
 
     # --------------------------------------------------------------- learning
     def apply(self, event: Event) -> None:
@@ -142,8 +173,9 @@ class GuardedRecommender:
         event vets its account."""
         self.events_seen += 1
         g = self.guard
-        if not g.enabled or event.kind == ITEM_KIND:  # catalogue changes are not feedback
+        if not g.enabled or event.kind in (ITEM_KIND, SLATE_KIND):  # catalogue and served slates are not feedback
             self.recommender.apply(event)
+            self._observe(event, 1.0)
             return
         trust = event.trust or self.join.classify(event)
         if trust == TRUSTED:
@@ -155,6 +187,7 @@ class GuardedRecommender:
         self.recommender.apply(event, weight)
         if self.recommender.evicted_since:
             self._forget(self.recommender.drain_evicted())
+        self._observe(event, weight)
         self._window.append((event, weight, suspicious))
         self._suspicious += suspicious
         if trusted and positive:
@@ -163,6 +196,13 @@ class GuardedRecommender:
         if g.validate_windows and (n >= g.window_events or self._suspicious >= g.early_suspicious
                                    or (self._suspicious >= g.min_suspicious and n >= g.window_events // 4)):
             self.validate()
+
+    def _observe(self, event: Event, weight: float) -> None:
+        """The challenger learns the event too; the decision log joins it; an automatic
+        promotion happens here."""
+        rec = self.recommender
+        if self.arena.observe(event, weight, rec.semantics, rec.clock) == "promote":
+            self.promote("auto")
 
     def _forget(self, users: list[str]) -> None:
         """Drop the guard's own state of users the model forgot (bounded state)."""

@@ -28,10 +28,10 @@ from engine.config import EngineConfig
 from engine.core.arrays import ensure_capacity, splitmix64, unpack_ids
 from engine.core.catalogue import Catalogue
 from engine.core.context import ContextPopularity
-from engine.core import learned_ranking
+from engine.core import learned_ranking, slates
 from engine.core.cooccurrence import CoOccurrence
 from engine.core.eviction import UserActivity, compact, dead_rows, forget
-from engine.core.events import EXPOSURE, ITEM_KIND, NEGATIVE, POSITIVE, Event, Semantics
+from engine.core.events import EXPOSURE, ITEM_KIND, NEGATIVE, POSITIVE, SLATE_KIND, Event, Semantics
 from engine.core.features import feature_groups, feature_names
 from engine.core.model import FactorModel
 from engine.core.popularity import PopularityBank
@@ -41,6 +41,18 @@ from engine.core.tags import TagProfiles
 from engine.core.trend import DecayedPopularity
 
 _RECENT = 4096  # ring of recent positives that implicit negatives are sampled from
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A served slate: item ids best slot first, scores, the probability the serving policy
+    put each item in its slot given the slots above (1 when greedy), and whether each slot
+    explored."""
+
+    item_ids: list[str]
+    scores: list[float]
+    propensities: list[float]
+    explored: list[bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +84,7 @@ class Recommender:
         self.bank = PopularityBank(tuple(h * 3600.0 for h in c.popularity_half_lives_h),
                                    c.popularity_half_lives_events, head_size=c.trending_candidates)
         self.added_at = np.zeros(0, dtype=np.int64)  # per item: positives counted when it was added (age)
+        self.impressions = np.zeros(0, dtype=np.int64)  # per item: exposure events (new-item exploration)
         self._added_n = 0
         self.context_pop = ContextPopularity(c.context_buckets)
         self.tags = TagProfiles()
@@ -122,16 +135,35 @@ class Recommender:
         """
         if len(self.catalogue) == 0:
             return []
-        excluded = [self.catalogue.hidden_idx]
-        seen = self.seen.get(user_id)
-        if seen:
-            excluded.append(np.fromiter(seen, dtype=np.int64, count=len(seen)))
-        if exclude:
-            ids = [self.catalogue.get(item) for item in exclude]
-            excluded.append(np.array([i for i in ids if i is not None], dtype=np.int64))
-        idx, top = self.top(user_id, k, np.concatenate(excluded), context)
+        idx, top = self.top(user_id, k, self.excluded(user_id, exclude), context)
         ids = self.catalogue.ids
         return [Ranked(ids[i], float(s)) for i, s in zip(idx.tolist(), top.tolist())]
+
+    def serve(self, user_id: str, k: int, exclude: list[str] | tuple = (), context: dict | None = None,
+              policy=None, seed: int = 0) -> "Served":
+        """A slate for ``user_id`` drawn under an exploration ``policy``
+        (``engine.core.exploration.ExplorationPolicy``; None: the configured one) seeded by
+        ``seed``: item ids best slot first, scores, per-slot propensities and explored flags
+        (``engine.core.slates.draw``). Greedy, it equals ``recommend``. Creates no state."""
+        if len(self.catalogue) == 0:
+            return Served([], [], [], [])
+        d = slates.draw(self, user_id, k, self.excluded(user_id, exclude), context,
+                        policy or slates.policy_of(self.config), seed)
+        ids = self.catalogue.ids
+        return Served([ids[r] for r in d.rows.tolist()], d.scores.tolist(), d.propensities.tolist(),
+                      d.explored.tolist())
+
+    def excluded(self, user_id: str, exclude: list[str] | tuple = ()) -> np.ndarray:
+        """Rows a slate for ``user_id`` never holds: hidden items, what the user interacted
+        with, and the known ids of ``exclude`` (int array, may repeat)."""
+        parts = [self.catalogue.hidden_idx]
+        seen = self.seen.get(user_id)
+        if seen:
+            parts.append(np.fromiter(seen, dtype=np.int64, count=len(seen)))
+        if exclude:
+            ids = [self.catalogue.get(item) for item in exclude]
+            parts.append(np.array([i for i in ids if i is not None], dtype=np.int64))
+        return np.concatenate(parts)
 
     def top(self, user_id: str, k: int, excluded: np.ndarray, context: dict | None = None
             ) -> tuple[np.ndarray, np.ndarray]:
@@ -199,6 +231,10 @@ class Recommender:
             self.upsert_item(event.item_id, event.meta, event.hidden)
             self._advance(event)
             return
+        if event.kind == SLATE_KIND:
+            self._slate(event)
+            self._advance(event)
+            return
         if not known and not c.items_from_feedback:
             self.refused_items += 1
             self._advance(event)
@@ -215,12 +251,7 @@ class Recommender:
             self._positive(user, event.item_id, idx, t, weight, strength, event.context, known)
             self._resolve(user, idx)  # after: the ranker learns the click against the rest of what was shown
         elif role == EXPOSURE:
-            key = (user, idx)
-            if key not in self.pending and idx not in self.seen.get(user, ()):
-                deadline = t + c.reward_window_s
-                self.pending[key] = deadline
-                self._shown.setdefault(user, {})[idx] = None
-                heapq.heappush(self._expiry, (deadline, user, idx))
+            self._expose(user, idx, t)
         else:  # a negative learns a 0; a neutral rating only marks the item seen
             self._resolve(user, idx)
             self._negative(user, event.item_id, idx, weight, learn=role == NEGATIVE)
@@ -229,6 +260,32 @@ class Recommender:
             if c.user_ttl_s or c.max_users:
                 self._evict()
         self._advance(event)
+
+    def _slate(self, event: Event) -> None:
+        """A served slate: with ``log_slates``, an impression of each of its
+        known items the user has not interacted with (a slot not clicked within the reward
+        window becomes a negative)."""
+        if not self.config.log_slates:
+            return
+        t = event.time
+        if t > self.clock:
+            self.clock = t
+        self._expire_impressions()
+        for item in (event.meta or {}).get("items", ()):
+            idx = self.catalogue.get(item)
+            if idx is not None:
+                self._expose(event.user_id, idx, t)
+
+    def _expose(self, user: str, idx: int, t: float) -> None:
+        """An impression of ``idx`` to ``user`` at ``t``: pending until a positive answers it
+        or the reward window passes (then a negative); none for an item already seen."""
+        self.impressions[idx] += 1
+        key = (user, idx)
+        if key not in self.pending and idx not in self.seen.get(user, ()):
+            deadline = t + self.config.reward_window_s
+            self.pending[key] = deadline
+            self._shown.setdefault(user, {})[idx] = None
+            heapq.heappush(self._expiry, (deadline, user, idx))
 
     def _evict(self) -> None:
         """Forget the users due at the current clock; compact their rows when enough are dead."""
@@ -258,6 +315,7 @@ class Recommender:
         if n > self._added_n:
             self.added_at = ensure_capacity(self.added_at, n)
             self.added_at[self._added_n: n] = self.bank.events
+            self.impressions = ensure_capacity(self.impressions, n)
             self._added_n = n
         self.cooc.grow(n)
         self.transitions.grow(n)
@@ -368,6 +426,7 @@ class Recommender:
         bank_arrays, bank_meta = self.bank.state()
         arrays.update(bank_arrays)
         arrays["added_at"] = self.added_at[: self._added_n]
+        arrays["impressions"] = self.impressions[: self._added_n]
         ranker_arrays, ranker_meta = self.ranker.state()
         arrays.update(ranker_arrays)
         ctx_arrays, ctx_meta = self.context_pop.state()
@@ -462,6 +521,8 @@ class Recommender:
         rec._grow()
         if "added_at" in arrays:
             rec.added_at[: len(arrays["added_at"])] = arrays["added_at"]
+            if "impressions" in arrays:
+                rec.impressions[: len(arrays["impressions"])] = arrays["impressions"]
             rec.context_pop.load(arrays, meta["context"])
             rec.tags.load(arrays, meta["tags"], rec.model.user_ids)
         users = rec.model.user_ids

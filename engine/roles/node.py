@@ -22,7 +22,7 @@ from functools import partial
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from engine.config import EngineConfig, GuardConfig, SnapshotConfig
+from engine.config import EngineConfig, GuardConfig, PolicyConfig, SnapshotConfig
 from engine.core.guard import GuardedRecommender, Slate
 from engine.core.recommender import Recommender
 from engine.core.trust import new_token
@@ -52,7 +52,7 @@ class Node:
         target: where that Redis is (``engine.storage.redis_server.resolve``); the node stops
             an embedded server it started.
         snapshot_key: HMAC key that signs and verifies snapshots.
-        engine, guard, snapshots: configuration (``engine.config``).
+        engine, guard, snapshots, policies: configuration (``engine.config``).
         key_prefix: Redis key prefix (``engine.storage.keys.Keys``).
         follower: a read-only replica (``Follower``) instead of the learner.
         consumer: consumer name within the learner group.
@@ -60,7 +60,8 @@ class Node:
 
     def __init__(self, redis: Redis, target: RedisTarget, snapshot_key: bytes, engine: EngineConfig | None = None,
                  guard: GuardConfig | None = None, snapshots: SnapshotConfig | None = None,
-                 key_prefix: str = "freshrec", follower: bool = False, consumer: str = "learner-1") -> None:
+                 key_prefix: str = "freshrec", follower: bool = False, consumer: str = "learner-1",
+                 policies: PolicyConfig | None = None) -> None:
         if not snapshot_key:
             raise ValueError("snapshot_key is required (see engine.storage.signing.load_key)")
         self.redis = redis
@@ -68,6 +69,7 @@ class Node:
         self.engine = engine or EngineConfig()
         self.guard = (guard or GuardConfig()).model_copy()
         self.snapshot_config = snapshots or SnapshotConfig()
+        self.policies = policies or PolicyConfig()
         self.follower = follower
         if follower:
             self.guard.validate_windows = False  # replicas take the learner's decisions from its snapshots
@@ -75,10 +77,11 @@ class Node:
         self.keys = keys
         c = self.snapshot_config
         self.snapshots = SnapshotStore(redis, keys, snapshot_key, Retention(c.recent, c.hours, c.max_bytes))
-        self.slates = SlateStore(redis, keys, self.guard.join_window_s)
-        self.live = LiveModel(GuardedRecommender(self.engine, self.guard, slate_sink=self.slates.record))
+        self.slates = SlateStore(redis, keys, self.guard.join_window_s, log_to_stream=self.engine.log_slates)
+        self.live = LiveModel(GuardedRecommender(self.engine, self.guard, slate_sink=self.slates.record,
+                                                 policies=self.policies))
         judge = partial(self.slates.classify, join=self.live.guarded.join) if self.guard.enabled else None
-        self.log = FeedbackLog(redis, keys, self.live.recommender.semantics, judge)  # the intake: self.log.accept
+        self.log = FeedbackLog(redis, keys, self.live.recommender.semantics, judge, self.slates)  # the intake
         self.checkpointer = Checkpointer(self.live, self.snapshots, self.log, target.url, c, self.engine)
         if follower:
             role = Follower(self.live, self.log, self.checkpointer, c.resync_s)
@@ -138,11 +141,13 @@ class Node:
 
     # ------------------------------------------------------------------ serving
     def recommend(self, user_id: str, k: int = 10, exclude: list[str] | tuple = (),
-                  context: dict | None = None) -> Slate:
-        """The serving function (``GuardedRecommender.recommend``): rank in ``context``, a
-        fresh recommendation id, the slate recorded for the impression join (written to
+                  context: dict | None = None, policy=None) -> Slate:
+        """The serving function (``GuardedRecommender.recommend``): a fresh recommendation
+        id, the slate drawn in ``context`` under the exploration ``policy`` (default: the
+        configured one) seeded by that id, recorded for the impression join (written to
         Redis behind), the guard's prequential alarm fed. Never creates model state."""
-        return self.live.guarded.recommend(user_id, k, exclude, now=time.time(), token=new_token(), context=context)
+        return self.live.guarded.recommend(user_id, k, exclude, now=time.time(), token=new_token(), context=context,
+                                           policy=policy)
 
     # ------------------------------------------------------------------ reading
     @property

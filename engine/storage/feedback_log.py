@@ -40,11 +40,12 @@ class FeedbackLog:
     """
 
     def __init__(self, redis: Redis, keys: Keys, semantics: Semantics | None = None,
-                 judge: TrustJudge | None = None) -> None:
+                 judge: TrustJudge | None = None, slates=None) -> None:
         self.redis = redis
         self.keys = keys
         self.semantics = semantics or Semantics(EngineConfig().events)
         self.judge = judge
+        self.slates = slates  # a SlateStore whose pending slate events go first
 
     async def ensure_schema(self) -> None:
         """Store the event schema beside the stream on first start; on later starts (of a
@@ -66,9 +67,10 @@ class FeedbackLog:
 
     async def accept(self, events: list[Event]) -> list[str]:
         """The intake, for ``POST /feedback`` and ``/feedback/batch`` alike: validate every
-        event against the event schema (``Semantics.validate``), decide its trust with ``judge`` (pure: an
-        account is vetted only when the learner applies a trusted event, so an append that
-        fails changes nothing), append all of them in one transaction, return their ids.
+        event against the event schema (``Semantics.validate``), decide its trust with
+        ``judge`` (pure: an account is vetted only when the learner applies a trusted event,
+        so an append that fails changes nothing), append all of them in one transaction
+        (after the served slates not yet written, ``slates``), return their ids.
 
         Raises:
             engine.core.events.InvalidEvent: an event is malformed (nothing is appended).
@@ -78,7 +80,14 @@ class FeedbackLog:
         events = [self.semantics.validate(e) for e in events]
         if self.judge is not None:
             events = await self.judge(events)
-        return await self.append(events)
+        first = self.slates.drain_stream() if self.slates is not None else []
+        try:
+            ids = await self.append(first + events)
+        except BaseException:
+            if first:
+                self.slates.requeue(first)
+            raise
+        return ids[len(first):]
 
     async def append(self, events: list[Event]) -> list[str]:
         """XADD each event (in order, one MULTI/EXEC); returns their stream ids. Feedback
