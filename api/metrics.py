@@ -34,3 +34,6 @@ class Metrics:
         self.feedback_rejected = Counter("freshrec_feedback_unavailable", "Feedback answered 503 (Redis down)",
                                          registry=r)
         self.rollbacks = Gauge("freshrec_guard_rollbacks", "Forgetting-guard rollbacks", registry=r)
+        self.policy_value = Gauge("freshrec_policy_clicks_per_slate",
+                                  "Estimated clicks per slate over the evaluation window (champion on-policy, challenger "
+                                  "off-policy)", ["policy"], registry=r)

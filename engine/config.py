@@ -148,6 +148,9 @@ class EngineConfig(BaseModel):
         "remaining candidates with probability explore_epsilon), softmax (Plackett-Luce over score / "
         "explore_temperature); per request: RecommendRequest.explore")
     explore_epsilon: float = setting(0.05, "", "epsilon: per-slot exploration probability", ge=0, le=1)
+    explore_pool: int = setting(50, "items", "exploration draws from the ranker's best this many candidates (a "
+                                "uniform pick among them has probability epsilon / explore_pool, which bounds "
+                                "off-policy weights)", ge=1)
     explore_temperature: float = setting(1.0, "", "softmax: temperature (score units; lower is greedier)", gt=0)
     explore_new_bonus: float = setting(0.0, "", "score bonus of items with fewer than explore_new_impressions "
                                        "impressions (cold-start exploration)", ge=0)

@@ -47,6 +47,8 @@ async def model(node: NodeDep) -> dict:
                    "max_items": rec.config.max_items, "items_from_feedback": rec.config.items_from_feedback},
         "size": rec.stats(),
         "guard": node.live.guarded.stats(),
+        "policies": {"challenger": node.policies.challenger is not None,
+                     "estimates": node.live.guarded.arena.estimates()},
     }
 
 
@@ -61,6 +63,8 @@ async def prometheus_metrics(node: NodeDep, metrics: MetricsDep) -> Response:
     metrics.events_learned.set(rec.events_learned)
     metrics.model_version.set(rec.events_learned)
     metrics.rollbacks.set(node.live.guarded.stats()["rollbacks"])
+    for name, est in node.live.guarded.arena.estimates().items():
+        metrics.policy_value.labels(name).set(est["value"])
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -42,6 +42,7 @@ class Arena:
         self.decisions = DecisionLog(champion.reward_window_s, policy.window)
         self.history: list[dict] = []
         self._complete_at_check = 0
+        self._cache: tuple[int, dict] | None = None  # (complete decisions when computed, estimates)
 
     def observe(self, event: Event, weight: float, semantics, clock: float) -> str | None:
         """Learn ``event`` in the challenger, join it into the decision log; returns
@@ -75,9 +76,19 @@ class Arena:
         p, _ = target(ch, user, rows, ch.excluded(user, exclude), context, policy_of(ch.config))
         return {CHALLENGER: [round(float(x), 6) for x in p]}
 
-    def estimates(self) -> dict:
+    def estimates(self, fresh: bool = False) -> dict:
         """The champion's and the challenger's clicks per slate over the evaluation window
-        (``Estimate.to_dict``), or ``{}`` while fewer than ``min_decisions`` are complete."""
+        (``Estimate.to_dict``), or ``{}`` while fewer than ``min_decisions`` are complete.
+        Cached until 100 more decisions complete (a bootstrap over the window costs tens of
+        ms), unless ``fresh``."""
+        complete = len(self.decisions.complete)
+        if not fresh and self._cache is not None and abs(complete - self._cache[0]) < 100:
+            return self._cache[1]
+        out = self._estimate()
+        self._cache = (complete, out)
+        return out
+
+    def _estimate(self) -> dict:
         window = self.policy.window
         champion = self.decisions.logged("logging", window)
         if champion is None or champion.n < self.policy.min_decisions:
@@ -91,7 +102,7 @@ class Arena:
     def check(self, by: str) -> dict:
         """Apply the promotion rule to the current window; the record (kept in ``history``)
         says ``action``: ``"promote"`` or ``"keep"``, with the evidence."""
-        est = self.estimates()
+        est = self.estimates(fresh=True)
         a, b = est.get("champion"), est.get("challenger")
         promote = bool(a and b and b["value"] > a["value"] and b["low"] > a["low"])
         record = {"kind": "check", "by": by, "action": "promote" if promote else "keep",
@@ -106,4 +117,5 @@ class Arena:
         self.history = self.history[-199:] + [{"kind": kind, "by": by, "decisions": len(self.decisions.complete)}]
         self.decisions = DecisionLog(self.decisions.reward_window_s, self.policy.window)  # a new champion's window
         self._complete_at_check = 0
+        self._cache = None
         return new

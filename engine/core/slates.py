@@ -3,7 +3,7 @@ propensities that make the log an off-policy dataset, and the probabilities anot
 (a challenger, a candidate setting) would have given the same slate.
 
 ``draw`` ranks the user's candidates (``learned_ranking.scored_pool``; the whole catalogue
-for the blend ranker), then fills the slots with ``engine.core.exploration.draw_slate``
+for the blend ranker), keeps the best ``explore_pool`` of them, then fills the slots with ``engine.core.exploration.draw_slate``
 seeded by the recommendation id, so a decision reproduces from its log line. Items shown
 fewer than ``explore_new_impressions`` times count as new for the policy's new-item bonus.
 ``target`` computes, for a logged slate, each slot's probability under another model and
@@ -47,14 +47,21 @@ def policy_of(config, override: dict | None = None) -> ExplorationPolicy:
 
 
 def pool_and_scores(rec, user: str, excluded: np.ndarray, context: dict | None) -> tuple[np.ndarray, np.ndarray]:
-    """The rows a slate for ``user`` is drawn from and the ranker's scores of them."""
+    """The rows a slate for ``user`` is drawn from and the ranker's scores of them: the
+    ranker's best ``explore_pool`` candidates (sorted by row)."""
     if rec.learned:
-        return learned_ranking.scored_pool(rec, user, excluded, context)
-    scores = rec.scores(user)
-    keep = np.ones(len(scores), dtype=bool)
-    keep[excluded] = False
-    pool = np.flatnonzero(keep)
-    return pool, scores[pool]
+        pool, scores = learned_ranking.scored_pool(rec, user, excluded, context)
+    else:
+        scores = rec.scores(user)
+        keep = np.ones(len(scores), dtype=bool)
+        keep[excluded] = False
+        pool = np.flatnonzero(keep)
+        scores = scores[pool]
+    m = rec.config.explore_pool
+    if len(pool) > m:
+        best = np.sort(np.argpartition(-scores, m - 1)[:m])
+        pool, scores = pool[best], scores[best]
+    return pool, scores
 
 
 def new_mask(rec, pool: np.ndarray) -> np.ndarray:

@@ -21,6 +21,8 @@ from engine.storage.snapshot_writer import SnapshotWriter
 
 log = logging.getLogger("freshrec.learner")
 
+CHALLENGER_PREFIX = "challenger."  # snapshot arrays of the shadow model
+
 
 class Checkpointer:
     """Snapshots ``live`` every ``config.every_events`` learned events or ``config.every_s``
@@ -68,9 +70,20 @@ class Checkpointer:
             return None
         info, arrays, meta = restored
         self.live.swap(Recommender.from_state(arrays, meta, self.config_for(meta)))
+        self._restore_arena(arrays, meta)
         self.last_snapshot = info
         log.info("restored snapshot v%s (%s events)", info.version, info.events_learned)
         return info
+
+    def _restore_arena(self, arrays: dict, meta: dict) -> None:
+        """The challenger and the promotion history a snapshot carries (if this process runs
+        a challenger)."""
+        arena = self.live.guarded.arena
+        arena.history = list(meta.get("policy_history", []))
+        if arena.challenger is not None and "challenger" in meta:
+            n = len(CHALLENGER_PREFIX)
+            arena.challenger = Recommender.from_state({k[n:]: v for k, v in arrays.items()
+                                                       if k.startswith(CHALLENGER_PREFIX)}, meta["challenger"])
 
     async def restore_version(self, version: int) -> dict:
         """Make snapshot ``version`` the serving model; learning continues from it with the
@@ -151,6 +164,11 @@ class Checkpointer:
         version = await self.snapshots.reserve_version()
         async with (contextlib.nullcontext() if learn_lock_held else self.live.lock):
             arrays, meta = self.live.recommender.state(copy=False)
+            arena = self.live.guarded.arena
+            if arena.challenger is not None:  # the shadow model, prefixed, and the promotion history
+                ch_arrays, meta["challenger"] = arena.challenger.state(copy=False)
+                arrays.update({CHALLENGER_PREFIX + k: v for k, v in ch_arrays.items()})
+            meta["policy_history"] = arena.history[-50:]
             writer = self._writer_process()
             blob = await asyncio.to_thread(pack, arrays, meta, writer.buffer)
             size = len(blob)
