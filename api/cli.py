@@ -176,6 +176,20 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--open-bandit", action="store_true",
                     help="instead of LOG: the bundled Open Bandit sample (random and bts logs) with a freshrec target")
     ev.add_argument("--limit", type=int, default=None, metavar="N", help="--open-bandit: the first N rows of each log")
+    ev.add_argument("--redis-url", default=None, metavar="URL",
+                    help="instead of LOG: rebuild the decisions from this deployment's feedback stream "
+                         "(it must run with --engine.log-slates true)")
+    ev.add_argument("--key-prefix", default=None, help="--redis-url: the deployment's key prefix (default: settings)")
+    ev.add_argument("--config", default=None, metavar="FILE", help="--redis-url: the deployment's TOML settings "
+                                                                    "(the base of every --candidate)")
+    ev.add_argument("--candidate", action="append", metavar="NAME=JSON",
+                    help="--redis-url: a candidate policy, engine settings over the base, trained on the stream "
+                         "(repeatable), e.g. 'blend={\"ranker\": \"blend\"}'")
+    ev.add_argument("--reward-window-s", type=float, default=None, metavar="S",
+                    help="--redis-url: the deployment's reward window (default: --config / engine settings)")
+    ev.add_argument("--export", default=None, metavar="FILE", help="--redis-url: also write the decisions (JSON lines)")
+    ev.add_argument("--no-dr-position-model", dest="dr_position_model", action="store_false",
+                    help="do not fill a per-slot click-rate reward model into decisions without one (no DR then)")
     ev.add_argument("--out", default="freshrec-out/evaluate")
     ev.set_defaults(func=_evaluate)
     return p

@@ -148,7 +148,9 @@ def _fields():
 
 def _complex(annotation) -> bool:
     """Whether a setting's value is a dict, list or tuple (given as JSON on the command line)."""
-    return typing.get_origin(annotation) in (dict, list, tuple)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):  # dict | None
+        return any(_complex(a) for a in typing.get_args(annotation) if a is not type(None))
+    return annotation in (dict, list, tuple) or typing.get_origin(annotation) in (dict, list, tuple)
 
 
 def _type_name(annotation) -> str:

@@ -142,8 +142,8 @@ class GuardedRecommender:
         rid = slate_id(now, token or f"{splitmix64(self.slate_seed, self._served, 0):016x}")
         served = self.recommender.serve(user_id, k, exclude, context, policy, stable_hash(rid))
         targets = self.arena.targets(user_id, served.item_ids, exclude, context)
+        self.slate_sink(rid, user_id, served.item_ids, now, context, served.propensities, targets)
         if self.guard.enabled:
-            self.slate_sink(rid, user_id, served.item_ids, now, context, served.propensities, targets)
             self._prequential(user_id, rid)
         if self._log_decisions:
             self.arena.decisions.served(Decision(rid, user_id, now, served.item_ids, served.propensities, targets,
