@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from engine.core.exploration import (GREEDY, ExplorationPolicy, draw_slate, slot_distribution,
+from engine.core.exploration import (GREEDY, ExplorationPolicy, draw_slate, logged_marginals, slot_distribution,
                                      slot_expectations, slot_probabilities)
 from engine.core.model import stable_hash
 
@@ -140,3 +140,26 @@ def test_bad_inputs_are_refused():
         slot_probabilities(SCORES, np.array([4]), GREEDY)
     with pytest.raises(ValueError, match="seed"):
         draw_slate(SCORES, 1, GREEDY, seed=-1)
+
+
+@pytest.mark.parametrize("policy", [ExplorationPolicy("epsilon", epsilon=0.3), ExplorationPolicy("epsilon", epsilon=1.0),
+                                    GREEDY, ExplorationPolicy("softmax", temperature=0.7)])
+def test_logged_marginals_match_the_frequency_of_each_item_in_its_slot(policy):
+    scores = np.random.default_rng(5).normal(size=9)
+    k, draws = 4, 40_000
+    freq = np.zeros((k, 9))
+    for seed in range(draws):
+        freq[np.arange(k), draw_slate(scores, k, policy, seed).positions] += 1
+    freq /= draws
+    for seed in range(20):
+        logged = draw_slate(scores, k, policy, 10**6 + seed).positions
+        got = logged_marginals(scores, logged, policy, samples=40_000, seed=seed)
+        np.testing.assert_allclose(got, freq[np.arange(k), logged], rtol=0, atol=0.012)  # ~5 sd of the frequencies
+
+
+def test_logged_marginals_of_greedy_and_uniform_are_exact():
+    scores = np.array([0.1, 3.0, 2.0, -1.0, 0.5])
+    np.testing.assert_array_equal(logged_marginals(scores, np.array([1, 2, 4, -1]), GREEDY), [1.0, 1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(logged_marginals(scores, np.array([1, 4, 2]), GREEDY), [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(logged_marginals(scores, np.array([3, 0, 1]), ExplorationPolicy("epsilon", epsilon=1.0)),
+                               [0.2, 0.2, 0.2], rtol=1e-12)

@@ -257,3 +257,70 @@ def draw_slate(scores: np.ndarray, k: int, policy: ExplorationPolicy, seed: int,
     positions = positions.astype(np.int64)
     props = slot_probabilities(s, positions, ExplorationPolicy(policy.kind, policy.epsilon, policy.temperature))
     return SlateDraw(positions, props, float(np.prod(props)))
+
+
+
+def logged_marginals(scores: np.ndarray, logged_positions: np.ndarray, policy: ExplorationPolicy,
+                     new: np.ndarray | None = None, samples: int = 4000, seed: int = 0) -> np.ndarray:
+    """(m,) *marginal* probability that ``policy`` puts each logged item in the slot it was
+    logged in (not conditional on the slots above): the propensities of the
+    position-based ("independent") slate estimator IIPS (Li, Kim, Kveton, Muthukrishnan,
+    Vinay & Wen 2018, *Offline evaluation of ranking policies with click models*, KDD;
+    ``engine.core.ope``'s ``slot`` variant fed with marginals), unbiased when a click
+    depends only on the item and its slot, with weights far less extreme than prefix or
+    whole-slate products.
+
+    Exact for ``none`` (1 where the slot holds the item of that rank, else 0) and
+    ``epsilon``: a dynamic programme per logged item over "how many of the items ranked
+    above it are placed" (the greedy pick is the best remaining item; an exploring pick is
+    uniform over the remaining ones, so only that count matters), ``O(m^3)`` for ``m``
+    slots. ``softmax`` (Plackett-Luce) has no closed form: ``samples`` Gumbel-top-k draws
+    seeded by ``seed`` (unbiased, fine for a *target*; as logging propensities an estimate
+    in the denominator is not). An index of ``-1`` (not in this pool) gets 0.
+
+    Raises:
+        ValueError: as ``slot_distribution``; ``samples < 1``.
+    """
+    s = adjusted_scores(scores, policy, new)
+    n = len(s)
+    pos = np.asarray(logged_positions, dtype=np.int64).reshape(-1)
+    if np.any((pos < -1) | (pos >= n)):
+        raise ValueError(f"logged_positions must be pool indices in [0, {n}) or -1")
+    m = len(pos)
+    out = np.zeros(m)
+    ok = pos >= 0
+    if not ok.any():
+        return out
+    if policy.kind == "softmax":
+        if samples < 1:
+            raise ValueError("samples must be >= 1")
+        rng = np.random.default_rng(seed)
+        keys = s[None, :] / policy.temperature + rng.gumbel(size=(samples, n))
+        top = np.argsort(-keys, axis=1, kind="stable")[:, :m]
+        slots = np.flatnonzero(ok)
+        out[slots] = (top[:, slots] == pos[slots][None, :]).mean(axis=0)
+        return out
+    eps = policy.epsilon if policy.kind == "epsilon" else 0.0
+    order = np.argsort(-s, kind="stable")
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)  # items ranked above each item
+    slots = np.flatnonzero(ok)
+    r = rank[pos[slots]][:, None]
+    if eps == 0.0:
+        out[slots] = (r[:, 0] == slots).astype(np.float64)
+        return out
+    b = np.arange(m + 1)[None, :]
+    valid = b <= r
+    state = np.zeros((len(slots), m + 1))  # [item, b]: P(item remains, b of the r items above it placed)
+    state[:, 0] = 1.0
+    for j in range(int(slots.max()) + 1):
+        remaining = n - j
+        here = slots == j
+        if here.any():
+            out[j] = (state[here] * ((1.0 - eps) * (b == r[here]) + eps / remaining)).sum()
+        up = np.where(valid, (1.0 - eps) * (b < r) + eps * (r - b) / remaining, 0.0)
+        stay = np.where(valid, np.clip(eps * (remaining - (r - b) - 1) / remaining, 0.0, None), 0.0)
+        nxt = state * stay
+        nxt[:, 1:] += (state * up)[:, :-1]
+        state = nxt
+    return out

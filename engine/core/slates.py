@@ -8,7 +8,9 @@ seeded by the recommendation id, so a decision reproduces from its log line. Ite
 fewer than ``explore_new_impressions`` times count as new for the policy's new-item bonus.
 ``target`` computes, for a logged slate, each slot's probability under another model and
 policy given the logged slots above it (``exploration.slot_probabilities``), and the
-expectation of a reward model there (for doubly robust estimates).
+expectation of a reward model there (for doubly robust estimates); ``probabilities`` adds
+the marginal probability of each logged item in its slot (for the position-based IIPS
+estimator; ``exploration.logged_marginals``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.core import learned_ranking
-from engine.core.exploration import GREEDY, ExplorationPolicy, draw_slate, slot_expectations, slot_probabilities
+from engine.core.exploration import (GREEDY, ExplorationPolicy, draw_slate, logged_marginals, slot_expectations,
+                                     slot_probabilities)
 
 
 @dataclass(frozen=True)
@@ -102,3 +105,19 @@ def target(rec, user: str, rows: np.ndarray, excluded: np.ndarray, context: dict
         return p, None
     per_item = np.broadcast_to(rhat[None, :], (len(pool), len(rhat)))
     return p, slot_expectations(scores, positions, policy, per_item, new)
+
+
+def probabilities(rec, user: str, rows: np.ndarray, excluded: np.ndarray, context: dict | None,
+                  policy: ExplorationPolicy) -> tuple[np.ndarray, np.ndarray]:
+    """For a logged slate (catalogue ``rows``, best slot first): each slot's probability
+    under ``rec`` and ``policy`` given the logged slots above it (as ``target``) and its
+    marginal probability, not given them (``exploration.logged_marginals``), from one
+    scoring of the pool; (m,) each, 0 for a logged item outside ``rec``'s candidates."""
+    pool, scores = pool_and_scores(rec, user, excluded, context)
+    if not len(pool):
+        return np.zeros(len(rows)), np.zeros(len(rows))
+    index = {r: i for i, r in enumerate(pool.tolist())}
+    positions = np.array([index.get(r, -1) for r in rows.tolist()], dtype=np.int64)
+    new = new_mask(rec, pool) if policy.new_item_bonus else None
+    return (slot_probabilities(scores, positions, policy, new),
+            logged_marginals(scores, positions, policy, new, seed=len(pool)))
