@@ -31,10 +31,10 @@ from typing import Literal
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
-from engine.config import EngineConfig, GuardConfig, SnapshotConfig, setting
+from engine.config import EngineConfig, GuardConfig, OpsConfig, SnapshotConfig, setting
 
 CONFIG_ENV = "FRESHREC_CONFIG"
-SECTIONS = ("engine", "guard", "snapshots")
+SECTIONS = ("engine", "guard", "snapshots", "ops")
 SECRETS = ("snapshot_key", "admin_token")
 README_START, README_END = "<!-- settings:start -->", "<!-- settings:end -->"
 
@@ -42,7 +42,8 @@ README_START, README_END = "<!-- settings:start -->", "<!-- settings:end -->"
 class Settings(BaseSettings):
     """What a freshrec process runs with: server and storage settings at the top level, the
     engine's parameters in the sections ``engine`` (``EngineConfig``), ``guard``
-    (``GuardConfig``) and ``snapshots`` (``SnapshotConfig``). Build it with ``load``."""
+    (``GuardConfig``), ``snapshots`` (``SnapshotConfig``) and ``ops`` (``OpsConfig``: start-up
+    retries, restarts, readiness). Build it with ``load``."""
 
     model_config = SettingsConfigDict(env_prefix="FRESHREC_", env_nested_delimiter="__", extra="forbid")
 
@@ -68,6 +69,7 @@ class Settings(BaseSettings):
     engine: EngineConfig = EngineConfig()
     guard: GuardConfig = GuardConfig()
     snapshots: SnapshotConfig = SnapshotConfig()
+    ops: OpsConfig = OpsConfig()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
