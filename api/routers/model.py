@@ -55,6 +55,7 @@ async def model(node: NodeDep) -> dict:
         "events_learned": rec.events_learned,
         "positives_learned": rec.positives_learned,
         "last_event_id": rec.last_event_id,
+        "event_clock": rec.clock,
         "last_snapshot": None if snap is None else {
             "version": snap.version, "created_at": snap.created_at, "events_learned": snap.events_learned},
         "stream_lag": lag.events,

@@ -24,6 +24,8 @@ import logging
 import time
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from engine.config import EngineConfig, GuardConfig, OpsConfig, SnapshotConfig
 from engine.core.events import Event
@@ -129,7 +131,10 @@ class Node:
         """
         ops = kwargs.get("ops") or OpsConfig()
         target = resolve(redis_url, data_dir, appendfsync)
-        redis = Redis.from_url(target.url, socket_timeout=5, socket_connect_timeout=2)
+        # one immediate retry (a pooled connection that died with a Redis restart), no more:
+        # redis-py's default (10 retries, backoff to 1 s) would hold a /feedback for seconds
+        # before its 503, and hide an outage from the roles, whose supervisor backs off itself
+        redis = Redis.from_url(target.url, socket_timeout=5, socket_connect_timeout=2, retry=Retry(NoBackoff(), 1))
         try:
             await wait_for_redis(redis, redis_url or "the embedded redis-server", ops.redis_wait_s)
             await check_eviction(redis)
