@@ -514,3 +514,43 @@ def test_stream_lag_over_the_threshold_makes_a_replica_not_ready_and_costs_one_b
     assert any("stream lag: more than 100 entries" in r for r in reasons) and again == reasons
     assert lag.events == 101 and lag.capped and lag.oldest_ms is not None
     assert xranges == 1
+
+
+@pytest.fixture
+def skewable_clock(tmp_path, monkeypatch):
+    """The spec file of a libfaketime clock for the server processes started after it (the
+    ``libfaketime`` wheel's library, preloaded; monotonic time untouched, the file re-read
+    on every call, so a test can move the server's wall clock while it runs). Redis, started
+    before, keeps the real clock."""
+    libfaketime = pytest.importorskip("libfaketime", reason="libfaketime (dev dependency) moves a server's clock")
+    lib = Path(libfaketime.__file__).parent / "vendor" / "libfaketime" / "src"
+    if not (lib / "libfaketime.so.1").exists():
+        pytest.skip("libfaketime's library is not built for this platform")
+    spec = tmp_path / "faketime.rc"
+    spec.write_text("+0\n")
+    for name, value in {"LD_LIBRARY_PATH": str(lib), "LD_PRELOAD": "libfaketime.so.1", "DONT_FAKE_MONOTONIC": "1",
+                        "FAKETIME_NO_CACHE": "1", "FAKETIME_TIMESTAMP_FILE": str(spec)}.items():
+        monkeypatch.setenv(name, value)
+    return spec
+
+
+@pytest.mark.parametrize("offset", ["+365d", "-365d"])
+def test_server_clock_a_year_off_refuses_feedback_says_why_and_recovers(redis_server, serve, skewable_clock, offset):
+    """The server's own wall clock jumps a year (Redis's does not): it would stamp acceptance
+    times a year off, which the learner would dead-letter after their 202. So the intake
+    answers 503 and /health/ready names the clock within 5 s; once the clock is back, both
+    recover within 5 s and nothing accepted is lost."""
+    a = serve()
+    ledger = Ledger(a.url)
+    ledger.send(3)
+    ledger.all_learned()
+    skewable_clock.write_text(f"{offset}\n")
+    until(not_ready_because(a.url, "clock", "ahead of" if offset.startswith("+") else "behind"), what="clock named")
+    r = click(a.url, "skewed", "x")
+    assert r.status_code == 503 and "ClockSkewed" in r.text
+    assert httpx.post(a.url + "/recommend", json={"user_id": "u"}).status_code == 200
+    skewable_clock.write_text("+0\n")
+    until(is_ready(a.url), what="ready once the clock is back")
+    ledger.send(3, "after-")
+    ledger.all_learned()
+    assert model(a.url)["dead_letters"] == 0

@@ -33,6 +33,7 @@ from engine.core.guard import GuardedRecommender, Slate
 from engine.core.recommender import Recommender
 from engine.core.trust import new_token
 from engine.roles.checkpointer import Checkpointer
+from engine.roles.clock import ClockWatch
 from engine.roles.follower import Follower
 from engine.roles.health import Lag, Probe, readiness
 from engine.roles.learner import Learner
@@ -104,6 +105,9 @@ class Node:
             self.supervised = Supervised("learner", role.step, role.recover, restart=role.restart, max_failures=n)
             self.roles = [self.supervised, Supervised("checkpointer", self.checkpointer.step, max_failures=n)]
         self.role = role
+        self.clock = ClockWatch(redis, self.engine.max_clock_skew_s)
+        self.log.clock_error = self.clock.error
+        self.roles.append(Supervised("clock", self.clock.step, max_failures=n))
         self.probe = Probe(redis, self.log, lambda: self.live.recommender.last_event_id, self.ops.max_lag_events + 1)
         self.started = False
         self.task: asyncio.Task | None = None  # run() as started by ``running``: done once a role failed
@@ -153,6 +157,7 @@ class Node:
         follower never touches the group: it belongs to the one learner, and rewinding it
         would make the learner apply entries twice."""
         await self.log.ensure_schema()
+        await self.clock.measure()
         await self.checkpointer.restore_latest()
         if not self.follower:
             await self.role.position()
@@ -218,6 +223,8 @@ class Node:
         events waiting for a snapshot longer than ``ops.max_snapshot_age_s``."""
         await self.probe.refresh()
         reasons = [] if self.started else ["starting"]
+        if self.clock.error():
+            reasons.append(f"clock: {self.clock.error()}")
         learner = not self.follower
         return reasons + readiness(self.roles, self.probe, self.ops.max_lag_events,
                                    self.checkpointer.unsnapshotted_s() if learner else None,

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from engine.config import EngineConfig
 from engine.core.events import Event, Semantics, from_fields, schema_difference, to_fields
@@ -25,6 +26,12 @@ TrustJudge = Callable[[list[Event]], Awaitable[list[Event]]]
 
 class SchemaMismatch(RuntimeError):
     """This process's event schema differs from the one stored beside the stream."""
+
+
+class ClockSkewed(RedisError):
+    """This process's clock disagrees with Redis's by more than the skew: it may not stamp
+    acceptance times now. A ``RedisError``, so every door answers it like a store that
+    cannot take the write (503 with Retry-After)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +94,7 @@ class FeedbackLog:
         self.semantics = semantics or Semantics(EngineConfig().events)
         self.judge = judge
         self.max_clock_skew_s = EngineConfig().max_clock_skew_s if max_clock_skew_s is None else max_clock_skew_s
+        self.clock_error: Callable[[], str | None] | None = None  # set by the node (roles.clock.ClockWatch)
 
     async def ensure_schema(self) -> None:
         """Store the event schema beside the stream on first start; on later starts (of a
@@ -129,9 +137,13 @@ class FeedbackLog:
         goes through ``accept``; this also takes catalogue events.
 
         Raises:
+            ClockSkewed: this process's clock is off (``clock_error``); nothing is appended.
             redis.exceptions.RedisError: Redis could not take the events (nothing is
                 acknowledged to the client; it must retry).
         """
+        why = self.clock_error() if self.clock_error is not None else None
+        if why:
+            raise ClockSkewed(why)
         async with self.redis.pipeline(transaction=True) as pipe:
             for e in events:
                 pipe.xadd(self.keys.feedback, to_fields(e))
