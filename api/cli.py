@@ -44,29 +44,50 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_ROLE_FAILED = 1
+"""``freshrec learner`` exit status when its role failed (``ops.max_failures`` in a row)."""
+EXIT_MISCONFIGURED = 2
+"""... when it cannot start (Redis unreachable or evicting, snapshots not verifiable, schema)."""
+
+
 def _learner(args: argparse.Namespace) -> int:
-    """``freshrec learner``: the single writer, without HTTP (replicas serve)."""
+    """``freshrec learner``: the single writer, without HTTP (replicas serve). Exits 0 on
+    SIGTERM / SIGINT, ``EXIT_ROLE_FAILED`` when the learner or checkpointer failed (so an
+    orchestrator restarts it), ``EXIT_MISCONFIGURED`` when it cannot start."""
     import asyncio
     import signal
 
     from api.settings import secret
-    from engine.roles.node import Node, running
+    from engine.roles.node import STARTUP_ERRORS, Node, running
 
     settings = _settings(args)
+    log = logging.getLogger("freshrec.learner")
 
-    async def run() -> None:
+    async def run() -> int:
         node = await Node.open(settings.redis_url, settings.data_dir, snapshot_key=secret(settings.snapshot_key),
                                appendfsync=settings.appendfsync, engine=settings.engine, guard=settings.guard,
-                               snapshots=settings.snapshots, policies=settings.policies, key_prefix=settings.key_prefix)
+                               snapshots=settings.snapshots, policies=settings.policies, key_prefix=settings.key_prefix,
+                               ops=settings.ops)
         async with running(node, final_snapshot=settings.final_snapshot):
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            await stop.wait()
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([stopped, node.task], return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if node.failed:
+                log.critical("freshrec learner: %s failed (%s); exiting with status %d", ", ".join(node.failed),
+                             "; ".join(f"{r.name}: {r.last_error}" for r in node.roles if r.last_error),
+                             EXIT_ROLE_FAILED)
+                return EXIT_ROLE_FAILED
+        return 0
 
-    asyncio.run(run())
-    return 0
+    try:
+        return asyncio.run(run())
+    except STARTUP_ERRORS as exc:
+        print(f"freshrec learner cannot start: {exc}", file=sys.stderr)
+        return EXIT_MISCONFIGURED
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -32,10 +32,10 @@ from pydantic import Secret, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from api.security import Scope, normalise_api_keys, normalise_rate_limit
-from engine.config import EngineConfig, GuardConfig, PolicyConfig, SnapshotConfig, setting
+from engine.config import EngineConfig, GuardConfig, OpsConfig, PolicyConfig, SnapshotConfig, setting
 
 CONFIG_ENV = "FRESHREC_CONFIG"
-SECTIONS = ("engine", "guard", "snapshots", "policies")
+SECTIONS = ("engine", "guard", "snapshots", "policies", "ops")
 SECRETS = ("snapshot_key", "admin_token", "api_keys")
 README_START, README_END = "<!-- settings:start -->", "<!-- settings:end -->"
 
@@ -43,8 +43,9 @@ README_START, README_END = "<!-- settings:start -->", "<!-- settings:end -->"
 class Settings(BaseSettings):
     """What a freshrec process runs with: server and storage settings at the top level, the
     engine's parameters in the sections ``engine`` (``EngineConfig``), ``guard``
-    (``GuardConfig``), ``snapshots`` (``SnapshotConfig``) and ``policies``
-    (``PolicyConfig``: champion/challenger). Build it with ``load``."""
+    (``GuardConfig``), ``snapshots`` (``SnapshotConfig``), ``policies`` (``PolicyConfig``:
+    champion/challenger) and ``ops`` (``OpsConfig``: start-up retries, restarts,
+    readiness). Build it with ``load``."""
 
     model_config = SettingsConfigDict(env_prefix="FRESHREC_", env_nested_delimiter="__", extra="forbid")
 
@@ -79,6 +80,7 @@ class Settings(BaseSettings):
     guard: GuardConfig = GuardConfig()
     snapshots: SnapshotConfig = SnapshotConfig()
     policies: PolicyConfig = PolicyConfig()
+    ops: OpsConfig = OpsConfig()
 
     @field_validator("api_keys", mode="before")
     @classmethod

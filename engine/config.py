@@ -1,9 +1,10 @@
 """The engine's parameters: three plain models, every field with its unit and meaning.
 
 ``EngineConfig`` (what the model learns and how it ranks), ``GuardConfig`` (the forgetting
-guard) and ``SnapshotConfig`` (checkpoints and their retention). They are data only:
+guard), ``SnapshotConfig`` (checkpoints and their retention) and ``OpsConfig`` (supervision,
+readiness and start-up of the roles). They are data only:
 nothing here reads the environment or a file. ``api.settings.Settings`` nests them as its
-``engine``, ``guard`` and ``snapshots`` sections and fills them from flags, ``FRESHREC_*``
+``engine``, ``guard``, ``snapshots`` and ``ops`` sections and fills them from flags, ``FRESHREC_*``
 variables and a TOML file; in-process users (simulators, benchmarks, tests) build them
 directly, e.g. ``EngineConfig(n_factors=32)``.
 
@@ -142,6 +143,9 @@ class EngineConfig(BaseModel):
         "(0-10, positive from 8)")
     reward_window_s: float = setting(1800.0, "s", "an impression with no click on that item within this much event "
                                 "time becomes a negative", gt=0)
+    max_clock_skew_s: float = setting(300.0, "s", "an event time more than this far in the future of its "
+                                      "acceptance time is refused at intake (422 naming timestamp) and "
+                                      "dead-lettered by the learner, so no clock jumps ahead", gt=0)
 
     explore: Literal["none", "epsilon", "softmax"] = setting(
         "none", "", "exploration of served slates: none (greedy), epsilon (per slot, a uniform pick from the "
@@ -252,3 +256,18 @@ class PolicyConfig(BaseModel):
     window: int = setting(20_000, "decisions", "complete decisions the estimates are computed over", ge=10)
     min_decisions: int = setting(2_000, "decisions", "complete decisions needed before a policy is estimated", ge=1)
     check_every: int = setting(1_000, "decisions", "complete decisions between automatic checks", ge=1)
+class OpsConfig(BaseModel):
+    """How the roles run and report (``engine.roles.supervisor``, ``engine.roles.health``,
+    ``engine.roles.node``): start-up retries, restarts, readiness thresholds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    redis_wait_s: float = setting(30.0, "s", "at start, retry an unreachable (or loading) Redis with backoff for "
+                                  "this long, then exit non-zero", ge=0)
+    max_failures: int = setting(5, "failures", "consecutive unexpected failures after which a role is failed "
+                                "(freshrec learner exits non-zero; /health/ready answers 503)", ge=1)
+    max_lag_events: int = setting(1000, "events", "/health/ready answers 503 while more stream entries than this "
+                                  "wait to be learned (counted with one XRANGE of at most this many + 1 entries)",
+                                  ge=1, le=10_000)
+    max_snapshot_age_s: float = setting(300.0, "s", "learner: /health/ready answers 503 once learned events have "
+                                        "waited longer than this for a snapshot", gt=0)
