@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", default=None, metavar="FILE", help="TOML settings for the replay's server")
     r.add_argument("--no-batch", action="store_true", help="skip the hourly/daily/weekly batch comparison")
     r.add_argument("--ablation", action="store_true", help="also replay with each ranker feature group left out")
+    r.add_argument("--exploration", type=float, default=None, metavar="EPS",
+                   help="also measure what epsilon-greedy exploration at EPS costs (exploited vs explored slots)")
     r.add_argument("--url", default=None, help="running freshrec server (default: start one on embedded Redis)")
     r.add_argument("--limit", type=int, default=None, help="replay only the first N events (time order)")
     r.add_argument("--out", default="freshrec-out/replay")
@@ -165,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--limit", type=int, default=None)
     d.add_argument("--no-batch", action="store_true", help="skip the hourly/daily/weekly batch comparison")
     d.add_argument("--ablation", action="store_true", help="also replay with each ranker feature group left out")
+    d.add_argument("--exploration", type=float, default=None, metavar="EPS",
+                   help="also measure what epsilon-greedy exploration at EPS costs (exploited vs explored slots)")
     d.set_defaults(func=_demo)
 
     m = sub.add_parser("simulate", help="synthetic ground-truth world: attack/drift scenarios, guard on/off")

@@ -42,6 +42,8 @@ def prequential(rows: Iterable[Rating], engine: EngineConfig, guard: GuardConfig
 
     Returns:
         ``{"hr@10", "ndcg@10", "positives", "wall_s", "hits": float array per positive,
+        "hr@10_exploited" / "hr@10_explored": the hits in slots that held the ranker's choice /
+        an exploration pick, per positive (they add up to HR@10),
         "rollbacks": guard rollbacks, "weights": the ranker's learned weights}``.
     """
     g = GuardedRecommender(engine, guard or GuardConfig())
@@ -50,6 +52,7 @@ def prequential(rows: Iterable[Rating], engine: EngineConfig, guard: GuardConfig
     ndcg = 0.0
     held: list[Event] = []
     period = None
+    explored_hits = 0
     t0 = time.perf_counter()
     for r in tqdm(rows, desc=label, unit="ev", disable=not progress, mininterval=1.0, leave=False):
         if batch_s is not None:
@@ -64,6 +67,8 @@ def prequential(rows: Iterable[Rating], engine: EngineConfig, guard: GuardConfig
             h, n = hit_and_ndcg(slate.item_ids, r.item_id, K)
             hits.append(h)
             ndcg += n
+            if h:
+                explored_hits += bool(slate.explored[slate.item_ids.index(r.item_id)])
         event = Event(r.user_id, r.item_id, kind, r.value, r.timestamp)
         if batch_s is None:
             g.apply(event)
@@ -72,6 +77,7 @@ def prequential(rows: Iterable[Rating], engine: EngineConfig, guard: GuardConfig
     n = max(1, len(hits))
     rec = g.recommender
     return {"hr@10": round(sum(hits) / n, 4), "ndcg@10": round(ndcg / n, 4), "positives": len(hits),
+            "hr@10_exploited": round((sum(hits) - explored_hits) / n, 4), "hr@10_explored": round(explored_hits / n, 4),
             "wall_s": round(time.perf_counter() - t0, 1), "hits": np.array(hits),
             "rollbacks": sum(1 for e in g.guard_events if e["kind"] == "rollback"),
             "weights": rec.ranker.weights() if rec.learned else None}
