@@ -269,5 +269,7 @@ class OpsConfig(BaseModel):
     max_lag_events: int = setting(1000, "events", "/health/ready answers 503 while more stream entries than this "
                                   "wait to be learned (counted with one XRANGE of at most this many + 1 entries)",
                                   ge=1, le=10_000)
+    probe_timeout_s: float = setting(1.0, "s", "/health/ready counts Redis as not answering when its PING and lag "
+                                     "count take longer than this", gt=0, le=60)
     max_snapshot_age_s: float = setting(300.0, "s", "learner: /health/ready answers 503 once learned events have "
                                         "waited longer than this for a snapshot", gt=0)

@@ -35,10 +35,10 @@ SETTINGS = {
     "none": {},
     "epsilon 0.05": {"explore": "epsilon", "explore_epsilon": 0.05},
     "epsilon 0.1": {"explore": "epsilon", "explore_epsilon": 0.1},
-    "softmax T=0.5": {"explore": "softmax", "explore_temperature": 0.5},
-    "new-item bonus": {"explore": "epsilon", "explore_epsilon": 0.05, "explore_new_bonus": 2.0},
+    "softmax T=0.25": {"explore": "softmax", "explore_temperature": 0.25},
+    "new-item bonus 0.5": {"explore": "none", "explore_new_bonus": 0.5},
+    "new-item bonus 1": {"explore": "none", "explore_new_bonus": 1.0},
 }
-
 
 def add_items(w: World, n: int, boost: float) -> list[int]:
     """Add ``n`` items to the world (random genres, ``q ~ N(boost, 1)``); their indices."""

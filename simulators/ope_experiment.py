@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from engine.core.exploration import ExplorationPolicy
+from engine.core.exploration import ExplorationPolicy, draw_slate, logged_marginals, slot_probabilities
 from engine.core.model import stable_hash
 from engine.core.ope import LoggedSlates, estimate
-from engine.core.slates import draw, probabilities
+from engine.core.slates import draw, pool_and_scores, probabilities
 from simulators.synthetic import K, Simulation, World, WorldConfig
 
 POLICIES = {"greedy": ExplorationPolicy(), "reweighted": ExplorationPolicy(), "uniform": ExplorationPolicy("epsilon", 1.0)}
@@ -95,14 +95,20 @@ def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 2
                                  mininterval=1.0, leave=False)):
         user = w.user_ids[row]
         excluded = rec.excluded(user)
-        d = draw(rec, user, K, excluded, None, logging_policy, stable_hash(f"{seed}:{n}"))
-        items = [rec.catalogue.ids[r] for r in d.rows.tolist()]
+        pool, scores = pool_and_scores(rec, user, excluded, None)  # one scoring serves the logger and two targets
+        d = draw_slate(scores, K, logging_policy, stable_hash(f"{seed}:{n}"))
+        rows = pool[d.positions]
+        items = [rec.catalogue.ids[r] for r in rows.tolist()]
         rewards.append((w.rng.random(len(items)) < _click_probs(sim, row, items)).astype(np.float64))
         logs.append(d.propensities)
-        log_marg.append(probabilities(rec, user, d.rows, excluded, None, logging_policy)[1])
+        log_marg.append(logged_marginals(scores, d.positions, logging_policy))
         for name, policy in POLICIES.items():
-            with _Reweighted(rec, name == "reweighted"):
-                c, m = probabilities(rec, user, d.rows, excluded, None, policy)
+            if name == "reweighted":
+                with _Reweighted(rec, True):
+                    c, m = probabilities(rec, user, rows, excluded, None, policy)
+            else:
+                c, m = (slot_probabilities(scores, d.positions, policy),
+                        logged_marginals(scores, d.positions, policy))
             cond[name].append(c)
             marg[name].append(m)
     R, L, LM = np.array(rewards), np.array(logs), np.array(log_marg)
@@ -113,7 +119,8 @@ def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 2
         on = users[logged + k * truth: logged + (k + 1) * truth]
         expected = []
         with _Reweighted(rec, name == "reweighted"):
-            for m_, row in enumerate(on.tolist()):
+            for m_, row in enumerate(tqdm(on.tolist(), desc=f"seed {seed} truth {name}", disable=not progress,
+                                          mininterval=1.0, leave=False)):
                 user = w.user_ids[row]
                 d = draw(rec, user, K, rec.excluded(user), None, policy, stable_hash(f"{seed}:truth:{name}:{m_}"))
                 expected.append(_click_probs(sim, row, [rec.catalogue.ids[r] for r in d.rows.tolist()]).sum())

@@ -49,9 +49,13 @@ def policy_of(config, override: dict | None = None) -> ExplorationPolicy:
     return ExplorationPolicy(**spec)
 
 
-def pool_and_scores(rec, user: str, excluded: np.ndarray, context: dict | None) -> tuple[np.ndarray, np.ndarray]:
+def pool_and_scores(rec, user: str, excluded: np.ndarray, context: dict | None,
+                    new_bonus: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The rows a slate for ``user`` is drawn from and the ranker's scores of them: the
-    ranker's best ``explore_pool`` candidates (sorted by row)."""
+    ranker's best ``explore_pool`` candidates (sorted by row), ranked with ``new_bonus``
+    added to new items (``new_mask``) so that a policy's cold-start bonus reaches items
+    the ranker alone would leave out of the pool; the scores returned are the ranker's
+    own (the policy adds its bonus when it draws)."""
     if rec.learned:
         pool, scores = learned_ranking.scored_pool(rec, user, excluded, context)
     else:
@@ -62,7 +66,8 @@ def pool_and_scores(rec, user: str, excluded: np.ndarray, context: dict | None) 
         scores = scores[pool]
     m = rec.config.explore_pool
     if len(pool) > m:
-        best = np.sort(np.argpartition(-scores, m - 1)[:m])
+        ranked = scores + new_bonus * new_mask(rec, pool) if new_bonus else scores
+        best = np.sort(np.argpartition(-ranked, m - 1)[:m])
         pool, scores = pool[best], scores[best]
     return pool, scores
 
@@ -75,7 +80,7 @@ def new_mask(rec, pool: np.ndarray) -> np.ndarray:
 def draw(rec, user: str, k: int, excluded: np.ndarray, context: dict | None, policy: ExplorationPolicy,
          seed: int) -> Drawn:
     """Draw ``k`` rows for ``user`` under ``policy`` (seeded by ``seed``)."""
-    pool, scores = pool_and_scores(rec, user, excluded, context)
+    pool, scores = pool_and_scores(rec, user, excluded, context, policy.new_item_bonus)
     if not len(pool):
         empty = np.zeros(0)
         return Drawn(pool.astype(np.int64), empty, empty, empty.astype(bool))
@@ -94,7 +99,7 @@ def target(rec, user: str, rows: np.ndarray, excluded: np.ndarray, context: dict
     slot's probability under ``rec`` and ``policy`` given the logged slots above it, and,
     with a reward model ``rhat`` (per slot, position-based), the policy's expected reward
     model value per slot. A logged item outside ``rec``'s candidates has probability 0."""
-    pool, scores = pool_and_scores(rec, user, excluded, context)
+    pool, scores = pool_and_scores(rec, user, excluded, context, policy.new_item_bonus)
     index = {r: i for i, r in enumerate(pool.tolist())}
     positions = np.array([index.get(r, -1) for r in rows.tolist()], dtype=np.int64)
     if not len(pool):
@@ -113,7 +118,7 @@ def probabilities(rec, user: str, rows: np.ndarray, excluded: np.ndarray, contex
     under ``rec`` and ``policy`` given the logged slots above it (as ``target``) and its
     marginal probability, not given them (``exploration.logged_marginals``), from one
     scoring of the pool; (m,) each, 0 for a logged item outside ``rec``'s candidates."""
-    pool, scores = pool_and_scores(rec, user, excluded, context)
+    pool, scores = pool_and_scores(rec, user, excluded, context, policy.new_item_bonus)
     if not len(pool):
         return np.zeros(len(rows)), np.zeros(len(rows))
     index = {r: i for i, r in enumerate(pool.tolist())}

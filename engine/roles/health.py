@@ -89,11 +89,16 @@ class Probe:
     async def _probe(self) -> None:
         after = self.position()
         look = _Look(at=time.monotonic())
+        exchange = asyncio.ensure_future(self._exchange(after))
+        done, _ = await asyncio.wait({exchange}, timeout=self.timeout_s)
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.ping()
-                self.stream.queue_unlearned(pipe, after, self.limit)
-                pong, rows = await asyncio.wait_for(pipe.execute(raise_on_error=False), self.timeout_s)
+            if not done:
+                # not wait_for: it waits for the cancelled exchange to clean up, which can take as
+                # long as the Redis that does not answer (seconds while it loads its dataset)
+                exchange.cancel()
+                exchange.add_done_callback(_consume)
+                raise asyncio.TimeoutError
+            pong, rows = exchange.result()
         except asyncio.TimeoutError:
             look.redis_error = f"no answer within {self.timeout_s:g} s"
         except Exception as exc:  # noqa: BLE001 - any failure to reach Redis is reported, never raised
@@ -107,6 +112,12 @@ class Probe:
             elif look.redis_error is None:
                 look.redis_error = describe(rows)
         self._look = look
+
+    async def _exchange(self, after: str | None) -> tuple:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.ping()
+            self.stream.queue_unlearned(pipe, after, self.limit)
+            return tuple(await pipe.execute(raise_on_error=False))
 
     @property
     def redis_error(self) -> str | None:
@@ -122,6 +133,12 @@ class Probe:
         waiting = look.ids[bisect.bisect_right(look.ids, stream_id_key(position)):] if position else look.ids
         oldest = None if not waiting else max(0, int(time.time() * 1000) - waiting[0][0])
         return Lag(len(waiting), look.capped and len(waiting) == len(look.ids), oldest)
+
+
+def _consume(task: asyncio.Future) -> None:
+    """Retrieve a cancelled exchange's outcome so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def role_reasons(roles: list[Supervised]) -> list[str]:

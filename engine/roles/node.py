@@ -109,7 +109,8 @@ class Node:
         self.clock = ClockWatch(redis, self.engine.max_clock_skew_s)
         self.log.clock_error = self.clock.error
         self.roles.append(Supervised("clock", self.clock.step, max_failures=n))
-        self.probe = Probe(redis, self.log, lambda: self.live.recommender.last_event_id, self.ops.max_lag_events + 1)
+        self.probe = Probe(redis, self.log, lambda: self.live.recommender.last_event_id, self.ops.max_lag_events + 1,
+                           timeout_s=self.ops.probe_timeout_s)
         self.started = False
         self.task: asyncio.Task | None = None  # run() as started by ``running``: done once a role failed
 
