@@ -6,7 +6,9 @@ import itertools
 
 import numpy as np
 
+from engine.core import steps
 from engine.core.arrays import ensure_capacity
+from engine.core.steps import Steps, run
 
 _SMALL = 4  # histories up to this many items take the scalar update path
 _TOKENS = itertools.count(1)  # identifies a live table for incremental copies
@@ -297,23 +299,34 @@ class CoOccurrence:
         Raises:
             ValueError: a row holds more than ``max_neighbours`` entries.
         """
+        run(self.load_steps(arrays, prefix))
+
+    def load_steps(self, arrays: dict[str, np.ndarray], prefix: str = "cooc") -> Steps[None]:
+        """``load`` as cooperative steps (``engine.core.steps``): the table is filled a block
+        of rows at a time (a 100k x 256 table is 200 MB)."""
         counts = arrays[f"{prefix}_counts"]
         n = len(counts)
         self.__init__(self.window, self.max_neighbours)
         self.grow(n)
         if f"{prefix}_table_keys" in arrays:  # Recommender.rollback_point: the table itself
-            self.keys[:n] = arrays[f"{prefix}_table_keys"]
-            self.vals[:n] = arrays[f"{prefix}_table_vals"]
+            yield from steps.assign(self.keys, arrays[f"{prefix}_table_keys"])
+            yield from steps.assign(self.vals, arrays[f"{prefix}_table_vals"])
             self.size[:n] = arrays[f"{prefix}_size"]
             self.counts[:n] = counts
             return
         size = arrays[f"{prefix}_size"].astype(np.int64)
         if len(size) and int(size.max()) > self.max_neighbours:
             raise ValueError(f"co-occurrence row of {int(size.max())} entries > max_neighbours={self.max_neighbours}")
-        pos = _ragged(arrays[f"{prefix}_offset"].astype(np.int64), size)
-        dest = _ragged(np.arange(n, dtype=np.int64) * self.max_neighbours, size)
-        self.keys.reshape(-1)[dest] = arrays[f"{prefix}_keys"][pos]
-        self.vals.reshape(-1)[dest] = arrays[f"{prefix}_vals"][pos]
+        offset = arrays[f"{prefix}_offset"].astype(np.int64)
+        flat_keys, flat_vals = self.keys.reshape(-1), self.vals.reshape(-1)
+        block = max(1, steps.BYTES_PER_STEP // (8 * self.max_neighbours))
+        for start in range(0, n, block):
+            end = min(n, start + block)
+            pos = _ragged(offset[start:end], size[start:end])
+            dest = _ragged(np.arange(start, end, dtype=np.int64) * self.max_neighbours, size[start:end])
+            flat_keys[dest] = arrays[f"{prefix}_keys"][pos]
+            flat_vals[dest] = arrays[f"{prefix}_vals"][pos]
+            yield
         self.size[:n] = size
         self.counts[:n] = counts
 
