@@ -37,11 +37,16 @@ from engine.core.model import FactorModel
 from engine.core.popularity import PopularityBank
 from engine.core.ranker import Ranker
 from engine.core.ranking import top_k
+from engine.core import steps
 from engine.core.steps import ROWS_PER_STEP, Steps, run
 from engine.core.tags import TagProfiles
 from engine.core.trend import DecayedPopularity
 
 _RECENT = 4096  # ring of recent positives that implicit negatives are sampled from
+APPEND_ONLY = frozenset({"log_user", "log_item", "log_pos", "items_text", "items_len", "users_text", "users_len",
+                         "added_at"})
+"""``state()`` arrays whose written rows never change (they only grow, or are replaced whole
+by a compaction): rollback points hold prefix views of them instead of copies."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,19 +485,34 @@ class Recommender:
         co-occurrence table is synced into ``cooc_buffer`` (a buffer returned by an earlier
         call; only rows changed since are copied, ``CoOccurrence.copy_into``) and held in
         table form, and the append-only arrays (interaction log, packed ids, whose written
-        rows never change) are prefix views of the live ones, not copies. The other arrays
-        (per-item and per-user parameters, fixed size per row) are copied. The caller owns
-        ``buffer`` and must not sync it again while this state is still needed.
+        rows never change; ``APPEND_ONLY``) are prefix views of the live ones, not copies.
+        The other arrays (per-item and per-user parameters, fixed size per row) are copied.
+        The caller owns ``buffer`` and must not sync it again while this state is still
+        needed.
         """
-        buffer = self.cooc.copy_into(cooc_buffer)
+        return run(self.rollback_point_steps(cooc_buffer))
+
+    def rollback_point_steps(self, cooc_buffer: CoOccurrence | None = None
+                             ) -> Steps[tuple[tuple[dict, dict], CoOccurrence]]:
+        """``rollback_point`` as cooperative steps (``engine.core.steps``): the table sync and
+        every array copy in blocks of a few MB."""
+        buffer = yield from self.cooc.copy_into_steps(cooc_buffer)
         arrays, meta = self.state(copy=False, cooc=False)
-        views = {"log_user", "log_item", "log_pos", "items_text", "items_len", "users_text", "users_len", "added_at"}
-        # (compaction replaces these arrays rather than writing into them, so the views stay valid)
-        arrays = {k: v if k in views else v.copy() for k, v in arrays.items()}
+        yield
+        # (compaction replaces the append-only arrays rather than writing into them, so the views stay valid)
+        out = {}
+        for k, v in arrays.items():
+            if k in APPEND_ONLY:
+                out[k] = v
+            elif isinstance(v, np.ndarray):
+                out[k] = yield from steps.copy(v)
+            else:  # a deferred gather (cooccurrence.RowPrefixes)
+                out[k] = v.copy()
+                yield
         n = buffer.n
-        arrays.update(cooc_table_keys=buffer.keys[:n], cooc_table_vals=buffer.vals[:n],
-                      cooc_size=buffer.size[:n], cooc_counts=buffer.counts[:n])
-        return (arrays, meta), buffer
+        out.update(cooc_table_keys=buffer.keys[:n], cooc_table_vals=buffer.vals[:n],
+                   cooc_size=buffer.size[:n], cooc_counts=buffer.counts[:n])
+        return (out, meta), buffer
 
     @classmethod
     def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, config: EngineConfig | None = None) -> "Recommender":
