@@ -39,6 +39,7 @@ async def model(node: NodeDep) -> dict:
         "freshness_ms": node.live.freshness.percentiles(),
         "checkpoint_ms_last": cp.checkpoint_ms[-1] if cp.checkpoint_ms else None,
         "checkpoints": [list(w) for w in cp.checkpoint_windows],
+        "validations": [list(w) for w in node.live.validations],
         "learner_errors": node.live.errors,
         "redis_ok": node.redis_ok,
         "schema": rec.semantics.describe(),

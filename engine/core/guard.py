@@ -453,51 +453,71 @@ class GuardedRecommender:
     def load_state(self, recommender: Recommender, arrays: dict[str, np.ndarray], meta: dict | None) -> None:
         """Serve and learn with ``recommender`` (restored from the same snapshot) and the
         guard state the snapshot carries (``arrays``: all of its arrays; ``meta``: its
-        ``meta["guard"]``), so the guard continues exactly as the process that wrote it.
-        Without guard metadata (an older snapshot) this is ``reset``. The rollback points
-        are rebuilt only when this guard validates windows (a read-only replica takes the
-        learner's decisions from its snapshots and needs none).
+        ``meta["guard"]``), so the guard continues exactly as the process that wrote it:
+        ``adopt(recommender, decode_state(recommender, arrays, meta))``.
 
         Raises:
             KeyError, ValueError: malformed guard state (nothing is changed).
         """
+        self.adopt(recommender, self.decode_state(recommender, arrays, meta))
+
+    def decode_state(self, recommender: Recommender, arrays: dict[str, np.ndarray],
+                     meta: dict | None) -> guard_state.Decoded | None:
+        """The guard state of a snapshot, decoded against ``recommender`` (restored from the
+        same snapshot) and not yet adopted: pure, so it may run in a worker thread. None when
+        the snapshot has no guard state (an older one). The rollback points are rebuilt only
+        when this guard validates windows (a read-only replica takes the learner's decisions
+        from its snapshots and needs none).
+
+        Raises:
+            KeyError, ValueError: malformed guard state.
+        """
         if not meta:
-            self.reset(recommender)
-            return
-        accounts = guard_state.load_accounts(arrays)
-        window = guard_state.decode_window(meta["window"])
+            return None
+        validating = self.guard.validate_windows
         rng = np.random.default_rng(self.guard.seed)
         rng.bit_generator.state = meta["rng"]
-        good = reference = None
-        buffers: list = [None, None]
-        if self.guard.validate_windows and meta.get("good"):
+        out = guard_state.Decoded(
+            accounts=guard_state.load_accounts(arrays),
+            reservoir=[(u, i) for u, i in meta["reservoir"]], reservoir_seen=int(meta["reservoir_seen"]), rng=rng,
+            window=guard_state.decode_window(meta["window"]) if validating else [],
+            suspicious=int(meta["suspicious"]) if validating else 0,
+            counters={k: int(meta[k]) for k in ("validation_windows", "quarantined", "events_seen",
+                                                 "windows_since_reference")},
+            served=meta.get("served"), events=[dict(e) for e in meta["events"]],
+            earlier_events={k: int(v) for k, v in meta.get("earlier_events", {}).items()})
+        if validating and meta.get("good"):
             base_arrays, base_meta = recommender.state(copy=False)
             base = guard_state.point_base(recommender, base_arrays)
-            good, buffers[0] = guard_state.decode_point(meta["good"], guard_state.sub_arrays(arrays, "good"),
-                                                        recommender, base, base_meta)
+            out.good, out.buffers[0] = guard_state.decode_point(
+                meta["good"], guard_state.sub_arrays(arrays, "good"), recommender, base, base_meta)
             if meta.get("reference") == "good":
-                reference = good
+                out.reference = out.good
             elif meta.get("reference"):
-                reference, buffers[1] = guard_state.decode_point(
+                out.reference, out.buffers[1] = guard_state.decode_point(
                     meta["reference"], guard_state.sub_arrays(arrays, "reference"), recommender, base, base_meta)
+        return out
+
+    def adopt(self, recommender: Recommender, state: guard_state.Decoded | None) -> None:
+        """Serve and learn with ``recommender`` and the decoded guard ``state``
+        (``decode_state`` of the same snapshot); None: ``reset``."""
+        if state is None:
+            self.reset(recommender)
+            return
         self.recommender = recommender
-        self.join.vetted = accounts
-        self._reservoir = [(u, i) for u, i in meta["reservoir"]]
-        self._reservoir_seen = int(meta["reservoir_seen"])
-        self._rng = rng
-        self._window = window if self.guard.validate_windows else []
-        self._suspicious = int(meta["suspicious"]) if self.guard.validate_windows else 0
-        self.validation_windows = int(meta["validation_windows"])
-        self.quarantined = int(meta["quarantined"])
-        self.events_seen = int(meta["events_seen"])
-        self._served = int(meta.get("served", self._served))
-        self._windows_since_reference = int(meta["windows_since_reference"])
-        self.guard_events = [dict(e) for e in meta["events"]]
-        self._earlier_events = {k: int(v) for k, v in meta.get("earlier_events", {}).items()}
-        self._good, self._reference_state, self._reference_model = good, reference, None
-        self._buffers = buffers
-        self._good_slot = 0 if good is not None else None
-        self._reference_slot = None if reference is None else (0 if reference is good else 1)
+        self.join.vetted = state.accounts
+        self._reservoir, self._reservoir_seen, self._rng = state.reservoir, state.reservoir_seen, state.rng
+        self._window, self._suspicious = state.window, state.suspicious
+        c = state.counters
+        self.validation_windows, self.quarantined = c["validation_windows"], c["quarantined"]
+        self.events_seen, self._windows_since_reference = c["events_seen"], c["windows_since_reference"]
+        if state.served is not None:
+            self._served = int(state.served)
+        self.guard_events, self._earlier_events = state.events, state.earlier_events
+        self._good, self._reference_state, self._reference_model = state.good, state.reference, None
+        self._buffers = list(state.buffers)
+        self._good_slot = 0 if state.good is not None else None
+        self._reference_slot = None if state.reference is None else (0 if state.reference is state.good else 1)
 
     def _earlier_counts(self, kept: int) -> dict[str, int]:
         """Guard events by kind, counting those a snapshot does not keep (all but the last

@@ -34,6 +34,8 @@ rebuilt reference model (rebuilt from its state when a window needs it).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from engine.core import state_delta
@@ -50,6 +52,26 @@ VERSION = 1
 EVENTS_KEPT = 100
 """Guard events (rollbacks, quarantines, alarms) a snapshot keeps; totals are counted."""
 _TABLE = ("cooc_table_keys", "cooc_table_vals")
+
+
+@dataclass
+class Decoded:
+    """A snapshot's guard state, decoded and not yet adopted
+    (``GuardedRecommender.decode_state`` / ``adopt``)."""
+
+    accounts: Accounts
+    reservoir: list[tuple[str, str]]
+    reservoir_seen: int
+    rng: np.random.Generator
+    window: list[tuple[Event, float, bool]]
+    suspicious: int
+    counters: dict[str, int]
+    served: int | None
+    events: list[dict]
+    earlier_events: dict[str, int]
+    good: tuple[dict, dict] | None = None
+    reference: tuple[dict, dict] | None = None
+    buffers: list = field(default_factory=lambda: [None, None])
 
 
 def point_base(rec: Recommender, arrays: dict | None = None) -> dict[str, np.ndarray]:

@@ -1,5 +1,9 @@
 """The checkpointer: versioned snapshots of the live model, taken without stalling serving,
-and the restores that go the other way (at start, and on an admin's request)."""
+and the restores that go the other way (at start, and on an admin's request).
+
+A snapshot holds the model, the champion/challenger arena and the forgetting guard's state
+(``engine.core.guard_state``: accounts, reservoir, open window, rollback points as deltas),
+so a restore brings back the trust decisions with the model."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import time
 from redis.exceptions import RedisError
 
 from engine.config import EngineConfig, SnapshotConfig
+from engine.core.guard_state import SECTION as GUARD_SECTION
 from engine.core.recommender import Recommender, config_of
 from engine.core.snapshot_codec import SnapshotError, pack
 from engine.roles.live_model import LiveModel
@@ -64,16 +69,27 @@ class Checkpointer:
         return config
 
     async def restore_latest(self) -> SnapshotInfo | None:
-        """Load the newest good snapshot into ``live`` (at start); None when there is none."""
+        """Load the newest good snapshot into ``live`` (at start): the model, the guard's
+        state and the arena; None when there is none."""
         restored = await self.snapshots.load_latest_good()
         if restored is None:
             return None
         info, arrays, meta = restored
-        self.live.swap(Recommender.from_state(arrays, meta, self.config_for(meta)))
+        rec = Recommender.from_state(arrays, meta, self.config_for(meta))
+        self.live.restore(rec, self.live.guarded.decode_state(rec, arrays, meta.get(GUARD_SECTION)))
         self._restore_arena(arrays, meta)
         self.last_snapshot = info
         log.info("restored snapshot v%s (%s events)", info.version, info.events_learned)
         return info
+
+    async def decode(self, arrays: dict, meta: dict) -> tuple[Recommender, object]:
+        """A snapshot's model and decoded guard state (``GuardedRecommender.decode_state``),
+        built in a worker thread, not yet adopted (``LiveModel.restore``)."""
+        def build():
+            rec = Recommender.from_state(arrays, meta, self.config_for(meta))
+            return rec, self.live.guarded.decode_state(rec, arrays, meta.get(GUARD_SECTION))
+
+        return await asyncio.to_thread(build)
 
     def _restore_arena(self, arrays: dict, meta: dict) -> None:
         """The challenger and the promotion history a snapshot carries (if this process runs
@@ -88,8 +104,10 @@ class Checkpointer:
     async def restore_version(self, version: int) -> dict:
         """Make snapshot ``version`` the serving model; learning continues from it with the
         events that arrive from now on (events between that snapshot and now are not
-        re-applied: that is the point of a rollback). A new snapshot records the restore,
-        so a crash right after it does not undo it.
+        re-applied: that is the point of a rollback). The guard's state comes back with it
+        (accounts vetted since that snapshot are not vetted any more: their trusted events
+        are among those skipped). A new snapshot records the restore, so a crash right after
+        it does not undo it.
 
         Raises:
             KeyError: no such snapshot.
@@ -100,9 +118,9 @@ class Checkpointer:
         async with self._lock, live.lock:
             info, arrays, meta = await self.snapshots.load(version)
             previous = live.recommender
-            restored = await asyncio.to_thread(Recommender.from_state, arrays, meta, self.config_for(meta))
+            restored, guard = await self.decode(arrays, meta)
             restored.last_event_id = previous.last_event_id  # continue from the live stream position
-            live.swap(restored)
+            live.restore(restored, guard)
             saved = await self._checkpoint(learn_lock_held=True, verdict=f"restored from v{version}",
                                            note={"restored_from": version, "skipped_events":
                                                  previous.events_learned - info.events_learned})
@@ -164,13 +182,22 @@ class Checkpointer:
         version = await self.snapshots.reserve_version()
         async with (contextlib.nullcontext() if learn_lock_held else self.live.lock):
             arrays, meta = self.live.recommender.state(copy=False)
+            model_arrays, model_meta = dict(arrays), dict(meta)
             arena = self.live.guarded.arena
             if arena.challenger is not None:  # the shadow model, prefixed, and the promotion history
                 ch_arrays, meta["challenger"] = arena.challenger.state(copy=False)
                 arrays.update({CHALLENGER_PREFIX + k: v for k, v in ch_arrays.items()})
             meta["policy_history"] = arena.history[-50:]
             writer = self._writer_process()
-            blob = await asyncio.to_thread(pack, arrays, meta, writer.buffer)
+            guarded = self.live.guarded
+
+            def capture_and_pack():
+                # the guard's state (its window encoded, its rollback points as deltas against
+                # the live arrays) in the packing thread too: learning waits, serving does not
+                guard_arrays, meta[GUARD_SECTION] = guarded.state(model_arrays, model_meta)
+                return pack({**arrays, **guard_arrays}, meta, writer.buffer)
+
+            blob = await asyncio.to_thread(capture_and_pack)
             size = len(blob)
             del arrays, blob
             capture_ms = (time.perf_counter() - t0) * 1000.0

@@ -4,6 +4,15 @@ write lock, applying events in time slices so requests on the same event loop ke
 The learner and the replica follower both apply events through ``LiveModel.apply``; the
 checkpointer captures and swaps it under the same lock; the API reads it without the lock
 (reads never create state) and waits on it for read-your-writes (``wait_learned``).
+
+A forgetting-guard validation (``GuardedRecommender.validation_steps``: rebuild the last good
+model, score reservoir pairs and established users on both, maybe roll back; seconds at 100k
+items) is part of the write it closes: it runs under the same lock, before the next event is
+applied, so nothing is learned until its verdict and no checkpoint sees half of it (the
+single writer: a validation may replace the model, and events learned meanwhile would have to
+be learned again on the rollback target). It is driven in slices of ``validation_slice_s``
+(1 ms): after each, the event loop serves what arrived (``_let_requests_run``). The cost is
+freshness: events accepted during a validation take effect after it.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from collections.abc import Callable
 
 from engine.core.guard import GuardedRecommender
 from engine.core.recommender import Recommender
+from engine.core.steps import Steps, run
 from engine.roles.freshness import LatencyWindow
 
 log = logging.getLogger("freshrec.learner")
@@ -33,6 +43,8 @@ _SLICE_S = 0.002  # per slice, stream caught up
 _SLICE_BACKLOG_S = 0.008  # per slice, stream behind
 _BEHIND_S = 0.05  # a batch whose oldest event waited longer than this gets backlog slices
 _CHECK_EVERY = 8  # events between clock reads
+_VALIDATION_SLICE_S = 0.001  # per slice of a guard validation (a step, e.g. one user ranked, may overrun it)
+_YIELDS = 3  # loop iterations a validation slice gives up: enough for a request that arrived during it to run
 
 
 def behind(events: list, count: int) -> bool:
@@ -62,7 +74,14 @@ class LiveModel:
         freshness: accepted -> learned latency of the last 100k events (ms).
         on_learned: optional ``callable(seconds)`` per learned event (a Prometheus histogram).
         errors: stream entries skipped because they could not be applied.
+        validations: the last 100 guard validations, ``(start, end, slices)`` (unix s, and
+            how many slices the event loop interleaved with requests).
+        validation_slice_s: seconds per validation slice; None runs a validation in one go
+            on the event loop (what freshrec did before validations were sliced;
+            ``load/unsliced_app.py`` serves that way for ``load/bench_scrape.py``).
     """
+
+    validation_slice_s: float | None = _VALIDATION_SLICE_S
 
     def __init__(self, guarded: GuardedRecommender) -> None:
         self.guarded = guarded
@@ -70,6 +89,7 @@ class LiveModel:
         self.freshness = LatencyWindow()
         self.on_learned: Callable[[float], None] | None = None
         self.errors = 0
+        self.validations: list[tuple[float, float, int]] = []
         self._progress = asyncio.Event()
 
     @property
@@ -78,9 +98,16 @@ class LiveModel:
         return self.guarded.recommender
 
     def swap(self, recommender: Recommender) -> None:
-        """Serve and learn with ``recommender`` from now on (a restore or an adopted
-        snapshot); the caller holds ``lock``."""
+        """Serve and learn with ``recommender`` from now on, the guard reset around it (no
+        guard state to restore); the caller holds ``lock``."""
         self.guarded.reset(recommender)
+        self._wake()
+
+    def restore(self, recommender: Recommender, guard_state) -> None:
+        """Serve and learn with ``recommender`` and the guard state decoded from the same
+        snapshot (``GuardedRecommender.decode_state``; None: reset the guard around it); the
+        caller holds ``lock``."""
+        self.guarded.adopt(recommender, guard_state)
         self._wake()
 
     async def apply(self, events: list, backlog: bool = False) -> None:
@@ -95,7 +122,11 @@ class LiveModel:
         now = time.time()
         for n, event in enumerate(events, 1):
             try:
-                guarded.apply(event)
+                validation = guarded.apply(event, defer=True)
+                if validation is not None:
+                    await self._validate(validation)
+                    slice_end = clock() + budget
+                    now = time.time()
             except (ValueError, KeyError) as exc:  # never crash on one bad entry
                 self.errors += 1
                 log.error("skipped stream entry %s: %s", event.event_id, exc)
@@ -111,6 +142,23 @@ class LiveModel:
                 slice_end = clock() + budget
                 now = time.time()
         self._wake()
+
+    async def _validate(self, steps: Steps[dict]) -> None:
+        """Drive a guard validation to its verdict, giving the event loop back after every
+        ``validation_slice_s`` of it (or not at all when that is None)."""
+        started, slices = time.time(), 1
+        budget = self.validation_slice_s
+        if budget is None:
+            run(steps)
+        else:
+            clock = time.perf_counter
+            slice_end = clock() + budget
+            for _ in steps:
+                if clock() >= slice_end:
+                    await _let_requests_run()
+                    slices += 1
+                    slice_end = clock() + budget
+        self.validations = self.validations[-99:] + [(started, time.time(), slices)]
 
     def learned(self, event_id: str) -> bool:
         """Has the event with this stream id been applied?"""
@@ -134,3 +182,11 @@ class LiveModel:
     def _wake(self) -> None:
         self._progress.set()
         self._progress = asyncio.Event()
+
+
+async def _let_requests_run() -> None:
+    """Give the event loop ``_YIELDS`` iterations: a request whose bytes arrived during the
+    last slice is parsed in the first and its task runs before this coroutine resumes (each
+    ``sleep(0)`` queues this task behind what is ready)."""
+    for _ in range(_YIELDS):
+        await asyncio.sleep(0)
