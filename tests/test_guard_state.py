@@ -222,3 +222,47 @@ def test_accounts_forget_compact_and_load_back_row_for_row():
     assert back.as_dict() == acc.as_dict() and back.ids == acc.ids and back._dead == acc._dead
     assert back.established(2) == acc.established(2) == [u for u in acc if acc.clicks_of(u) >= 2]
     assert set(back) == set(acc)
+
+
+def test_the_event_loop_runs_between_slices_of_a_validation_and_not_during_an_unsliced_one():
+    import asyncio
+
+    from engine.roles.live_model import LiveModel
+
+    config = GUARD.model_copy(update={"min_suspicious": 50})
+
+    def primed():
+        g = GuardedRecommender(guard=config)
+        for k in range(400):
+            g.apply(Event(f"v{k % 40}", f"i{k % 90}", "click", timestamp=1e6 + k, trust=TRUSTED))
+        for k in range(49):
+            g.apply(Event(f"bot{k}", "target", "click", timestamp=2e6 + k, trust=UNVETTED))
+        return LiveModel(g)
+
+    async def ticks_during_validation(live):
+        ticks = 0
+        done = asyncio.Event()
+
+        async def ticker():
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        before = ticks
+        async with live.lock:
+            await live.apply([Event("bot-last", "target", "click", timestamp=3e6, trust=UNVETTED)])
+        done.set()
+        await task
+        return ticks - before
+
+    sliced, unsliced = primed(), primed()
+    unsliced.validation_slice_s = None
+    assert asyncio.run(ticks_during_validation(unsliced)) <= 1  # the loop waited for the whole validation
+    assert asyncio.run(ticks_during_validation(sliced)) >= 10
+    assert len(sliced.validations) == len(unsliced.validations) == 1
+    assert sliced.validations[0][2] >= 10 and unsliced.validations[0][2] == 1
+    for name, value in unsliced.recommender.state()[0].items():
+        assert sliced.recommender.state()[0][name].tobytes() == value.tobytes(), name
