@@ -65,6 +65,7 @@ async def model(node: NodeDep) -> dict:
         "checkpoint_ms_last": cp.checkpoint_ms[-1] if cp.checkpoint_ms else None,
         "checkpoints": [list(w) for w in cp.checkpoint_windows],
         "dead_letters": node.live.dead_letters,
+        "validations": [list(w) for w in node.live.validations],
         "learner_errors": node.live.errors,
         "unsnapshotted_s": None if node.follower else round(cp.unsnapshotted_s(), 3),
         "roles": node.status(),

@@ -40,6 +40,16 @@ class Catalogue:
             self.index[item_id] = idx
         return idx
 
+    def load_ids(self, ids: list[str], text: np.ndarray, lengths: np.ndarray) -> None:
+        """Register ``ids`` (distinct, rows in order) into an empty catalogue at once, with
+        their packed form (``PackedIds.arrays``) as a snapshot holds it: the same as ``add``
+        of each id in turn, without per-id packing."""
+        if self.ids:
+            raise ValueError("load_ids needs an empty catalogue")
+        self.ids = list(ids)
+        self.index = dict(zip(self.ids, range(len(self.ids))))
+        self.packed = PackedIds.from_arrays(text, lengths)
+
     def upsert(self, item_id: str, meta: dict | None = None, hidden: bool | None = None) -> int:
         """Register or update an item's metadata / visibility; returns its row index."""
         idx = self.add(item_id)

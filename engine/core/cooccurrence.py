@@ -6,7 +6,9 @@ import itertools
 
 import numpy as np
 
+from engine.core import steps
 from engine.core.arrays import ensure_capacity
+from engine.core.steps import Steps, run
 
 _SMALL = 4  # histories up to this many items take the scalar update path
 _TOKENS = itertools.count(1)  # identifies a live table for incremental copies
@@ -248,21 +250,44 @@ class CoOccurrence:
         from this one: then only the rows changed since are copied (a rollback point for
         the guard every few thousand events costs the rows those events touched, not the
         whole 8 * K bytes per item). Returns the copy (``other`` itself when reused)."""
+        return run(self.copy_into_steps(other))
+
+    def copy_into_steps(self, other: "CoOccurrence | None" = None) -> Steps["CoOccurrence"]:
+        """``copy_into`` as cooperative steps (``engine.core.steps``). An ``other`` last
+        synced from another table (or never) is overwritten whole, in blocks, in its own
+        buffers when they are large enough (no second table allocated)."""
         n = self.n
-        if other is None or other._synced[0] != self._token or other.max_neighbours != self.max_neighbours:
+        if other is None or other.max_neighbours != self.max_neighbours:
             other = CoOccurrence(self.window, self.max_neighbours)
+        if other._synced[0] != self._token:
+            other.n = min(other.n, n)  # (a table rolled back may have fewer rows than the buffer)
             other.grow(n)
-            other.keys[:n] = self.keys[:n]
-            other.vals[:n] = self.vals[:n]
+            yield from steps.assign(other.keys, self.keys[:n])
+            yield from steps.assign(other.vals, self.vals[:n])
+            other.keys[n:] = 0  # rows past the end stay empty, as in a fresh table
+            other.vals[n:] = 0
         else:
             other.grow(n)
             rows = np.flatnonzero(self._changed[:n] > other._synced[1])
-            other.keys[rows] = self.keys[rows]
-            other.vals[rows] = self.vals[rows]
+            block = max(1, steps.BYTES_PER_STEP // (8 * self.max_neighbours))
+            for start in range(0, len(rows), block):
+                part = rows[start: start + block]
+                other.keys[part] = self.keys[part]
+                other.vals[part] = self.vals[part]
+                if start + block < len(rows):
+                    yield
         other.size[:n] = self.size[:n]
         other.counts[:n] = self.counts[:n]
         other._synced = (self._token, self._tick)
         return other
+
+    def changed_since(self, buffer: "CoOccurrence") -> np.ndarray | None:
+        """Rows of this table that may differ from ``buffer``'s, when ``buffer`` was last
+        synced from this table (``copy_into``): those changed since (int64, sorted); None
+        when it was not (any row may differ)."""
+        if buffer._synced[0] != self._token:
+            return None
+        return np.flatnonzero(self._changed[: self.n] > buffer._synced[1])
 
     # ------------------------------------------------------------------ snapshots
     def state(self, deferred: bool = False, prefix: str = "cooc") -> dict:
@@ -297,23 +322,34 @@ class CoOccurrence:
         Raises:
             ValueError: a row holds more than ``max_neighbours`` entries.
         """
+        run(self.load_steps(arrays, prefix))
+
+    def load_steps(self, arrays: dict[str, np.ndarray], prefix: str = "cooc") -> Steps[None]:
+        """``load`` as cooperative steps (``engine.core.steps``): the table is filled a block
+        of rows at a time (a 100k x 256 table is 200 MB)."""
         counts = arrays[f"{prefix}_counts"]
         n = len(counts)
         self.__init__(self.window, self.max_neighbours)
         self.grow(n)
         if f"{prefix}_table_keys" in arrays:  # Recommender.rollback_point: the table itself
-            self.keys[:n] = arrays[f"{prefix}_table_keys"]
-            self.vals[:n] = arrays[f"{prefix}_table_vals"]
+            yield from steps.assign(self.keys, arrays[f"{prefix}_table_keys"])
+            yield from steps.assign(self.vals, arrays[f"{prefix}_table_vals"])
             self.size[:n] = arrays[f"{prefix}_size"]
             self.counts[:n] = counts
             return
         size = arrays[f"{prefix}_size"].astype(np.int64)
         if len(size) and int(size.max()) > self.max_neighbours:
             raise ValueError(f"co-occurrence row of {int(size.max())} entries > max_neighbours={self.max_neighbours}")
-        pos = _ragged(arrays[f"{prefix}_offset"].astype(np.int64), size)
-        dest = _ragged(np.arange(n, dtype=np.int64) * self.max_neighbours, size)
-        self.keys.reshape(-1)[dest] = arrays[f"{prefix}_keys"][pos]
-        self.vals.reshape(-1)[dest] = arrays[f"{prefix}_vals"][pos]
+        offset = arrays[f"{prefix}_offset"].astype(np.int64)
+        flat_keys, flat_vals = self.keys.reshape(-1), self.vals.reshape(-1)
+        block = max(1, steps.BYTES_PER_STEP // (8 * self.max_neighbours))
+        for start in range(0, n, block):
+            end = min(n, start + block)
+            pos = _ragged(offset[start:end], size[start:end])
+            dest = _ragged(np.arange(start, end, dtype=np.int64) * self.max_neighbours, size[start:end])
+            flat_keys[dest] = arrays[f"{prefix}_keys"][pos]
+            flat_vals[dest] = arrays[f"{prefix}_vals"][pos]
+            yield
         self.size[:n] = size
         self.counts[:n] = counts
 

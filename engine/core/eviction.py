@@ -20,6 +20,7 @@ from collections import OrderedDict
 import numpy as np
 
 from engine.core.arrays import PackedIds, ensure_capacity
+from engine.core.steps import ROWS_PER_STEP, Steps, run
 
 _COMPACT_SHARE = 0.25  # compact once dead rows are this share of all user rows
 
@@ -56,8 +57,16 @@ class UserActivity:
 
     def load(self, arrays: dict[str, np.ndarray], user_ids: list[str]) -> None:
         """Inverse of ``state`` (``user_ids``: ids by row)."""
-        self.last = OrderedDict((user_ids[r], t) for r, t in zip(arrays["activity_rows"].tolist(),
-                                                                   arrays["activity_time"].tolist()))
+        run(self.load_steps(arrays, user_ids))
+
+    def load_steps(self, arrays: dict[str, np.ndarray], user_ids: list[str]) -> Steps[None]:
+        """``load`` as cooperative steps (``engine.core.steps``)."""
+        rows, times = arrays["activity_rows"].tolist(), arrays["activity_time"].tolist()
+        self.last = OrderedDict()
+        for start in range(0, len(rows), ROWS_PER_STEP):
+            end = start + ROWS_PER_STEP
+            self.last.update((user_ids[r], t) for r, t in zip(rows[start:end], times[start:end]))
+            yield
 
 
 def forget(rec, user: str) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 from river import optim, reco
 
 from engine.core.arrays import PackedIds, ensure_capacity
+from engine.core.steps import ROWS_PER_STEP, Steps, run
 
 
 def stable_hash(key: str) -> int:
@@ -221,6 +222,14 @@ class FactorModel:
         """Rebuild the River model and the mirror from ``state()`` output. ``dead`` (bool per
         user row) marks rows of forgotten users (``engine.core.eviction``): their rows are
         kept, as in the live model, but they are neither registered nor given latents."""
+        run(self.load_steps(arrays, meta, item_ids, user_ids, dead))
+
+    def load_steps(self, arrays: dict[str, np.ndarray], meta: dict, item_ids: list[str], user_ids: list[str],
+                   dead: np.ndarray | None = None, packed_users: tuple[np.ndarray, np.ndarray] | None = None
+                   ) -> Steps[None]:
+        """``load`` as cooperative steps (``engine.core.steps``). ``packed_users``: the user
+        ids as ``PackedIds.arrays`` (a snapshot's ``users_text`` / ``users_len``), taken as
+        they are instead of packing every id again."""
         self.mf = self._new_river_model()
         self.mf.global_mean.n = meta["mean_n"]
         self.mf.global_mean._mean = meta["mean"]
@@ -229,30 +238,45 @@ class FactorModel:
         n = len(user_ids)
         self.user_factors = ensure_capacity(self.user_factors, n)
         self.user_bias = ensure_capacity(self.user_bias, n)
-        for row, (u, vec, b, gone) in enumerate(zip(user_ids, arrays["user_factors"], arrays["user_bias"],
-                                                      dead.tolist())):
-            self.user_ids.append(u)
-            self.user_packed.append(u)
-            if gone:
-                continue
-            self.user_index[u] = row
-            self.mf.u_latents[u] = vec.copy()
-            if b != 0.0:
-                self.mf.u_biases[u] = float(b)
-        self.user_factors[:n] = arrays["user_factors"]
-        self.user_bias[:n] = arrays["user_bias"]
+        self.user_ids = list(user_ids)
+        if packed_users is not None:
+            self.user_packed = PackedIds.from_arrays(*packed_users)
+        u_latents, u_biases, index = self.mf.u_latents, self.mf.u_biases, self.user_index
+        factors, biases = arrays["user_factors"], arrays["user_bias"]
+        for start in range(0, n, ROWS_PER_STEP):
+            end = min(n, start + ROWS_PER_STEP)
+            for row, (u, vec, b, gone) in enumerate(zip(user_ids[start:end], factors[start:end],
+                                                        biases[start:end].tolist(), dead[start:end].tolist()),
+                                                    start):
+                if packed_users is None:
+                    self.user_packed.append(u)
+                if gone:
+                    continue
+                index[u] = row
+                u_latents[u] = vec.copy()
+                if b != 0.0:
+                    u_biases[u] = float(b)
+            yield
+        self.user_factors[:n] = factors
+        self.user_bias[:n] = biases
         self.n = 0
         self.item_factors = np.zeros((0, self.n_factors))
         self.serving_factors = np.zeros((0, self.n_factors), dtype=np.float32)
         self.item_bias = np.zeros(0)
         self.item_learned = np.zeros(0, dtype=bool)
         self.grow(len(item_ids))
-        self.item_learned[: len(item_ids)] = arrays["item_learned"]
-        self.item_factors[: len(item_ids)] = arrays["item_factors"]
-        self.serving_factors[: len(item_ids)] = arrays["item_factors"]
-        self.item_bias[: len(item_ids)] = arrays["item_bias"]
-        for idx in np.flatnonzero(arrays["item_learned"]).tolist():
-            item = item_ids[idx]
-            self.mf.i_latents[item] = arrays["item_factors"][idx].copy()
-            if arrays["item_bias"][idx] != 0.0:
-                self.mf.i_biases[item] = float(arrays["item_bias"][idx])
+        m = len(item_ids)
+        self.item_learned[:m] = arrays["item_learned"]
+        self.item_factors[:m] = arrays["item_factors"]
+        self.serving_factors[:m] = arrays["item_factors"]
+        self.item_bias[:m] = arrays["item_bias"]
+        yield
+        learned = np.flatnonzero(arrays["item_learned"]).tolist()
+        i_latents, i_biases, item_factors, item_bias = self.mf.i_latents, self.mf.i_biases, arrays["item_factors"], arrays["item_bias"]
+        for start in range(0, len(learned), ROWS_PER_STEP):
+            for idx in learned[start: start + ROWS_PER_STEP]:
+                item = item_ids[idx]
+                i_latents[item] = item_factors[idx].copy()
+                if item_bias[idx] != 0.0:
+                    i_biases[item] = float(item_bias[idx])
+            yield

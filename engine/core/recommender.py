@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.config import EngineConfig
-from engine.core.arrays import ensure_capacity, splitmix64, unpack_ids
+from engine.core.arrays import ensure_capacity, splitmix64
 from engine.core.catalogue import Catalogue
 from engine.core.context import ContextPopularity
 from engine.core import learned_ranking, slates
@@ -37,10 +37,16 @@ from engine.core.model import FactorModel
 from engine.core.popularity import PopularityBank
 from engine.core.ranker import Ranker
 from engine.core.ranking import top_k
+from engine.core import steps
+from engine.core.steps import ROWS_PER_STEP, Steps, run
 from engine.core.tags import TagProfiles
 from engine.core.trend import DecayedPopularity
 
 _RECENT = 4096  # ring of recent positives that implicit negatives are sampled from
+APPEND_ONLY = frozenset({"log_user", "log_item", "log_pos", "items_text", "items_len", "users_text", "users_len",
+                         "added_at"})
+"""``state()`` arrays whose written rows never change (they only grow, or are replaced whole
+by a compaction): rollback points hold prefix views of them instead of copies."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,77 +485,117 @@ class Recommender:
         co-occurrence table is synced into ``cooc_buffer`` (a buffer returned by an earlier
         call; only rows changed since are copied, ``CoOccurrence.copy_into``) and held in
         table form, and the append-only arrays (interaction log, packed ids, whose written
-        rows never change) are prefix views of the live ones, not copies. The other arrays
-        (per-item and per-user parameters, fixed size per row) are copied. The caller owns
-        ``buffer`` and must not sync it again while this state is still needed.
+        rows never change; ``APPEND_ONLY``) are prefix views of the live ones, not copies.
+        The other arrays (per-item and per-user parameters, fixed size per row) are copied.
+        The caller owns ``buffer`` and must not sync it again while this state is still
+        needed.
         """
-        buffer = self.cooc.copy_into(cooc_buffer)
+        return run(self.rollback_point_steps(cooc_buffer))
+
+    def rollback_point_steps(self, cooc_buffer: CoOccurrence | None = None
+                             ) -> Steps[tuple[tuple[dict, dict], CoOccurrence]]:
+        """``rollback_point`` as cooperative steps (``engine.core.steps``): the table sync and
+        every array copy in blocks of a few MB."""
+        buffer = yield from self.cooc.copy_into_steps(cooc_buffer)
         arrays, meta = self.state(copy=False, cooc=False)
-        views = {"log_user", "log_item", "log_pos", "items_text", "items_len", "users_text", "users_len", "added_at"}
-        # (compaction replaces these arrays rather than writing into them, so the views stay valid)
-        arrays = {k: v if k in views else v.copy() for k, v in arrays.items()}
+        yield
+        # (compaction replaces the append-only arrays rather than writing into them, so the views stay valid)
+        out = {}
+        for k, v in arrays.items():
+            if k in APPEND_ONLY:
+                out[k] = v
+            elif isinstance(v, np.ndarray):
+                out[k] = yield from steps.copy(v)
+            else:  # a deferred gather (cooccurrence.RowPrefixes)
+                out[k] = v.copy()
+                yield
         n = buffer.n
-        arrays.update(cooc_table_keys=buffer.keys[:n], cooc_table_vals=buffer.vals[:n],
-                      cooc_size=buffer.size[:n], cooc_counts=buffer.counts[:n])
-        return (arrays, meta), buffer
+        out.update(cooc_table_keys=buffer.keys[:n], cooc_table_vals=buffer.vals[:n],
+                   cooc_size=buffer.size[:n], cooc_counts=buffer.counts[:n])
+        return (out, meta), buffer
 
     @classmethod
     def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, config: EngineConfig | None = None) -> "Recommender":
         """Rebuild a recommender from ``state()`` output (inverse of ``state``). Without
         ``config`` the snapshot's own is used (``config_of``)."""
+        return run(cls.from_state_steps(arrays, meta, config))
+
+    @classmethod
+    def from_state_steps(cls, arrays: dict[str, np.ndarray], meta: dict,
+                         config: EngineConfig | None = None) -> Steps["Recommender"]:
+        """``from_state`` as cooperative steps (``engine.core.steps``): it yields every few
+        thousand rows of its per-row loops and between array copies, and returns the
+        recommender. The guard rebuilds its last good model this way during a validation
+        that the event loop interleaves with requests."""
         rec = cls(config or config_of(meta))
         cat = rec.catalogue
-        for item in unpack_ids(arrays["items_text"], arrays["items_len"]):
-            cat.add(item)
-        for k, v in meta["item_meta"].items():
+        items = yield from _unpack_ids(arrays["items_text"], arrays["items_len"])
+        cat.load_ids(items, arrays["items_text"], arrays["items_len"])
+        yield
+        for n, (k, v) in enumerate(meta["item_meta"].items(), 1):
             cat.meta[int(k)] = v
+            if n % ROWS_PER_STEP == 0:
+                yield
         for i in meta["hidden"]:
             cat.upsert(cat.ids[i], hidden=True)
         rec.trend.load(arrays, meta["trend"])
+        yield
         if "popularity" in meta:  # snapshots before the learned ranker have no bank
             rec.bank.load(arrays, meta["popularity"])
             rec.ranker = Ranker.from_state(arrays, meta["ranker"])
-        rec.cooc.load(arrays)
+            yield
+        yield from rec.cooc.load_steps(arrays)
         if "trans_counts" in arrays:
-            rec.transitions.load(arrays, prefix="trans")
-        users = unpack_ids(arrays["users_text"], arrays["users_len"])
+            yield from rec.transitions.load_steps(arrays, prefix="trans")
+        users = yield from _unpack_ids(arrays["users_text"], arrays["users_len"])
         dead = arrays.get("users_dead")
-        rec.model.load({k[3:]: v for k, v in arrays.items() if k.startswith("mf_")}, meta["model"], cat.ids, users,
-                       dead)
+        yield from rec.model.load_steps({k[3:]: v for k, v in arrays.items() if k.startswith("mf_")}, meta["model"],
+                                        cat.ids, users, dead, (arrays["users_text"], arrays["users_len"]))
         if dead is not None:
             rec.dead_users = dead.copy()
         rec._grow()
+        yield
         if "added_at" in arrays:
             rec.added_at[: len(arrays["added_at"])] = arrays["added_at"]
             if "impressions" in arrays:
                 rec.impressions[: len(arrays["impressions"])] = arrays["impressions"]
             rec.context_pop.load(arrays, meta["context"])
-            rec.tags.load(arrays, meta["tags"], rec.model.user_ids)
+            yield
+            yield from rec.tags.load_steps(arrays, meta["tags"], rec.model.user_ids)
         users = rec.model.user_ids
         gone = rec.dead_users
-        for u_row, idx, pos in zip(arrays["log_user"].tolist(), arrays["log_item"].tolist(), arrays["log_pos"].tolist()):
-            if u_row < len(gone) and gone[u_row]:
-                continue
-            user = users[u_row]
-            rec.seen.setdefault(user, {})[idx] = None
-            if pos:
-                rec.positives.setdefault(user, []).append(idx)
-        for history in rec.positives.values():
+        seen, positives = rec.seen, rec.positives
+        log_user, log_item, log_pos = arrays["log_user"], arrays["log_item"], arrays["log_pos"]
+        for start in range(0, len(log_user), ROWS_PER_STEP):
+            end = start + ROWS_PER_STEP
+            for u_row, idx, pos in zip(log_user[start:end].tolist(), log_item[start:end].tolist(),
+                                       log_pos[start:end].tolist()):
+                if u_row < len(gone) and gone[u_row]:
+                    continue
+                user = users[u_row]
+                seen.setdefault(user, {})[idx] = None
+                if pos:
+                    positives.setdefault(user, []).append(idx)
+            yield
+        for n, history in enumerate(positives.values(), 1):
             del history[: -rec.cooc.window]
-        rec._log_user, rec._log_item, rec._log_pos = (arrays["log_user"].copy(), arrays["log_item"].copy(),
-                                                      arrays["log_pos"].copy())
+            if n % ROWS_PER_STEP == 0:
+                yield
+        rec._log_user, rec._log_item, rec._log_pos = log_user.copy(), log_item.copy(), log_pos.copy()
         rec._log_n = len(rec._log_user)
         rec.positives_learned = meta.get("positives_learned", int(rec._log_pos.sum()))
         rec.evicted_users = meta.get("evicted_users", 0)
         rec.refused_items = meta.get("refused_items", 0)
         if "activity_rows" in arrays:
-            rec.activity.load(arrays, users)
+            yield from rec.activity.load_steps(arrays, users)
         rec.recent = arrays["recent"].copy()
         rec.recent_count = meta["recent_count"]
-        for u, i, d in meta["pending"]:
+        for n, (u, i, d) in enumerate(meta["pending"], 1):
             rec.pending[(u, i)] = d
             rec._shown.setdefault(u, {})[i] = None
             heapq.heappush(rec._expiry, (d, u, i))
+            if n % ROWS_PER_STEP == 0:
+                yield
         rec.clock = meta["clock"]
         rec.events_learned = meta["events_learned"]
         rec.last_event_id = meta["last_event_id"]
@@ -566,6 +612,19 @@ class Recommender:
             "interactions": self._log_n,
             "cooc_entries": self.cooc.entries(),
         }
+
+
+def _unpack_ids(text: np.ndarray, lengths: np.ndarray) -> Steps[list[str]]:
+    """``arrays.unpack_ids`` as steps: the id list, sliced a block of rows at a time."""
+    joined = text.tobytes().decode()
+    ends = np.cumsum(lengths).tolist()
+    out: list[str] = []
+    for start in range(0, len(ends), ROWS_PER_STEP):
+        block = ends[start: start + ROWS_PER_STEP]
+        begin = ends[start - 1] if start else 0
+        out.extend(joined[a:b] for a, b in zip([begin] + block[:-1], block))
+        yield
+    return out
 
 
 def config_of(meta: dict) -> EngineConfig:

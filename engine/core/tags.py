@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.core.arrays import ensure_capacity
+from engine.core.steps import ROWS_PER_STEP, Steps, run
 
 MAX_ITEM_TAGS = 8
 MAX_USER_TAGS = 32
@@ -93,11 +94,19 @@ class TagProfiles:
 
     def load(self, arrays: dict[str, np.ndarray], meta: dict, user_ids: list[str]) -> None:
         """Restore from ``state`` (``user_ids``: the factor model's users, by row)."""
+        run(self.load_steps(arrays, meta, user_ids))
+
+    def load_steps(self, arrays: dict[str, np.ndarray], meta: dict, user_ids: list[str]) -> Steps[None]:
+        """``load`` as cooperative steps (``engine.core.steps``)."""
         self.__init__()
         for name in meta["names"]:
             self.vocabulary[name] = len(self.names)
             self.names.append(name)
         self.grow(len(arrays["tags_items"]))
         self.item_tags[: len(arrays["tags_items"])] = arrays["tags_items"]
-        for row, t, w in zip(arrays["tags_user"].tolist(), arrays["tags_tag"].tolist(), arrays["tags_weight"].tolist()):
-            self.users.setdefault(user_ids[row], {})[t] = w
+        rows, tags, weights = arrays["tags_user"], arrays["tags_tag"], arrays["tags_weight"]
+        for start in range(0, len(rows), ROWS_PER_STEP):
+            end = start + ROWS_PER_STEP
+            for row, t, w in zip(rows[start:end].tolist(), tags[start:end].tolist(), weights[start:end].tolist()):
+                self.users.setdefault(user_ids[row], {})[t] = w
+            yield

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections import OrderedDict
 
+from engine.core.accounts import Accounts
 from engine.core.events import CLICK, IMPRESSION, Event
 
 TRUSTED, VETTED, UNVETTED = "trusted", "vetted", "unvetted"
@@ -18,7 +19,8 @@ class ImpressionJoin:
     served to the same user, containing that item, at most ``window_s`` seconds (event
     time) before the event. Everything else (organic logs, unknown sources, sybil accounts
     clicking what they were never shown) is untrusted. Accounts with at least one trusted
-    event are *vetted*. Memory is bounded: the oldest slates are forgotten past
+    event are *vetted* (``vetted``: ``engine.core.accounts.Accounts``, which also counts
+    their trusted clicks). Memory is bounded: the oldest slates are forgotten past
     ``max_slates`` (the Learning Loop / Personalizer "reward join" idea, keyed by event id).
 
     Args:
@@ -30,7 +32,7 @@ class ImpressionJoin:
         self.window_s = window_s
         self.max_slates = max_slates
         self.slates: OrderedDict[str, tuple[str, tuple[str, ...], float]] = OrderedDict()
-        self.vetted: set[str] = set()
+        self.vetted = Accounts()
 
     def record(self, recommendation_id: str, user_id: str, item_ids: list[str], t: float,
                context: dict | None = None, propensities: list[float] | None = None,

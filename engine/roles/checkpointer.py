@@ -2,7 +2,11 @@
 and the restores that go the other way (at start, after a crash of the learner, and on an
 admin's request). Its loop (``step``) runs under the node's supervisor: a checkpoint that
 meets a Redis outage (OOM, MISCONF, READONLY, ...) is retried with backoff until Redis takes
-it, and trimming the stream resumes with it."""
+it, and trimming the stream resumes with it.
+
+A snapshot holds the model, the champion/challenger arena and the forgetting guard's state
+(``engine.core.guard_state``: accounts, reservoir, open window, rollback points as deltas),
+so a restore brings back the trust decisions with the model."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import logging
 import time
 
 from engine.config import EngineConfig, SnapshotConfig
+from engine.core.guard_state import SECTION as GUARD_SECTION
 from engine.core.recommender import Recommender, config_of
 from engine.core.snapshot_codec import SnapshotError, pack
 from engine.roles.live_model import LiveModel
@@ -66,9 +71,9 @@ class Checkpointer:
             log.warning("restoring with the snapshot's model configuration %s (process had %s)", config, self.engine)
         return config
 
-    async def latest(self) -> tuple[SnapshotInfo, Recommender, dict, dict] | None:
-        """The newest good snapshot, decoded (in a worker thread): its info, model, arrays
-        and meta; None when there is none.
+    async def latest(self) -> tuple[SnapshotInfo, Recommender, object, dict, dict] | None:
+        """The newest good snapshot, decoded (in a worker thread): its info, model, guard
+        state (``GuardedRecommender.decode_state``), arrays and meta; None when there is none.
 
         Raises:
             engine.storage.snapshot_store.NoUsableSnapshot: snapshots exist but none
@@ -88,14 +93,13 @@ class Checkpointer:
                     f"to start over")
             return None
         info, arrays, meta = restored
-        return (info, await asyncio.to_thread(Recommender.from_state, arrays, meta, self.config_for(meta)), arrays,
-                meta)
+        return (info, *(await self.decode(arrays, meta)), arrays, meta)
 
     def adopt(self, latest: tuple) -> None:
-        """Serve a snapshot ``latest`` decoded: its model, and the challenger and promotion
-        history it carries."""
-        info, recommender, arrays, meta = latest
-        self.live.swap(recommender)
+        """Serve a snapshot ``latest`` decoded: its model and guard state, and the challenger
+        and promotion history it carries."""
+        info, recommender, guard, arrays, meta = latest
+        self.live.restore(recommender, guard)
         self._restore_arena(arrays, meta)
         self.last_snapshot = info
 
@@ -113,6 +117,15 @@ class Checkpointer:
         log.info("restored snapshot v%s (%s events)", info.version, info.events_learned)
         return info
 
+    async def decode(self, arrays: dict, meta: dict) -> tuple[Recommender, object]:
+        """A snapshot's model and decoded guard state (``GuardedRecommender.decode_state``),
+        built in a worker thread, not yet adopted (``LiveModel.restore``)."""
+        def build():
+            rec = Recommender.from_state(arrays, meta, self.config_for(meta))
+            return rec, self.live.guarded.decode_state(rec, arrays, meta.get(GUARD_SECTION))
+
+        return await asyncio.to_thread(build)
+
     def _restore_arena(self, arrays: dict, meta: dict) -> None:
         """The challenger and the promotion history a snapshot carries (if this process runs
         a challenger)."""
@@ -126,8 +139,10 @@ class Checkpointer:
     async def restore_version(self, version: int) -> dict:
         """Make snapshot ``version`` the serving model; learning continues from it with the
         events that arrive from now on (events between that snapshot and now are not
-        re-applied: that is the point of a rollback). A new snapshot records the restore,
-        so a crash right after it does not undo it.
+        re-applied: that is the point of a rollback). The guard's state comes back with it
+        (accounts vetted since that snapshot are not vetted any more: their trusted events
+        are among those skipped). A new snapshot records the restore, so a crash right after
+        it does not undo it.
 
         Raises:
             KeyError: no such snapshot.
@@ -138,9 +153,9 @@ class Checkpointer:
         async with self._lock, live.lock:
             info, arrays, meta = await self.snapshots.load(version)
             previous = live.recommender
-            restored = await asyncio.to_thread(Recommender.from_state, arrays, meta, self.config_for(meta))
+            restored, guard = await self.decode(arrays, meta)
             restored.last_event_id = previous.last_event_id  # continue from the live stream position
-            live.swap(restored)
+            live.restore(restored, guard)
             saved = await self._checkpoint(learn_lock_held=True, verdict=f"restored from v{version}",
                                            note={"restored_from": version, "skipped_events":
                                                  previous.events_learned - info.events_learned})
@@ -238,13 +253,22 @@ class Checkpointer:
         version = await self.snapshots.reserve_version()
         async with (contextlib.nullcontext() if learn_lock_held else self.live.lock):
             arrays, meta = self.live.recommender.state(copy=False)
+            model_arrays, model_meta = dict(arrays), dict(meta)
             arena = self.live.guarded.arena
             if arena.challenger is not None:  # the shadow model, prefixed, and the promotion history
                 ch_arrays, meta["challenger"] = arena.challenger.state(copy=False)
                 arrays.update({CHALLENGER_PREFIX + k: v for k, v in ch_arrays.items()})
             meta["policy_history"] = arena.history[-50:]
             writer = self._writer_process()
-            blob = await asyncio.to_thread(pack, arrays, meta, writer.buffer)
+            guarded = self.live.guarded
+
+            def capture_and_pack():
+                # the guard's state (its window encoded, its rollback points as deltas against
+                # the live arrays) in the packing thread too: learning waits, serving does not
+                guard_arrays, meta[GUARD_SECTION] = guarded.state(model_arrays, model_meta)
+                return pack({**arrays, **guard_arrays}, meta, writer.buffer)
+
+            blob = await asyncio.to_thread(capture_and_pack)
             size = len(blob)
             del arrays, blob
             capture_ms = (time.perf_counter() - t0) * 1000.0

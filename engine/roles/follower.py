@@ -4,18 +4,18 @@ adopting the learner's newer snapshots.
 
 Learning is deterministic given the event order, so a replica that restored the learner's
 snapshot and applies the same entries holds the same model; every ``resync_s`` it adopts the
-learner's newest snapshot, which also brings over any guard rollback the learner decided.
+learner's newest snapshot, which also brings over any guard rollback the learner decided and
+the guard's accounts (so the replica's intake weighs unjoined events of vetted accounts as
+the learner would; it keeps no window and no rollback points: it validates nothing).
 An entry it cannot decode or apply is skipped and counted (``LiveModel.dead_letters``): the
 learner, not a replica, writes the dead letters.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
-from engine.core.recommender import Recommender
 from engine.core.snapshot_codec import SnapshotError
 from engine.roles.checkpointer import Checkpointer
 from engine.roles.live_model import LiveModel, behind
@@ -70,9 +70,9 @@ class Follower:
             self._refused.add(infos[0].version)
             log.error("replica keeps its model: snapshot v%s not adoptable (%r)", infos[0].version, exc)
             return
-        restored = await asyncio.to_thread(Recommender.from_state, arrays, meta, cp.config_for(meta))
+        restored, guard = await cp.decode(arrays, meta)
         async with self.live.lock:
-            self.live.swap(restored)  # replay continues from the snapshot's last stream id
+            self.live.restore(restored, guard)  # replay continues from the snapshot's last stream id
             cp.last_snapshot = info
 
     async def restart(self, exc: BaseException) -> None:

@@ -13,6 +13,15 @@ replica only counts it) and learning goes on. Any other exception means the mode
 half-updated: ``broken`` is set (no checkpoint captures it) and the exception propagates,
 so the supervisor restarts the role from the newest snapshot (``rebuild``); an entry that
 crashes it twice in a row is quarantined (``quarantine``) and dead-lettered at the next pass.
+
+A forgetting-guard validation (``GuardedRecommender.validation_steps``: rebuild the last good
+model, score reservoir pairs and established users on both, maybe roll back; seconds at 100k
+items) is part of the write it closes: it runs under the same lock, before the next event is
+applied, so nothing is learned until its verdict and no checkpoint sees half of it (the
+single writer: a validation may replace the model, and events learned meanwhile would have to
+be learned again on the rollback target). It is driven in slices of ``validation_slice_s``
+(1 ms): after each, the event loop serves what arrived (``_let_requests_run``). The cost is
+freshness: events accepted during a validation take effect after it.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from collections.abc import Callable
 from engine.core.events import Event, InvalidEvent, to_fields
 from engine.core.guard import GuardedRecommender
 from engine.core.recommender import Recommender
+from engine.core.steps import Steps, run
 from engine.roles.freshness import LatencyWindow
 from engine.storage.dead_letters import DeadLetter
 from engine.storage.feedback_log import StreamEntry
@@ -45,6 +55,8 @@ _SLICE_S = 0.002  # per slice, stream caught up
 _SLICE_BACKLOG_S = 0.008  # per slice, stream behind
 _BEHIND_S = 0.05  # a batch whose oldest event waited longer than this gets backlog slices
 _CHECK_EVERY = 8  # events between clock reads
+_VALIDATION_SLICE_S = 0.001  # per slice of a guard validation (a step, e.g. one user ranked, may overrun it)
+_YIELDS = 3  # loop iterations a validation slice gives up: enough for a request that arrived during it to run
 
 
 def _accepted_at(item) -> float:
@@ -90,7 +102,13 @@ class LiveModel:
             ``rebuild`` / ``swap``.
         crashed_on: id of the entry whose application raised last, if any.
         quarantine: entry id -> error, for entries that crashed the role twice in a row.
+        validations: the last 100 guard validations, ``(start, end, slices)`` (unix s, and
+            how many slices the event loop interleaved with requests).
+        validation_slice_s: seconds per validation slice; None runs a validation in one go
+            on the event loop (what freshrec did before validations were sliced).
     """
+
+    validation_slice_s: float | None = _VALIDATION_SLICE_S
 
     def __init__(self, guarded: GuardedRecommender, max_clock_skew_s: float = 300.0,
                  factory: Callable[[], GuardedRecommender] | None = None) -> None:
@@ -105,6 +123,7 @@ class LiveModel:
         self.crashed_on: str | None = None
         self.quarantine: dict[str, str] = {}
         self._counted_upto: tuple[int, int] = (-1, -1)
+        self.validations: list[tuple[float, float, int]] = []
         self._progress = asyncio.Event()
 
     @property
@@ -118,9 +137,17 @@ class LiveModel:
         return self.guarded.recommender
 
     def swap(self, recommender: Recommender) -> None:
-        """Serve and learn with ``recommender`` from now on (a restore or an adopted
-        snapshot); the caller holds ``lock``."""
+        """Serve and learn with ``recommender`` from now on, the guard reset around it (no
+        guard state to restore); the caller holds ``lock``."""
         self.guarded.reset(recommender)
+        self.broken = False
+        self._wake()
+
+    def restore(self, recommender: Recommender, guard_state) -> None:
+        """Serve and learn with ``recommender`` and the guard state decoded from the same
+        snapshot (``GuardedRecommender.decode_state``; None: reset the guard around it); the
+        caller holds ``lock``."""
+        self.guarded.adopt(recommender, guard_state)
         self.broken = False
         self._wake()
 
@@ -184,7 +211,7 @@ class LiveModel:
                                              _raw(item)))
                 continue
             try:
-                guarded.apply(event)
+                validation = guarded.apply(event, defer=True)
             except (ValueError, KeyError) as exc:  # never crash on one bad entry
                 rejected.append(self._reject(entry_id, "apply", f"{type(exc).__name__}: {exc}", _raw(item)))
                 continue
@@ -192,6 +219,15 @@ class LiveModel:
                 self.broken, self.crashed_on = True, entry_id
                 exc.add_note(f"while applying stream entry {entry_id}")
                 raise
+            if validation is not None:
+                try:
+                    await self._validate(validation)
+                except Exception as exc:
+                    self.broken, self.crashed_on = True, entry_id
+                    exc.add_note(f"while validating the guard window closed by stream entry {entry_id}")
+                    raise
+                slice_end = clock() + budget
+                now = time.time()
             lag_s = now - event.received_at
             self.freshness.add(lag_s * 1000.0)
             if self.on_learned is not None:
@@ -203,6 +239,23 @@ class LiveModel:
                 now = time.time()
         self._wake()
         return rejected
+
+    async def _validate(self, steps: Steps[dict]) -> None:
+        """Drive a guard validation to its verdict, giving the event loop back after every
+        ``validation_slice_s`` of it (or not at all when that is None)."""
+        started, slices = time.time(), 1
+        budget = self.validation_slice_s
+        if budget is None:
+            run(steps)
+        else:
+            clock = time.perf_counter
+            slice_end = clock() + budget
+            for _ in steps:
+                if clock() >= slice_end:
+                    await _let_requests_run()
+                    slices += 1
+                    slice_end = clock() + budget
+        self.validations = self.validations[-99:] + [(started, time.time(), slices)]
 
     def learned(self, event_id: str) -> bool:
         """Has the event with this stream id been applied?"""
@@ -230,3 +283,11 @@ class LiveModel:
 
 def _raw(item: StreamEntry | Event) -> dict:
     return item.fields if isinstance(item, StreamEntry) else to_fields(item)
+
+
+async def _let_requests_run() -> None:
+    """Give the event loop ``_YIELDS`` iterations: a request whose bytes arrived during the
+    last slice is parsed in the first and its task runs before this coroutine resumes (each
+    ``sleep(0)`` queues this task behind what is ready)."""
+    for _ in range(_YIELDS):
+        await asyncio.sleep(0)
