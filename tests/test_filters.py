@@ -223,7 +223,8 @@ def test_explain_parts_sum_to_the_score_for_the_learned_ranker(world):
     for item in items:
         why = item["explanation"]
         assert why["ranker"] == "learned" and "tie_break" in why["parts"]
-        assert sum(why["parts"].values()) == pytest.approx(item["score"], rel=1e-9, abs=1e-9)
+        # to float rounding: the factor feature is a float32 product (its last bits depend on the batch)
+        assert sum(why["parts"].values()) == pytest.approx(item["score"], rel=1e-6, abs=1e-9)
         assert why["because_you_liked"] is None or why["because_you_liked"].startswith("i")
     assert "explanation" not in recommend(world, k=3)[0]
 

@@ -206,7 +206,8 @@ def test_a_slate_served_under_rules_replays_to_its_own_propensities(policy):
         rows = np.array([rec.catalogue.get(i) for i in s.item_ids])
         p, _ = target(rec, "u6", rows, rec.excluded("u6"), None, policy, rules=rules.compile(rec.catalogue),
                       promoted=np.array(s.promoted))
-        np.testing.assert_allclose(p, s.propensities, rtol=0, atol=1e-12)
+        # to rounding: the factor feature is a float32 product whose last bits depend on the batch of rows
+        np.testing.assert_allclose(p, s.propensities, rtol=0, atol=1e-9)
 
 
 def test_without_rules_serving_is_unchanged():

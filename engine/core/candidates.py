@@ -38,19 +38,16 @@ def candidates(rec, user: str, excluded: np.ndarray, per_source: int = 100, full
             ranker's training lists leave it out).
         allowed: optional bool mask (n_items,) of the only rows that may be returned (a
             request's filters, ``engine.core.masked_ranking``): every source is restricted
-            to it, the factor source takes the best ``max(per_source, at_least)`` allowed
-            rows, so the pool holds at least ``min(at_least, allowed rows)`` rows; when at
-            most ``full_scan`` rows are allowed they are all returned (exact, however
-            unpopular they are).
+            to it and the factor source takes the best ``max(per_source, at_least)`` allowed
+            rows, so the pool holds at least ``min(at_least, allowed rows)`` rows however
+            unpopular they are (a catalogue of at most ``full_scan`` items: every allowed row).
         at_least: see ``allowed``.
         factor_scores: the user's factor scores of every row (``FactorModel.scores``), when
             the caller already has them (saves the scan).
     """
     n = len(rec.catalogue)
-    if allowed is not None and np.count_nonzero(allowed[:n]) <= full_scan:
-        pool = np.flatnonzero(allowed[:n])
-    elif n <= full_scan:
-        pool = np.arange(n)
+    if n <= full_scan:
+        pool = np.arange(n) if allowed is None else np.flatnonzero(allowed[:n])
     else:
         parts = [rec.bank.head_items(), np.arange(max(0, n - per_source), n)]
         history = rec.positives.get(user)

@@ -6,7 +6,9 @@ co-occurrence drives it (``POST /recommend`` with ``explain: true``).
     (``engine.core.ranker``), so its parts are the per-feature contributions
     ``w_f * (x_f - mu_f) / sigma_f`` (``Ranker.contributions``) over the features the serving
     candidate uses, plus ``tie_break`` (the deterministic per-item tie-breaker < 1e-6 that
-    serving adds): they sum to the served score (to float rounding, ~1e-12).
+    serving adds): they sum to the served score, to float rounding (~1e-7 relative at
+    worst: the factor feature is a float32 product whose last bits depend on the batch of
+    rows it was computed in).
 ``blend`` ranker
     the blend's three terms: ``trend`` (log decayed popularity), ``cooc``
     (``cooc_weight`` x co-occurrence with the user's last ``cooc_history`` positives) and

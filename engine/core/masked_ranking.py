@@ -9,17 +9,18 @@ gives the same rows, whatever was asked before: a logged slate replays exactly,
 ``learned``
     the candidates of ``allowed`` (``engine.core.candidates.candidates`` with ``allowed``:
     trending heads, co-occurrence and new items among the allowed rows, plus the best
-    ``max(per_source, m)`` allowed rows by the factor model; every allowed row when at most
-    ``full_scan_items`` are), scored by the ranker (``engine.core.learned_ranking``'s features
-    and scores). So filtered-out candidates are replaced by eligible items however few and
-    unpopular they are: ``best`` returns ``min(m, allowed rows)`` rows or more candidates to
-    choose from.
+    ``max(per_source, m)`` allowed rows by the factor model; every allowed row of a catalogue
+    of at most ``full_scan_items``), scored by the ranker (``engine.core.learned_ranking``'s
+    features and scores). So filtered-out candidates are replaced by eligible items however
+    few and unpopular they are: ``best`` returns ``min(m, allowed rows)`` rows or more
+    candidates to choose from.
 ``blend``
     the blend's scores of the whole catalogue, top ``m`` of the allowed rows
     (``engine.core.ranking.top_k``).
 
 Per request, the user's blend scores (or factor scores) are computed once and reused by
-every call. Scores are the unconstrained path's (learned: ranker score + the deterministic
+every call, and so are the ranker's scores of the rows already scored (they do not depend on
+the mask). Scores are the unconstrained path's (learned: ranker score + the deterministic
 tie-breaker). Creates no model state.
 """
 
@@ -50,6 +51,8 @@ class MaskedRanking:
         self.n = len(rec.catalogue)
         self._blend: np.ndarray | None = None
         self._factor: np.ndarray | None = None
+        self._rows = _EMPTY  # rows scored so far (sorted) and their scores
+        self._scores = np.zeros(0)
 
     def best(self, allowed: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``m`` best rows of ``allowed`` (bool (n,)) and their scores, best first
@@ -68,6 +71,24 @@ class MaskedRanking:
                           at_least=m, factor_scores=self._factor)
         if not len(pool):
             return _EMPTY, np.zeros(0)
-        scores = rec.ranker.score(features(rec, self.user, pool, self.context)) + tie_breaker(pool)
+        scores = self._scored(pool)
         order = np.argsort(-scores, kind="stable")[:m]  # pool is sorted by row: ties keep the lower row first
         return pool[order], scores[order]
+
+    def _scored(self, pool: np.ndarray) -> np.ndarray:
+        """The ranker's scores of ``pool`` (sorted rows), scoring only rows not seen yet."""
+        cached, cached_scores = self._rows, self._scores
+        at = np.searchsorted(cached, pool)
+        hit = at < len(cached)
+        hit[hit] = cached[at[hit]] == pool[hit]
+        out = np.empty(len(pool))
+        out[hit] = cached_scores[at[hit]]
+        new = pool[~hit]
+        if len(new):
+            rec = self.rec
+            fresh = rec.ranker.score(features(rec, self.user, new, self.context)) + tie_breaker(new)
+            out[~hit] = fresh
+            rows, scores = np.concatenate([cached, new]), np.concatenate([cached_scores, fresh])
+            order = np.argsort(rows, kind="stable")
+            self._rows, self._scores = rows[order], scores[order]
+        return out

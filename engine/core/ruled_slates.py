@@ -26,7 +26,9 @@ probability.
 the logged promoted items are taken out of the pool first (their target probability is 1.0:
 the business rule, not the policy, put them there), then each organic slot gets the
 probability the policy gives the logged item given the logged items before it (0 when it is
-not available there).
+not available there). A slate replayed on the model that served it gets its own propensities
+back, to rounding (~1e-10: the factor feature is a float32 product whose last bits depend on
+the batch of rows scored together).
 
 Cost: one ``MaskedRanking`` pass (the unconstrained path's candidates and features) plus
 O(slots x pool) numpy work.
