@@ -145,7 +145,7 @@ class RecommendRequest(BaseModel):
                                         "guaranteed to sets of items (their total at most k), marked promoted, "
                                         "propensity 1")
     explain: bool = Field(False, description="add each item's explanation: the parts of its score and a "
-                          "'because you liked' hint (costs ~0.3 ms)")
+                          "'because you liked' hint (costs ~0.3 ms per request, load/bench_explain.py)")
 
     @field_validator("promotions")
     @classmethod

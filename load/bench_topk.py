@@ -112,13 +112,13 @@ def put_tagged_items(rec: Recommender, n_items: int, n_tags: int, rng: np.random
 
 
 def build_recommender(n_items: int, n_factors: int, n_users: int, zipf: float = 1.0,
-                      n_tags: int = 0) -> tuple[Recommender, list[str], float, int]:
-    """A Recommender that has learned every item (PUT with tags first when ``n_tags``);
-    returns (rec, known users, setup s, events)."""
+                      n_tags: int = 0, ranker: str = "learned") -> tuple[Recommender, list[str], float, int]:
+    """A Recommender (``ranker``) that has learned every item (PUT with tags first when
+    ``n_tags``); returns (rec, known users, setup s, events)."""
     from engine.config import EngineConfig
 
     rng = np.random.default_rng(0)
-    rec = Recommender(EngineConfig(n_factors=n_factors, seed=42))
+    rec = Recommender(EngineConfig(n_factors=n_factors, seed=42, ranker=ranker))
     if n_tags:
         put_tagged_items(rec, n_items, n_tags, np.random.default_rng(1))
     users, items = synthetic_clicks(n_items, n_users, zipf, rng)

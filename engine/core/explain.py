@@ -21,11 +21,12 @@ largest (cosine-normalised co-count, ``CoOccurrence.neighbours``), given only wh
 co-occurrence parts push the item's score up (their sum > 0); None otherwise. Deleted items
 are never named.
 
-Cost (``load/bench_explain.py``, 10k items, 16 factors, k = 10, learned ranker, one
-in-process run on the shared 2-core machine): ~360 µs per request with explanations
-(p50 ~1.0 ms against ~0.65 ms without, p99 ~1.4 against ~1.0 ms); the features of
-the k items are computed again (same function as serving, so the parts match the served
-scores) and one co-occurrence lookup of the history is made. Off by default.
+Cost (``python load/bench_explain.py --items 10000 --ranker learned|blend``: in process,
+k = 10, 300 calls, one run each on the shared 2-core machine under a load average of ~7, so
+take the medians): explaining a slate takes p50 ~280 µs with the learned ranker (the
+features of the k items are computed again, by the same function as serving, so the parts
+match the served scores; plus one co-occurrence lookup of the history) and ~130 µs with the
+blend, on top of a slate's p50 of ~760 / ~230 µs. Off by default.
 """
 
 from __future__ import annotations
@@ -72,20 +73,23 @@ def _learned_parts(rec, user: str, rows: np.ndarray, context: dict | None) -> tu
     co-occurrence contributions, per row."""
     ranker = rec.ranker
     contrib = ranker.contributions(features(rec, user, rows, context))
-    cols = ranker.columns[ranker.serving].tolist()
-    names = [ranker.names[c] for c in cols]
-    tie = tie_breaker(rows)
+    cols = ranker.columns[ranker.serving]
+    names = [ranker.names[c] for c in cols.tolist()]
     cooc_cols = [ranker.names.index(c) for g in _COOC_PARTS for c in ranker.groups.get(g, ())]
     if _COOC_CROSS in ranker.names:
         cooc_cols.append(ranker.names.index(_COOC_CROSS))
     cooc_part = contrib[:, cooc_cols].sum(axis=1) if cooc_cols else np.zeros(len(rows))
-    parts = []
-    for j in range(len(rows)):
-        values = contrib[j, cols].tolist()
-        p = dict(zip(names, values))
-        p["tie_break"] = float(tie[j])
-        parts.append(p)
+    parts = [dict(zip(names, values), tie_break=tie)
+             for values, tie in zip(contrib[:, cols].tolist(), tie_breaker(rows).tolist())]
     return parts, cooc_part
+
+
+def _matches(rec, recent: list[int], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The co-occurrence entries of the user's ``recent`` positives: (history rows,
+    owner per entry, (len(rows), entries) weight where the entry's neighbour is the row, else 0)."""
+    hist = np.asarray(recent, dtype=np.int64)
+    owner, neighbour, weight = rec.cooc.neighbours(hist)
+    return hist, owner, np.where(neighbour[None, :] == rows[:, None], weight[None, :], 0.0)
 
 
 def _blend_parts(rec, user: str, rows: np.ndarray, recent: list[int]) -> tuple[list[dict], np.ndarray]:
@@ -95,35 +99,23 @@ def _blend_parts(rec, user: str, rows: np.ndarray, recent: list[int]) -> tuple[l
     mf = rec.model.item_scores(user, rows)
     if c.mf_weight != 1.0:
         mf = mf * c.mf_weight
-    cooc = np.zeros(len(rows))
-    if recent:
-        _, neighbour, weight = rec.cooc.neighbours(recent)
-        for j, r in enumerate(rows.tolist()):
-            cooc[j] = weight[neighbour == r].sum()
-        cooc *= c.cooc_weight
-    parts = [{"trend": float(a), "cooc": float(b), "mf": float(m)} for a, b, m in zip(trend, cooc, mf)]
+    cooc = c.cooc_weight * _matches(rec, recent, rows)[2].sum(axis=1) if recent else np.zeros(len(rows))
+    parts = [{"trend": a, "cooc": b, "mf": m} for a, b, m in zip(trend.tolist(), cooc.tolist(), mf.tolist())]
     return parts, cooc
 
 
 def _because(rec, recent: list[int], rows: np.ndarray) -> list[str | None]:
     """Per row, the id of the (live) history item with the largest co-occurrence with it."""
-    out: list[str | None] = [None] * len(rows)
     if not recent:
-        return out
-    hist = np.asarray(recent, dtype=np.int64)
-    owner, neighbour, weight = rec.cooc.neighbours(hist)
-    if not len(neighbour):
-        return out
+        return [None] * len(rows)
+    hist, owner, w = _matches(rec, recent, rows)
+    if not w.shape[1]:
+        return [None] * len(rows)
     deleted = rec.catalogue.deleted
+    if deleted:
+        gone = np.array([h in deleted for h in hist.tolist()])
+        w[:, gone[owner]] = 0.0
+    best = np.argmax(w, axis=1)
     ids = rec.catalogue.ids
-    for j, r in enumerate(rows.tolist()):
-        hit = np.flatnonzero(neighbour == r)
-        if not len(hit):
-            continue
-        order = hit[np.argsort(-weight[hit], kind="stable")]
-        for h in order.tolist():
-            item = int(hist[owner[h]])
-            if item not in deleted:
-                out[j] = ids[item]
-                break
-    return out
+    found = w[np.arange(len(rows)), best] > 0
+    return [ids[int(hist[owner[b]])] if ok else None for b, ok in zip(best.tolist(), found.tolist())]
