@@ -284,7 +284,8 @@ def test_a_deleted_item_is_never_served_and_stays_deleted_through_a_snapshot():
     rec.apply(Event("late", top, "click", timestamp=5001.0))  # not learned
     assert rec.catalogue.is_deleted(top) and rec.refused_items == 1
     back = Recommender.from_state(*rec.state())
-    for model in (rec, back):
+    lazy = Recommender.from_state(*rec.state(), attributes=False)  # the index is built on first use
+    for model in (rec, back, lazy):
         row = model.catalogue.get(top)
         assert top not in model.serve("stranger", 300).item_ids
         assert row not in trending(model, 300)[0].tolist()

@@ -22,7 +22,10 @@ class Catalogue:
     dropped, so no filter, promotion or trending list matches it.
 
     ``attributes`` (``engine.core.attributes.ItemAttributes``) indexes the ``tags`` and
-    ``fields`` of every item's metadata for filters.
+    ``fields`` of every item's metadata for filters, incrementally as items are PUT. A
+    restored catalogue (``defer_index``) builds it from ``meta`` on first access instead
+    (~7 µs per item with metadata here: 0.7 s at 100k items), so models that never filter
+    (the guard's validation copies) never pay for it.
     """
 
     def __init__(self) -> None:
@@ -33,7 +36,28 @@ class Catalogue:
         self._hidden: set[int] = set()
         self.hidden_idx = np.zeros(0, dtype=np.int64)
         self.deleted: set[int] = set()
-        self.attributes = ItemAttributes()
+        self._attributes = ItemAttributes()
+        self._deferred = False  # the index is built from meta on first access
+
+    @property
+    def attributes(self) -> ItemAttributes:
+        """The tag and field index of the items' metadata (built now if deferred)."""
+        if self._deferred:
+            self.build_index()
+        return self._attributes
+
+    def build_index(self) -> None:
+        """(Re)build ``attributes`` from ``meta`` and maintain it from now on."""
+        index = ItemAttributes()
+        index.grow(len(self.ids))
+        for idx, meta in self.meta.items():
+            index.set(idx, meta.get("tags") or (), meta.get("fields"))
+        self._attributes, self._deferred = index, False
+
+    def defer_index(self) -> None:
+        """Stop maintaining ``attributes`` until it is next read (then it is rebuilt from
+        ``meta``): for restores, which set every item's metadata at once."""
+        self._deferred = True
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -60,7 +84,8 @@ class Catalogue:
             self.ids.append(item_id)
             self.packed.append(item_id)
             self.index[item_id] = idx
-            self.attributes.grow(idx + 1)
+            if not self._deferred:
+                self._attributes.grow(idx + 1)
         return idx
 
     def upsert(self, item_id: str, meta: dict | None = None, hidden: bool | None = None) -> int:
@@ -78,13 +103,15 @@ class Catalogue:
     def set_meta(self, idx: int, meta: dict) -> None:
         """Row ``idx``'s metadata (``{"title", "tags", "fields"}``), indexed for filters."""
         self.meta[idx] = meta
-        self.attributes.set(idx, meta.get("tags") or (), meta.get("fields"))
+        if not self._deferred:
+            self._attributes.set(idx, meta.get("tags") or (), meta.get("fields"))
 
     def delete(self, idx: int) -> None:
         """Delete row ``idx`` for good: hidden, metadata, tags and fields dropped."""
         self.deleted.add(idx)
         self.meta.pop(idx, None)
-        self.attributes.clear(idx)
+        if not self._deferred:
+            self._attributes.clear(idx)
         self._set_hidden(idx, True)
 
     def _set_hidden(self, idx: int, hidden: bool) -> None:

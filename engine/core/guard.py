@@ -264,7 +264,7 @@ class GuardedRecommender:
         failed = False
         jumped: set[str] = set()
         if suspicious >= g.min_suspicious and self._good is not None and len(self._reservoir) >= _MIN_EVIDENCE:
-            good = Recommender.from_state(*self._good)
+            good = Recommender.from_state(*self._good, attributes=False)  # validation only: no filter index
             pairs = self._sample_pairs()
             users = self._sample_users()
             q_live, q_good = _quality(self.recommender, pairs), _quality(good, pairs)
@@ -347,7 +347,7 @@ class GuardedRecommender:
     def _reference(self) -> Recommender | None:
         """The cumulative reference model (rebuilt lazily from its saved state)."""
         if self._reference_model is None and self._reference_state is not None:
-            self._reference_model = Recommender.from_state(*self._reference_state)
+            self._reference_model = Recommender.from_state(*self._reference_state, attributes=False)
         return self._reference_model
 
     def _sample_pairs(self) -> list[tuple[str, str]]:

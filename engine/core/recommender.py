@@ -520,11 +520,15 @@ class Recommender:
         return (arrays, meta), buffer
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, config: EngineConfig | None = None) -> "Recommender":
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, config: EngineConfig | None = None,
+                   attributes: bool = True) -> "Recommender":
         """Rebuild a recommender from ``state()`` output (inverse of ``state``). Without
-        ``config`` the snapshot's own is used (``config_of``)."""
+        ``config`` the snapshot's own is used (``config_of``). ``attributes=False`` leaves the
+        catalogue's filter index to be built on first use (a copy that never serves
+        filtered requests, e.g. the guard's validation models, never builds it)."""
         rec = cls(config or config_of(meta))
         cat = rec.catalogue
+        cat.defer_index()
         for item in unpack_ids(arrays["items_text"], arrays["items_len"]):
             cat.add(item)
         for k, v in meta["item_meta"].items():
@@ -581,6 +585,8 @@ class Recommender:
         rec.clock = meta["clock"]
         rec.events_learned = meta["events_learned"]
         rec.last_event_id = meta["last_event_id"]
+        if attributes:
+            cat.build_index()  # now: restores that serve run in a thread, off the serving loop
         return rec
 
     def stats(self) -> dict:
