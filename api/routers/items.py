@@ -74,7 +74,8 @@ async def delete_item(node: NodeDep, item_id: ItemId):
 
 @router.get("/items/{item_id}/similar", response_model=SimilarResponse, dependencies=[Depends(require("serve"))],
             responses={404: {"description": "the model does not know the item (or it was deleted)"}})
-async def similar_items(node: NodeDep, item_id: ItemId, k: Annotated[int, Query(ge=1, le=100)] = 10):
+async def similar_items(node: NodeDep, item_id: ItemId,
+                        k: Annotated[int, Query(ge=1, le=100, description="items wanted", examples=[10])] = 10):
     """Up to ``k`` items similar to ``item_id`` from what the model holds: co-occurrence
     neighbours ("people who liked this also liked", cosine of co-counts) first, then, for
     the remaining places, the nearest items by cosine of River BiasedMF's item factors.

@@ -18,8 +18,9 @@ router = APIRouter(tags=["trending"], dependencies=[Depends(require("serve"))])
 
 @router.get("/trending", response_model=TrendingResponse,
             responses={422: {"description": "bad k, or a tag no item was ever PUT with"}})
-async def trending_items(node: NodeDep, k: Annotated[int, Query(ge=1, le=100)] = 10,
-                         tag: Annotated[str | None, Query(min_length=1, max_length=64,
+async def trending_items(node: NodeDep,
+                         k: Annotated[int, Query(ge=1, le=100, description="items wanted", examples=[10])] = 10,
+                         tag: Annotated[str | None, Query(min_length=1, max_length=64, examples=["drama"],
                                                           description="only items with this tag")] = None):
     """The ``k`` items with the most decayed positives now (``engine.core.trending``: the
     model's trend, or for the learned ranker the popularity column nearest the trend

@@ -202,7 +202,8 @@ def draw(rec, user: str, k: int, excluded: np.ndarray, context: dict | None, pol
         return i, int(rows[i])
 
     n_organic = k - n_promoted
-    fill.slots(n_organic, policy, _pool_size(rec, policy, n_organic), None if greedy_policy(policy) else sample)
+    if n_organic > 0:
+        fill.slots(n_organic, policy, _pool_size(rec, policy, n_organic), None if greedy_policy(policy) else sample)
     order, flags = _merge(fill.scores, n_promoted)
     return Drawn(np.array([fill.rows[i] for i in order], dtype=np.int64),
                  np.array([fill.scores[i] for i in order]), np.array([fill.props[i] for i in order]),
