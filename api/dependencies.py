@@ -52,3 +52,9 @@ def unavailable(exc: Exception, what: str = "feedback store") -> JSONResponse:
     """503 with ``Retry-After: 1``: Redis could not take a write; the client must retry."""
     return JSONResponse(status_code=503, content={"detail": f"{what} unavailable, retry: {type(exc).__name__}"},
                         headers={"Retry-After": "1"})
+
+
+def unprocessable(loc: tuple | list, msg: str) -> JSONResponse:
+    """422 naming the field at ``loc`` (``("body", "filters", ...)``), in FastAPI's
+    validation-error shape."""
+    return JSONResponse(status_code=422, content={"detail": [{"loc": list(loc), "msg": msg, "type": "value_error"}]})

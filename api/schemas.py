@@ -3,15 +3,117 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationInfo,
+                      field_validator, model_validator)
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Context = Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=64)],
                          Annotated[str, StringConstraints(max_length=128)] | int | float | bool],
                     Field(max_length=16)]
 """Request context: at most 16 ``key: value`` pairs (string, number or boolean values)."""
+
+
+TagName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+FieldName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+def to_unix_seconds(value) -> float:
+    """A field value or bound as a float: a finite number as it is, an ISO-8601 date or
+    date-time (``2024-05-01``, ``2024-05-01T12:00:00Z``; no zone = UTC) as unix seconds.
+
+    Raises:
+        ValueError: anything else (pydantic answers 422 naming the field).
+    """
+    if isinstance(value, bool):
+        raise ValueError("must be a number or an ISO-8601 date, not a boolean")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return float(value)
+    if isinstance(value, str):
+        try:
+            t = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is neither a number nor an ISO-8601 date") from None
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=timezone.utc)
+        return t.timestamp()
+    raise ValueError("must be a number or an ISO-8601 date")
+
+
+NumberOrDate = Annotated[float | str, BeforeValidator(to_unix_seconds)]
+"""A number, or an ISO-8601 date / date-time (converted to unix seconds; no zone = UTC)."""
+
+
+class TagFilter(BaseModel):
+    """Items with ``any`` (at least one) or ``all`` of ``tags``."""
+
+    model_config = ConfigDict(extra="forbid")
+    tags: list[TagName] = Field(min_length=1, max_length=64, examples=[["drama", "comedy"]])
+    match: Literal["any", "all"] = Field("any", description="any: at least one of the tags; all: every one")
+
+
+class FieldRange(BaseModel):
+    """Items whose numeric or date field ``field`` is in ``[min, max]`` (inclusive; a
+    missing bound is open, no bound at all: items that have the field). Items without the
+    field never pass. Dates as ISO-8601 or unix seconds."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"field": "price", "min": 0, "max": 20}, {"field": "published_at", "min": "2024-01-01T00:00:00Z"}]})
+    field: FieldName
+    min: NumberOrDate | None = None
+    max: NumberOrDate | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "FieldRange":
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"{self.field}: min must be <= max")
+        return self
+
+
+class Filters(BaseModel):
+    """Which items the slate may hold (every filter must hold; promoted items included). A
+    tag or field no item was ever PUT with is a 422 naming it."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"include_tags": {"tags": ["drama", "comedy"], "match": "any"},
+         "exclude_tags": {"tags": ["horror"]},
+         "fields": [{"field": "published_at", "min": "2024-01-01"}, {"field": "price", "max": 20}]}]})
+    include_tags: TagFilter | None = Field(None, description="only items with any / all of these tags")
+    exclude_tags: TagFilter | None = Field(None, description="no item with any / all of these tags")
+    fields: list[FieldRange] = Field(default_factory=list, max_length=16,
+                                     description="ranges over numeric or date fields of the items (PUT /items fields)")
+
+
+class Diversity(BaseModel):
+    """At most ``max_per_tag`` items per tag in the slate (an item counts for each of its
+    tags; ``tags``: cap only these)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"max_per_tag": 2}]})
+    max_per_tag: int = Field(ge=1, le=100)
+    tags: list[TagName] | None = Field(None, max_length=64, description="the capped tags (default: every tag)")
+
+
+class Promotion(BaseModel):
+    """``slots`` slots of the slate go to the best items of a set, named by ``items`` (ids;
+    unknown ones are ignored) and / or ``tags`` (any of them); they are marked
+    ``promoted`` in the answer."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"name": "in-house", "tags": ["in-house"], "slots": 2}, {"items": ["film-42", "film-7"], "slots": 1}]})
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    items: list[Id] = Field(default_factory=list, max_length=1000)
+    tags: list[TagName] = Field(default_factory=list, max_length=64)
+    slots: int = Field(ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _names_a_set(self) -> "Promotion":
+        if not self.items and not self.tags:
+            raise ValueError("a promotion needs items or tags")
+        return self
 
 
 class Explore(BaseModel):
@@ -35,6 +137,34 @@ class RecommendRequest(BaseModel):
                              "daypart, ...): the ranker learns per-context popularity", examples=[{"device": "mobile"}])
     explore: Explore | None = Field(None, description="exploration for this request (default: the server's "
                                     "engine.explore settings)", examples=[{"kind": "epsilon", "epsilon": 0.1}])
+    filters: Filters | None = Field(None, description="business rules: which items the slate may hold (by tags, "
+                                    "by numeric or date fields); applied before ranking, the slate still has k items "
+                                    "when k eligible items exist")
+    diversity: Diversity | None = Field(None, description="business rules: at most max_per_tag items per tag")
+    promotions: list[Promotion] = Field(default_factory=list, max_length=5, description="business rules: slots "
+                                        "guaranteed to sets of items (their total at most k), marked promoted, "
+                                        "propensity 1")
+    explain: bool = Field(False, description="add each item's explanation: the parts of its score and a "
+                          "'because you liked' hint (costs ~0.3 ms per request, load/bench_explain.py)")
+
+    @field_validator("promotions")
+    @classmethod
+    def _fit_in_k(cls, v: list, info: ValidationInfo) -> list:
+        k = info.data.get("k")
+        if k is not None and sum(p.slots for p in v) > k:
+            raise ValueError(f"the promotions' slots ({sum(p.slots for p in v)}) exceed k ({k})")
+        return v
+
+
+class Explanation(BaseModel):
+    """Why an item is in the slate (``explain: true``)."""
+
+    ranker: Literal["learned", "blend"]
+    parts: dict[str, float] = Field(description="learned: per feature, weight x standardised value (and tie_break); "
+                                    "blend: trend, cooc, mf. They sum to the score",
+                                    examples=[{"pop_1d": 0.41, "cooc_10": 0.22, "mf": 0.05, "tie_break": 3e-7}])
+    because_you_liked: str | None = Field(None, description="the user's recent positive that co-occurs most with "
+                                          "this item, when co-occurrence raised its score")
 
 
 class ScoredItem(BaseModel):
@@ -43,6 +173,8 @@ class ScoredItem(BaseModel):
     propensity: float = Field(1.0, description="probability the serving policy put this item in this slot, given "
                               "the slots above (1 when greedy)")
     explored: bool = Field(False, description="the slot holds an exploration pick, not the ranker's best remaining item")
+    promoted: bool = Field(False, description="the slot belongs to a promotion (request promotions)")
+    explanation: Explanation | None = Field(None, description="present with explain: true")
 
 
 class RecommendResponse(BaseModel):
@@ -95,9 +227,43 @@ class FeedbackBatchAccepted(BaseModel):
 
 
 class ItemRequest(BaseModel):
-    """``PUT /items/{item_id}``: catalogue metadata; ``hidden`` items are never recommended."""
+    """``PUT /items/{item_id}``: catalogue metadata; ``hidden`` items are never recommended.
+    ``tags`` and ``fields`` (numbers, or dates as ISO-8601 / unix seconds) are what request
+    filters, diversity caps and promotions select on."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"title": "New film", "tags": ["drama", "in-house"], "fields": {"price": 4.99, "published_at": "2024-05-01"}}]})
     title: Annotated[str, StringConstraints(max_length=512)] | None = None
-    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=64)
+    tags: list[TagName] = Field(default_factory=list, max_length=64)
+    fields: dict[FieldName, NumberOrDate] = Field(default_factory=dict, max_length=32,
+                                                  description="numeric or date fields (dates become unix seconds)")
     hidden: bool = False
+
+
+class SimilarItem(BaseModel):
+    """An item similar to the one asked about."""
+
+    item_id: str
+    score: float = Field(description="cosine: of co-occurrence counts (0..1] or of the factor vectors [-1, 1]")
+    source: Literal["cooccurrence", "factors"]
+
+
+class SimilarResponse(BaseModel):
+    """``GET /items/{item_id}/similar``: co-occurrence neighbours first, then factor cosine."""
+
+    item_id: str
+    model_version: int
+    items: list[SimilarItem]
+
+
+class TrendingItem(BaseModel):
+    item_id: str
+    score: float = Field(description="decayed positives now (event time)")
+
+
+class TrendingResponse(BaseModel):
+    """``GET /trending``: the most popular items now, best first."""
+
+    model_version: int
+    tag: str | None = None
+    items: list[TrendingItem]

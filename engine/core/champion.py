@@ -64,8 +64,11 @@ class Arena:
             return "promote" if self.check("auto")["action"] == "promote" else None
         return None
 
-    def targets(self, user: str, item_ids: list[str], exclude, context: dict | None) -> dict[str, list[float]]:
-        """The challenger's per-slot probabilities of a served slate (empty without one)."""
+    def targets(self, user: str, item_ids: list[str], exclude, context: dict | None, rules=None,
+                promoted: list[bool] | None = None) -> dict[str, list[float]]:
+        """The challenger's per-slot probabilities of a served slate (empty without one),
+        under the request's business ``rules`` (``engine.core.rules.Rules``) when it had
+        any (``promoted``: the slate's per-slot flags; promoted slots get 1.0)."""
         ch = self.challenger
         if ch is None or not item_ids:
             return {}
@@ -73,7 +76,14 @@ class Arena:
 
         rows = np.array([ch.catalogue.get(i) if ch.catalogue.get(i) is not None else -1 for i in item_ids],
                         dtype=np.int64)
-        p, _ = target(ch, user, rows, ch.excluded(user, exclude), context, policy_of(ch.config))
+        compiled = None
+        if rules is not None and rules.active:
+            try:
+                compiled = rules.compile(ch.catalogue)
+            except ValueError:  # a name the challenger does not know (it learns the same stream: never in practice)
+                return {}
+        p, _ = target(ch, user, rows, ch.excluded(user, exclude), context, policy_of(ch.config), rules=compiled,
+                      promoted=None if promoted is None else np.array(promoted, dtype=bool))
         return {CHALLENGER: [round(float(x), 6) for x in p]}
 
     def estimates(self, fresh: bool = False) -> dict:

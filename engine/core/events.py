@@ -19,6 +19,9 @@ into what the model learns:
 The defaults are ``click`` (positive), ``impression`` (exposure) and ``rating`` (0-10,
 positive from 8). ``item`` (internal) is a catalogue upsert with ``meta`` / ``hidden``; it
 goes through the stream so the single learner applies catalogue changes in order, durably.
+A deletion (``DELETE /items/{id}``) is an ``item`` event too (``item_deletion``): ``meta``
+``{"deleted": true}`` and ``hidden`` set, so a version of the engine that predates deletions
+replays it as a hide.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ CLICK, IMPRESSION, RATING = "click", "impression", "rating"
 """The default event types' names."""
 ITEM_KIND = "item"  # catalogue upsert (PUT /items/{id}); travels the same stream, in order
 SLATE_KIND = "slate"  # a served slate (its items, propensities, targets): impressions and a logged decision
+DELETED = "deleted"  # the meta key that makes an item event a deletion (``item_deletion``)
 POSITIVE, NEGATIVE, EXPOSURE, NEUTRAL = "positive", "negative", "exposure", "neutral"
 """What an event means to the model (``Semantics.meaning``)."""
 
@@ -238,6 +242,17 @@ class Event:
     def time(self) -> float:
         """Event time (unix s) when the event carries one, processing time otherwise."""
         return self.timestamp if self.timestamp is not None else self.received_at
+
+
+def item_deletion(item_id: str, received_at: float) -> Event:
+    """The catalogue event that deletes ``item_id`` for good (``Catalogue.delete``)."""
+    return Event(user_id="", item_id=item_id, kind=ITEM_KIND, received_at=received_at, meta={DELETED: True},
+                 hidden=True)
+
+
+def is_deletion(event: Event) -> bool:
+    """Whether ``event`` is an item deletion (``item_deletion``)."""
+    return event.kind == ITEM_KIND and bool(event.meta) and event.meta.get(DELETED) is True
 
 
 def to_fields(event: Event) -> dict[str, str]:

@@ -52,6 +52,7 @@ from engine.core.model import stable_hash
 from engine.core.champion import Arena
 from engine.core.decisions import Decision
 from engine.core.events import ITEM_KIND, SLATE_KIND, Event
+from engine.core.explain import explain as explain_slate
 from engine.core.recommender import Recommender
 from engine.core.steps import Steps, run
 from engine.core.trust import TRUSTED, UNVETTED, VETTED, ImpressionJoin, slate_id
@@ -69,13 +70,16 @@ a server."""
 class Slate:
     """A served slate: its id (join key for impressions/clicks), item ids best first, their
     scores, the serving policy's per-slot propensities (given the slots above; 1 when
-    greedy) and which slots explored (same order)."""
+    greedy or promoted), which slots explored and which hold promoted items (same order),
+    and, when asked for, each item's explanation (``engine.core.explain``)."""
 
     recommendation_id: str
     item_ids: list[str]
     scores: list[float] = field(default_factory=list)
     propensities: list[float] = field(default_factory=list)
     explored: list[bool] = field(default_factory=list)
+    promoted: list[bool] = field(default_factory=list)
+    explanations: list[dict] | None = None
 
 
 @dataclass
@@ -135,30 +139,41 @@ class GuardedRecommender:
 
     # ---------------------------------------------------------------- serving
     def recommend(self, user_id: str, k: int = 10, exclude: list[str] | tuple = (), now: float | None = None,
-                  token: str | None = None, context: dict | None = None, policy=None) -> Slate:
+                  token: str | None = None, context: dict | None = None, policy=None, rules=None,
+                  explain: bool = False) -> Slate:
         """Serve a slate: make its recommendation id (``engine.core.trust.slate_id``), draw
         it under the exploration policy seeded by that id (``Recommender.serve``: greedy
-        unless configured), record it for the impression join (``slate_sink``) and feed the
-        guard's prequential alarm. Creates no model state.
+        unless configured) and the request's business rules, record it for the impression
+        join (``slate_sink``) and feed the guard's prequential alarm. Creates no model state.
 
         Args:
             user_id, k, exclude, context: as ``Recommender.recommend``.
             now: serving time (unix s; default: the model's event clock).
             token: the id's unique part (default: a seeded counter, reproducible).
             policy: an ``ExplorationPolicy`` for this request (default: the configured one).
+            rules: ``engine.core.rules.Rules`` (filters, diversity cap, promotions), or None;
+                the challenger's target probabilities are computed under the same rules.
+            explain: add each item's explanation (``engine.core.explain``).
+
+        Raises:
+            engine.core.filters.UnknownName: ``rules`` name a tag or field no item has
+                (before anything is recorded).
         """
         self._served += 1
         now = self.recommender.clock if now is None else now
         rid = slate_id(now, token or f"{splitmix64(self.slate_seed, self._served, 0):016x}")
-        served = self.recommender.serve(user_id, k, exclude, context, policy, stable_hash(rid))
-        targets = self.arena.targets(user_id, served.item_ids, exclude, context)
+        served = self.recommender.serve(user_id, k, exclude, context, policy, stable_hash(rid), rules)
+        promoted = served.promoted if any(served.promoted) else None
+        targets = self.arena.targets(user_id, served.item_ids, exclude, context, rules, promoted)
         self.slate_sink(rid, user_id, served.item_ids, now, context, served.propensities, targets)
         if self.guard.enabled:
             self._prequential(user_id, rid)
         if self._log_decisions:
             self.arena.decisions.served(Decision(rid, user_id, now, served.item_ids, served.propensities, targets,
                                                  context))
-        return Slate(rid, served.item_ids, served.scores, served.propensities, served.explored)
+        explanations = explain_slate(self.recommender, user_id, served.item_ids, context) if explain else None
+        return Slate(rid, served.item_ids, served.scores, served.propensities, served.explored, served.promoted,
+                     explanations)
 
     def promote(self, by: str = "admin") -> dict:
         """Make the challenger the serving model (the old champion becomes the challenger);
@@ -284,7 +299,7 @@ class GuardedRecommender:
         jumped: set[str] = set()
         good = None
         if suspicious >= g.min_suspicious and self._good is not None and len(self._reservoir) >= _MIN_EVIDENCE:
-            good = yield from Recommender.from_state_steps(*self._good)
+            good = yield from Recommender.from_state_steps(*self._good, attributes=False)  # validation only: no filter index
             pairs = self._sample_pairs()
             users = self._sample_users()
             q_live = yield from _quality(self.recommender, pairs)
@@ -393,7 +408,7 @@ class GuardedRecommender:
     def _reference(self) -> Steps[Recommender | None]:
         """The cumulative reference model (rebuilt lazily from its saved state)."""
         if self._reference_model is None and self._reference_state is not None:
-            self._reference_model = yield from Recommender.from_state_steps(*self._reference_state)
+            self._reference_model = yield from Recommender.from_state_steps(*self._reference_state, attributes=False)
         return self._reference_model
 
     def _sample_pairs(self) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ Unknown users get the same ranking without personal terms: what is trending now.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,13 +31,14 @@ from engine.core.context import ContextPopularity
 from engine.core import learned_ranking, slates
 from engine.core.cooccurrence import CoOccurrence
 from engine.core.eviction import UserActivity, compact, dead_rows, forget
-from engine.core.events import EXPOSURE, ITEM_KIND, NEGATIVE, POSITIVE, SLATE_KIND, Event, Semantics
+from engine.core.events import EXPOSURE, ITEM_KIND, NEGATIVE, POSITIVE, SLATE_KIND, Event, Semantics, is_deletion
 from engine.core.features import feature_groups, feature_names
 from engine.core.model import FactorModel
 from engine.core.popularity import PopularityBank
 from engine.core.ranker import Ranker
 from engine.core.ranking import top_k
 from engine.core import steps
+from engine.core.rules import Rules
 from engine.core.steps import ROWS_PER_STEP, Steps, run
 from engine.core.tags import TagProfiles
 from engine.core.trend import DecayedPopularity
@@ -52,13 +53,14 @@ by a compaction): rollback points hold prefix views of them instead of copies.""
 @dataclass(frozen=True, slots=True)
 class Served:
     """A served slate: item ids best slot first, scores, the probability the serving policy
-    put each item in its slot given the slots above (1 when greedy), and whether each slot
-    explored."""
+    put each item in its slot given the slots above (1 when greedy or promoted), whether each
+    slot explored, and whether it holds a promoted item (all False without promotions)."""
 
     item_ids: list[str]
     scores: list[float]
     propensities: list[float]
     explored: list[bool]
+    promoted: list[bool] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,18 +148,27 @@ class Recommender:
         return [Ranked(ids[i], float(s)) for i, s in zip(idx.tolist(), top.tolist())]
 
     def serve(self, user_id: str, k: int, exclude: list[str] | tuple = (), context: dict | None = None,
-              policy=None, seed: int = 0) -> "Served":
+              policy=None, seed: int = 0, rules: Rules | None = None) -> "Served":
         """A slate for ``user_id`` drawn under an exploration ``policy``
         (``engine.core.exploration.ExplorationPolicy``; None: the configured one) seeded by
-        ``seed``: item ids best slot first, scores, per-slot propensities and explored flags
-        (``engine.core.slates.draw``). Greedy, it equals ``recommend``. Creates no state."""
+        ``seed``: item ids best slot first, scores, per-slot propensities, explored and
+        promoted flags (``engine.core.slates.draw``). Greedy and without ``rules``, it
+        equals ``recommend``. With business ``rules`` (``engine.core.rules.Rules``: filters,
+        diversity cap, promotions) the slate is filled by ``engine.core.ruled_slates``.
+        Creates no state.
+
+        Raises:
+            engine.core.filters.UnknownName: ``rules`` name a tag or field no item has.
+        """
+        compiled = rules.compile(self.catalogue) if rules is not None and rules.active else None
         if len(self.catalogue) == 0:
-            return Served([], [], [], [])
+            return Served([], [], [], [], [])
         d = slates.draw(self, user_id, k, self.excluded(user_id, exclude), context,
-                        policy or slates.policy_of(self.config), seed)
+                        policy or slates.policy_of(self.config), seed, compiled)
         ids = self.catalogue.ids
+        promoted = d.promoted.tolist() if d.promoted is not None else [False] * len(d.rows)
         return Served([ids[r] for r in d.rows.tolist()], d.scores.tolist(), d.propensities.tolist(),
-                      d.explored.tolist())
+                      d.explored.tolist(), promoted)
 
     def excluded(self, user_id: str, exclude: list[str] | tuple = ()) -> np.ndarray:
         """Rows a slate for ``user_id`` never holds: hidden items, what the user interacted
@@ -209,11 +220,22 @@ class Recommender:
     # ----------------------------------------------------------------- write path
     def upsert_item(self, item_id: str, meta: dict | None = None, hidden: bool | None = None) -> None:
         """Add or update a catalogue item; a new item is recommendable before its first click,
-        and its ``meta["tags"]`` feed the ranker's tag affinity."""
+        its ``meta["tags"]`` feed the ranker's tag affinity, and its tags and ``meta["fields"]``
+        the request filters (``engine.core.attributes``). A deleted item stays deleted."""
         idx = self.catalogue.upsert(item_id, meta, hidden)
         self._grow()
-        if meta is not None:
+        if meta is not None and idx not in self.catalogue.deleted:
             self.tags.set_item(idx, meta.get("tags"))
+
+    def delete_item(self, item_id: str) -> None:
+        """Delete an item for good (``Catalogue.delete``: a permanent hide, its metadata, tags
+        and fields dropped). Its row and what the model learned of it stay (rows are dense),
+        but it is never served, matched by a filter or listed again, and feedback on it is
+        counted in ``refused_items`` and not learned. An unknown id is registered deleted."""
+        idx = self.catalogue.add(item_id)
+        self._grow()
+        self.catalogue.delete(idx)
+        self.tags.set_item(idx, [])
 
     def apply(self, event: Event, weight: float = 1.0) -> None:
         """Learn from one event (the learner's write path). Events must arrive in stream order.
@@ -234,15 +256,18 @@ class Recommender:
             self._advance(event)
             return
         if event.kind == ITEM_KIND:
-            self.upsert_item(event.item_id, event.meta, event.hidden)
+            if is_deletion(event):
+                self.delete_item(event.item_id)
+            else:
+                self.upsert_item(event.item_id, event.meta, event.hidden)
             self._advance(event)
             return
         if event.kind == SLATE_KIND:
             self._slate(event)
             self._advance(event)
             return
-        if not known and not c.items_from_feedback:
-            self.refused_items += 1
+        if (not known and not c.items_from_feedback) or (known and self.catalogue.live(event.item_id) is None):
+            self.refused_items += 1  # not admitted, or deleted: nothing about it is learned
             self._advance(event)
             return
         t = event.time
@@ -459,6 +484,7 @@ class Recommender:
             "config": self.config.model_dump(),
             "item_meta": {str(k): v for k, v in cat.meta.items()},
             "hidden": sorted(cat.hidden_idx.tolist()),
+            "deleted": sorted(cat.deleted),
             "trend": trend_meta,
             "popularity": bank_meta,
             "ranker": ranker_meta,
@@ -515,29 +541,35 @@ class Recommender:
         return (out, meta), buffer
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, config: EngineConfig | None = None) -> "Recommender":
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict, config: EngineConfig | None = None,
+                   attributes: bool = True) -> "Recommender":
         """Rebuild a recommender from ``state()`` output (inverse of ``state``). Without
-        ``config`` the snapshot's own is used (``config_of``)."""
-        return run(cls.from_state_steps(arrays, meta, config))
+        ``config`` the snapshot's own is used (``config_of``). ``attributes=False`` leaves the
+        catalogue's filter index to be built on first use (a copy that never serves
+        filtered requests, e.g. the guard's validation models, never builds it)."""
+        return run(cls.from_state_steps(arrays, meta, config, attributes))
 
     @classmethod
-    def from_state_steps(cls, arrays: dict[str, np.ndarray], meta: dict,
-                         config: EngineConfig | None = None) -> Steps["Recommender"]:
+    def from_state_steps(cls, arrays: dict[str, np.ndarray], meta: dict, config: EngineConfig | None = None,
+                         attributes: bool = True) -> Steps["Recommender"]:
         """``from_state`` as cooperative steps (``engine.core.steps``): it yields every few
         thousand rows of its per-row loops and between array copies, and returns the
         recommender. The guard rebuilds its last good model this way during a validation
         that the event loop interleaves with requests."""
         rec = cls(config or config_of(meta))
         cat = rec.catalogue
+        cat.defer_index()
         items = yield from _unpack_ids(arrays["items_text"], arrays["items_len"])
         cat.load_ids(items, arrays["items_text"], arrays["items_len"])
         yield
         for n, (k, v) in enumerate(meta["item_meta"].items(), 1):
-            cat.meta[int(k)] = v
+            cat.set_meta(int(k), v)
             if n % ROWS_PER_STEP == 0:
                 yield
         for i in meta["hidden"]:
             cat.upsert(cat.ids[i], hidden=True)
+        for i in meta.get("deleted", ()):  # snapshots before deletions have none
+            cat.delete(i)
         rec.trend.load(arrays, meta["trend"])
         yield
         if "popularity" in meta:  # snapshots before the learned ranker have no bank
@@ -599,6 +631,8 @@ class Recommender:
         rec.clock = meta["clock"]
         rec.events_learned = meta["events_learned"]
         rec.last_event_id = meta["last_event_id"]
+        if attributes:
+            cat.build_index()  # now: restores that serve run in a thread, off the serving loop
         return rec
 
     def stats(self) -> dict:

@@ -19,21 +19,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.core import learned_ranking
+from engine.core import learned_ranking, ruled_slates
 from engine.core.exploration import (GREEDY, ExplorationPolicy, draw_slate, logged_marginals, slot_expectations,
                                      slot_probabilities)
+from engine.core.rules import CompiledRules
 
 
 @dataclass(frozen=True)
 class Drawn:
     """A drawn slate: catalogue rows best slot first, their scores, per-slot propensities
-    (given the slots above), and whether each slot explored (did not hold the greedy
-    choice of the remaining items)."""
+    (given the slots above), whether each slot explored (did not hold the greedy choice of
+    the remaining items), and whether it holds a promoted item (None: no promotions)."""
 
     rows: np.ndarray
     scores: np.ndarray
     propensities: np.ndarray
     explored: np.ndarray
+    promoted: np.ndarray | None = None
 
 
 def policy_of(config, override: dict | None = None) -> ExplorationPolicy:
@@ -78,8 +80,12 @@ def new_mask(rec, pool: np.ndarray) -> np.ndarray:
 
 
 def draw(rec, user: str, k: int, excluded: np.ndarray, context: dict | None, policy: ExplorationPolicy,
-         seed: int) -> Drawn:
-    """Draw ``k`` rows for ``user`` under ``policy`` (seeded by ``seed``)."""
+         seed: int, rules: CompiledRules | None = None) -> Drawn:
+    """Draw ``k`` rows for ``user`` under ``policy`` (seeded by ``seed``); under a request's
+    business ``rules`` (filters, diversity cap, promotions) through
+    ``engine.core.ruled_slates.draw``."""
+    if rules is not None:
+        return ruled_slates.draw(rec, user, k, excluded, context, policy, seed, rules)
     pool, scores = pool_and_scores(rec, user, excluded, context, policy.new_item_bonus)
     if not len(pool):
         empty = np.zeros(0)
@@ -94,11 +100,17 @@ def draw(rec, user: str, k: int, excluded: np.ndarray, context: dict | None, pol
 
 
 def target(rec, user: str, rows: np.ndarray, excluded: np.ndarray, context: dict | None,
-           policy: ExplorationPolicy, rhat: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+           policy: ExplorationPolicy, rhat: np.ndarray | None = None, rules: CompiledRules | None = None,
+           promoted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """For a logged slate (catalogue ``rows``, best slot first) served to ``user``: each
     slot's probability under ``rec`` and ``policy`` given the logged slots above it, and,
     with a reward model ``rhat`` (per slot, position-based), the policy's expected reward
-    model value per slot. A logged item outside ``rec``'s candidates has probability 0."""
+    model value per slot. A logged item outside ``rec``'s candidates has probability 0.
+    A slate served under business ``rules`` (``promoted``: its per-slot flags) is replayed
+    under the same rules (``engine.core.ruled_slates.target``; no reward-model term)."""
+    if rules is not None:
+        flags = np.zeros(len(rows), dtype=bool) if promoted is None else np.asarray(promoted, dtype=bool)
+        return ruled_slates.target(rec, user, rows, flags, excluded, context, policy, rules), None
     pool, scores = pool_and_scores(rec, user, excluded, context, policy.new_item_bonus)
     index = {r: i for i, r in enumerate(pool.tolist())}
     positions = np.array([index.get(r, -1) for r in rows.tolist()], dtype=np.int64)

@@ -191,13 +191,19 @@ class Node:
 
     # ------------------------------------------------------------------ serving
     def recommend(self, user_id: str, k: int = 10, exclude: list[str] | tuple = (),
-                  context: dict | None = None, policy=None) -> Slate:
+                  context: dict | None = None, policy=None, rules=None, explain: bool = False) -> Slate:
         """The serving function (``GuardedRecommender.recommend``): a fresh recommendation
         id, the slate drawn in ``context`` under the exploration ``policy`` (default: the
-        configured one) seeded by that id, recorded for the impression join (written to
-        Redis behind), the guard's prequential alarm fed. Never creates model state."""
+        configured one) seeded by that id and the business ``rules``
+        (``engine.core.rules.Rules``, or None), recorded for the impression join (written to
+        Redis behind), the guard's prequential alarm fed; ``explain`` adds explanations.
+        Never creates model state.
+
+        Raises:
+            engine.core.filters.UnknownName: ``rules`` name an unknown tag or field.
+        """
         return self.live.guarded.recommend(user_id, k, exclude, now=time.time(), token=new_token(), context=context,
-                                           policy=policy)
+                                           policy=policy, rules=rules, explain=explain)
 
     # ------------------------------------------------------------------ reading
     @property
