@@ -19,6 +19,9 @@ into what the model learns:
 The defaults are ``click`` (positive), ``impression`` (exposure) and ``rating`` (0-10,
 positive from 8). ``item`` (internal) is a catalogue upsert with ``meta`` / ``hidden``; it
 goes through the stream so the single learner applies catalogue changes in order, durably.
+``forget`` (internal) erases a user (``engine.core.users.erase``); it travels the same stream
+for the same reason: a replay from an older snapshot, and every replica, forget at the same
+point of the stream.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ CLICK, IMPRESSION, RATING = "click", "impression", "rating"
 """The default event types' names."""
 ITEM_KIND = "item"  # catalogue upsert (PUT /items/{id}); travels the same stream, in order
 SLATE_KIND = "slate"  # a served slate (its items, propensities, targets): impressions and a logged decision
+FORGET_KIND = "forget"  # erase a user (DELETE /users/{id}): applied in stream order, so replays and replicas forget too
 POSITIVE, NEGATIVE, EXPOSURE, NEUTRAL = "positive", "negative", "exposure", "neutral"
 """What an event means to the model (``Semantics.meaning``)."""
 
@@ -147,7 +151,7 @@ class Event:
 
     Attributes:
         user_id, item_id: opaque ids (non-empty strings, <= 128 chars; validated by the API).
-        kind: one of ``FEEDBACK_KINDS``, or ``ITEM_KIND``.
+        kind: an event type of the schema, or ``ITEM_KIND`` / ``SLATE_KIND`` / ``FORGET_KIND``.
         value: rating value (required for ``rating``, ignored otherwise).
         timestamp: event time, unix seconds, when the client sent one.
         received_at: acceptance time, unix seconds, stamped when the event was made durable.
