@@ -190,6 +190,18 @@ class Event:
         return self.timestamp if self.timestamp is not None else self.received_at
 
 
+def stream_id_key(event_id: str | bytes) -> tuple[int, int]:
+    """Sortable key of a Redis Stream id ``"<ms>-<seq>"`` (str or bytes).
+
+    Raises:
+        ValueError: not a stream id.
+    """
+    if isinstance(event_id, bytes):
+        event_id = event_id.decode()
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def to_fields(event: Event) -> dict[str, str]:
     """Encode an event as flat Redis Stream fields (strings only, absent fields omitted)."""
     fields = {"u": event.user_id, "i": event.item_id, "k": event.kind, "r": repr(event.received_at)}

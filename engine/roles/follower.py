@@ -57,6 +57,7 @@ class Follower:
             return
         info, arrays, meta = await cp.snapshots.load(infos[0].version)
         restored = await asyncio.to_thread(Recommender.from_state, arrays, meta, cp.config_for(meta))
+        await cp.erase_forgotten(restored, info.last_event_id)  # erasures after the snapshot (replayed again, too)
         async with self.live.lock:
             self.live.swap(restored)  # replay continues from the snapshot's last stream id
             cp.last_snapshot = info

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from engine.core.events import stream_id_key  # noqa: F401  (re-exported: the API imports it from here)
 from engine.core.guard import GuardedRecommender
 from engine.core.recommender import Recommender
 from engine.roles.freshness import LatencyWindow
@@ -39,16 +40,6 @@ def behind(events: list, count: int) -> bool:
     """Whether a batch read with ``count`` shows the learner behind: it came back full, or
     its oldest event was accepted more than ``_BEHIND_S`` ago (wall clock, ``received_at``)."""
     return len(events) >= count or (bool(events) and time.time() - events[0].received_at > _BEHIND_S)
-
-
-def stream_id_key(event_id: str) -> tuple[int, int]:
-    """Sortable key of a Redis Stream id ``"<ms>-<seq>"``.
-
-    Raises:
-        ValueError: not a stream id.
-    """
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class LiveModel:

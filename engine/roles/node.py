@@ -27,6 +27,7 @@ from engine.core.guard import GuardedRecommender, Slate
 from engine.core.recommender import Recommender
 from engine.core.trust import new_token
 from engine.roles.checkpointer import Checkpointer
+from engine.roles.eraser import Eraser
 from engine.roles.follower import Follower
 from engine.roles.learner import Learner
 from engine.roles.live_model import LiveModel
@@ -38,6 +39,7 @@ from engine.storage.retention import Retention
 from engine.storage.signing import load_key
 from engine.storage.slate_store import SlateStore
 from engine.storage.snapshot_store import SnapshotStore
+from engine.storage.tombstones import Tombstones
 
 log = logging.getLogger("freshrec.node")
 
@@ -82,7 +84,11 @@ class Node:
                                                  policies=self.policies))
         judge = partial(self.slates.classify, join=self.live.guarded.join) if self.guard.enabled else None
         self.log = FeedbackLog(redis, keys, self.live.recommender.semantics, judge, self.slates)  # the intake
-        self.checkpointer = Checkpointer(self.live, self.snapshots, self.log, target.url, c, self.engine)
+        self.tombstones = Tombstones(redis, keys, snapshot_key)
+        self.checkpointer = Checkpointer(self.live, self.snapshots, self.log, target.url, c, self.engine,
+                                         self.tombstones)
+        self.eraser = Eraser(self.live, self.tombstones, self.snapshots, self.slates, target.url,
+                             self.guard.join_window_s)
         if follower:
             role = Follower(self.live, self.log, self.checkpointer, c.resync_s)
             self.supervised = Supervised("replica", role.step)
@@ -118,12 +124,14 @@ class Node:
         raises ``SchemaMismatch``), restore the newest good snapshot; the learner also
         positions its consumer group after it and starts the snapshot writer process. A
         follower never touches the group: it belongs to the one learner, and rewinding it
-        would make the learner apply entries twice."""
+        would make the learner apply entries twice. The learner finally resumes stream
+        purges of erased users left pending by a process that died mid-way."""
         await self.log.ensure_schema()
         await self.checkpointer.restore_latest()
         if not self.follower:
             await self.role.position()
             self.checkpointer.start_writer()
+            await self.eraser.resume()
 
     async def run(self) -> None:
         """The role's loop, forever (until cancelled)."""
@@ -133,6 +141,7 @@ class Node:
         """Stop: the learner waits for a running checkpoint and (``final_snapshot``) writes a
         last one; then the Redis client is closed and an embedded server stopped."""
         try:
+            await self.eraser.close()
             if not self.follower:
                 await self.checkpointer.close(final_snapshot)
         finally:
@@ -148,6 +157,14 @@ class Node:
         Redis behind), the guard's prequential alarm fed. Never creates model state."""
         return self.live.guarded.recommend(user_id, k, exclude, now=time.time(), token=new_token(), context=context,
                                            policy=policy)
+
+    async def erase_user(self, user_id: str, timeout_s: float = 5.0) -> dict:
+        """Erase a user (``DELETE /users/{id}``): ``engine.roles.eraser.Eraser.erase``.
+
+        Raises:
+            redis.exceptions.RedisError: Redis could not take the erasure (nothing erased).
+        """
+        return await self.eraser.erase(user_id, timeout_s)
 
     # ------------------------------------------------------------------ reading
     @property
