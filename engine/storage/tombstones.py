@@ -43,7 +43,7 @@ from redis.asyncio import Redis
 from engine.core.events import FORGET_KIND, Event, stream_id_key, to_fields
 from engine.core.trust import SLATE_BUCKET_S
 from engine.core.users import erase
-from engine.storage.keys import Keys
+from engine.storage.keys import LEARNER_GROUP, Keys
 
 # KEYS: stream, forgotten, order, purge, snapshots. ARGV: digest, t, then the entry's fields.
 _FORGET = """
@@ -191,7 +191,9 @@ def purge_stream(client: redis_sync.Redis, keys: Keys, pending: dict[str, str], 
     """XDEL every stream entry of a tombstoned user that precedes their forget entry
     (``pending``: digest -> at), scanning the stream in batches of ``batch`` entries with a
     synchronous client (run it in a worker thread). Forget entries stay: a replay from an
-    older snapshot needs them. Idempotent. Returns the entries deleted.
+    older snapshot needs them. Deleted entries are also acknowledged in the learner's group
+    (one it had read but not acknowledged would otherwise stay pending forever).
+    Idempotent. Returns the entries deleted.
 
     Raises:
         redis.exceptions.RedisError: Redis unavailable (the purge stays pending).
@@ -217,6 +219,10 @@ def purge_stream(client: redis_sync.Redis, keys: Keys, pending: dict[str, str], 
                 doomed.append(eid)
         if doomed:
             deleted += client.xdel(keys.feedback, *doomed)
+            try:  # never to be applied: not pending in the learner's group either
+                client.xack(keys.feedback, LEARNER_GROUP, *doomed)
+            except redis_sync.ResponseError:  # no group yet
+                pass
         if len(entries) < batch:
             return deleted
         start = "(" + entries[-1][0].decode()
