@@ -17,21 +17,21 @@ delivered that far, nothing unacknowledged) and prints events/s appended and lea
 from __future__ import annotations
 
 import argparse
-import asyncio
+import bisect
 import json
 import sys
 import time
 from pathlib import Path
 
-from redis.asyncio import Redis
+import redis
 from redis.exceptions import RedisError
 from tqdm import tqdm
 
 from api.import_sources import FORMATS, load_events, source_id, source_of
 from api.settings import Settings, from_args
 from engine.core.events import Semantics, stream_id_key
-from engine.storage.bulk_append import BulkAppender, ConcurrentImport, last_entry, learner_position
-from engine.storage.feedback_log import FeedbackLog, SchemaMismatch
+from engine.storage.bulk_append import BulkAppender, ConcurrentImport, ensure_schema, last_entry, learner_position
+from engine.storage.feedback_log import SchemaMismatch
 from engine.storage.keys import Keys
 from engine.storage.redis_server import resolve
 from simulators.datasets import BadRow
@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-async def import_log(args: argparse.Namespace, settings: Settings, before_batch=None) -> dict:
+def import_log(args: argparse.Namespace, settings: Settings, before_batch=None) -> dict:
     """Run one import (see the module docstring); returns the summary.
 
     ``before_batch(start)`` (tests) is called before each batch is committed with the index
@@ -78,14 +78,13 @@ async def import_log(args: argparse.Namespace, settings: Settings, before_batch=
     sid, digest = source_id(source)
     keys = Keys(settings.key_prefix)
     target = resolve(settings.redis_url, settings.data_dir, settings.appendfsync)
-    redis = Redis.from_url(target.url, socket_timeout=30, socket_connect_timeout=5)
+    client = redis.Redis.from_url(target.url, socket_timeout=30, socket_connect_timeout=5)
     progress = not args.no_progress
     try:
-        await FeedbackLog(redis, keys, semantics).ensure_schema()
-        appender = BulkAppender(redis, keys, sid, {"path": str(source.path), "format": source.format,
-                                                    "sha256": digest})
-        done_before = await appender.appended()
-        start = min(done_before, len(events))
+        ensure_schema(client, keys, semantics)
+        appender = BulkAppender(client, keys, sid, {"path": str(source.path), "format": source.format,
+                                                     "sha256": digest})
+        start = min(appender.appended(), len(events))
         t0 = time.perf_counter()
         bar = tqdm(total=len(events), initial=start, unit="ev", unit_scale=True, desc="append", disable=not progress,
                    mininterval=0.5, smoothing=0.1)
@@ -94,33 +93,31 @@ async def import_log(args: argparse.Namespace, settings: Settings, before_batch=
             chunk = events[first: first + args.batch]
             if before_batch is not None:
                 before_batch(first)
-            ids = await appender.append(chunk, first)
+            ids = appender.append(chunk, first)
             marks.append((stream_id_key(ids[-1]), first + len(chunk) - start))
             bar.update(len(chunk))
         bar.close()
         append_s = time.perf_counter() - t0
         if len(events) == whole:
-            await appender.finish(whole)
+            appender.finish(whole)
         appended = len(events) - start
         summary = {"source": str(source.path), "format": source.format, "sha256": digest, "source_id": sid,
                    "events": len(events), "appended": appended, "already_appended": start, "read_s": round(read_s, 3),
                    "append_s": round(append_s, 3),
                    "append_events_per_s": round(appended / append_s, 1) if appended and append_s else None,
                    "positives": sum(semantics.is_positive(e.kind, e.value) for e in events),
-                   "redis": "embedded in " + str(settings.data_dir) if not settings.redis_url else "external"}
+                   "redis": "external" if settings.redis_url else f"embedded in {settings.data_dir}"}
         if args.wait:
-            summary.update(await _wait_learned(redis, keys, marks, t0, args.timeout, progress))
+            summary.update(_wait_learned(client, keys, marks, t0, args.timeout, progress))
         return summary
     finally:
-        await redis.aclose()
+        client.close()
         target.close()
 
 
-async def _wait_learned(redis: Redis, keys: Keys, marks, t0: float, timeout_s: float, progress: bool) -> dict:
+def _wait_learned(client: redis.Redis, keys: Keys, marks, t0: float, timeout_s: float, progress: bool) -> dict:
     """Wait until the learner's group has applied the stream up to its newest entry."""
-    import bisect
-
-    newest = await last_entry(redis, keys)
+    newest = last_entry(client, keys)
     if newest is None:
         return {"learned_s": 0.0, "learned_events_per_s": None}
     goal = stream_id_key(newest)
@@ -128,22 +125,22 @@ async def _wait_learned(redis: Redis, keys: Keys, marks, t0: float, timeout_s: f
     bar = tqdm(total=total, unit="ev", unit_scale=True, desc="learn", disable=not progress, mininterval=0.5)
     deadline = time.monotonic() + timeout_s
     told = False
-    keys_only = [m[0] for m in marks]
+    ends = [m[0] for m in marks]
     while True:
-        position = await learner_position(redis, keys)
+        position = learner_position(client, keys)
         if position is None and not told:
             told = True
             tqdm.write("waiting for a learner on this Redis (freshrec serve or freshrec learner)", file=sys.stderr)
         if position is not None:
             delivered, pending = position
-            done = marks[bisect.bisect_right(keys_only, delivered) - 1][1] if marks and delivered >= keys_only[0] else 0
+            done = marks[bisect.bisect_right(ends, delivered) - 1][1] if marks and delivered >= ends[0] else 0
             bar.update(done - bar.n)
             if delivered >= goal and pending == 0:
                 break
         if time.monotonic() > deadline:
             bar.close()
             raise TimeoutError(f"the learner had not learned the import after {timeout_s:g} s")
-        await asyncio.sleep(WAIT_POLL_S)  # a progress poll of another process, not synchronisation of ours
+        time.sleep(WAIT_POLL_S)  # a progress poll of another process, not synchronisation of ours
     bar.update(total - bar.n)
     bar.close()
     learned_s = time.perf_counter() - t0
@@ -170,7 +167,7 @@ def main(args: argparse.Namespace, before_batch=None) -> int:
     """``freshrec import``: exit 0 when done, 2 on a bad log or option, 1 on other failures."""
     settings = from_args(args)
     try:
-        summary = asyncio.run(import_log(args, settings, before_batch))
+        summary = import_log(args, settings, before_batch)
     except (BadRow, KeyError, ValueError) as exc:
         print(f"freshrec import: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
