@@ -107,6 +107,7 @@ def import_log(args: argparse.Namespace, settings: Settings, before_batch=None) 
                    "append_events_per_s": round(appended / append_s, 1) if appended and append_s else None,
                    "positives": sum(semantics.is_positive(e.kind, e.value) for e in events),
                    "redis": "external" if settings.redis_url else f"embedded in {settings.data_dir}"}
+        summary["learner"] = learner_position(client, keys) is not None
         if args.wait:
             summary.update(_wait_learned(client, keys, marks, t0, args.timeout, progress))
         return summary
@@ -159,6 +160,9 @@ def print_summary(s: dict) -> None:
     if "learned_s" in s:
         print(f"{'learned':<16}{s['learned_s']:.2f} s{'':<4}{rate(s['learned_events_per_s'])} "
               "(from the first append until the learner had applied everything)")
+    if not s["learner"] and "learned_s" not in s:
+        print("NOTE: no learner has read this stream yet: start freshrec serve (or freshrec learner) on the same "
+              "--redis-url / --data-dir to learn it")
     if s["events"] and not s["positives"]:
         print("NOTE: no event is a positive under this deployment's schema (--rating-scale / --positive-threshold?)")
 
