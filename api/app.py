@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from api.limits import BodySizeLimit
 from api.metrics import Metrics
-from api.routers import admin, feedback, guard, items, model, policies, recommend, trending
+from api.routers import admin, feedback, guard, items, model, policies, recommend, trending, users
 from api.settings import Settings, secret
 from api.timing import ServerTiming
 from engine.roles.node import STARTUP_ERRORS, Node, running
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="freshrec", version="0.1.0", lifespan=lifespan)
     app.state.metrics = Metrics()
     app.state.settings = settings
-    for module in (recommend, feedback, items, trending, model, admin, policies, guard):
+    for module in (recommend, feedback, items, trending, users, model, admin, policies, guard):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ServerTiming)  # outermost: times the whole request

@@ -1,4 +1,4 @@
-"""The ``freshrec`` command: serve, learner, replay, demo, simulate, evaluate."""
+"""The ``freshrec`` command: serve, learner, import, export, replay, demo, simulate, evaluate."""
 
 from __future__ import annotations
 
@@ -96,6 +96,18 @@ def _replay(args: argparse.Namespace) -> int:
     return replay_main(args)
 
 
+def _import(args: argparse.Namespace) -> int:
+    from api.importer import main as import_main
+
+    return import_main(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from api.exporter import main as export_main
+
+    return export_main(args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from simulators.replay import demo
 
@@ -161,6 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CSV header names for user,item,rating,timestamp")
     r.add_argument("--delimiter", default=",")
     r.set_defaults(func=_replay)
+
+    im = sub.add_parser("import", help="append a historical log to the stream (resumable) for the learner to learn",
+                        allow_abbrev=False, description="Settings flags (--redis-url, --data-dir, --rating-scale, "
+                        "...) name the Redis and the event schema, as for freshrec serve.")
+    from api.importer import add_arguments as import_arguments
+
+    import_arguments(im)
+    add_flags(im)
+    im.set_defaults(func=_import)
+
+    ex = sub.add_parser("export", help="slates for a list of users as CSV or JSON lines (Amazon Personalize batch "
+                        "output), from a server or the newest snapshot", allow_abbrev=False)
+    from api.exporter import add_arguments as export_arguments
+
+    export_arguments(ex)
+    add_flags(ex)
+    ex.set_defaults(func=_export)
 
     d = sub.add_parser("demo", help="embedded Redis + server + full replay of the bundled MovieTweetings stream")
     d.add_argument("--out", default="freshrec-out/demo")

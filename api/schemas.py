@@ -267,3 +267,92 @@ class TrendingResponse(BaseModel):
     model_version: int
     tag: str | None = None
     items: list[TrendingItem]
+
+
+class UserCounts(BaseModel):
+    """How much the model holds about a user."""
+
+    positives: int = Field(description="positives learned (clicks, ratings at or above the threshold, ...)")
+    interactions: int = Field(description="positives and negatives learned (an ignored impression becomes one)")
+    seen_items: int = Field(description="distinct items the user interacted with (never in their slates)")
+    pending_impressions: int = Field(description="impressions still waiting for a click within the reward window")
+    tag_profile: int = Field(description="item tags counted in the user's tag profile")
+
+
+class UserTrust(BaseModel):
+    """The forgetting guard's view of the account."""
+
+    vetted: bool = Field(description="a click on a slate served to this user vetted the account")
+    trusted_clicks: int = Field(description="clicks that joined a served slate")
+    established: bool = Field(description="enough trusted clicks to count in the guard's validation and alarm")
+
+
+class UserProfile(BaseModel):
+    """``GET /users/{user_id}``: what the serving model knows about one user (no latent
+    vectors, no slate tokens)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "user_id": "alice", "model_version": 1234, "recent_positives": ["film-9", "film-2"],
+        "counts": {"positives": 2, "interactions": 3, "seen_items": 3, "pending_impressions": 0, "tag_profile": 1},
+        "last_active": 1700000000.0, "trust": {"vetted": False, "trusted_clicks": 0, "established": False},
+        "factors": True, "challenger": False}]})
+    user_id: str
+    model_version: int = Field(description="events the serving model has learned")
+    recent_positives: list[str] = Field(description="item ids of the user's latest positives, newest first (at most "
+                                        "`recent`, and at most 20: what the model keeps)")
+    counts: UserCounts
+    last_active: float | None = Field(description="event time of the user's last event other than an impression "
+                                      "(unix s)")
+    trust: UserTrust
+    factors: bool = Field(description="the factor model holds a latent vector for the user")
+    challenger: bool = Field(description="the shadow challenger model (if one runs) knows the user too")
+
+
+class UserPage(BaseModel):
+    """``GET /users``: a page of the user ids the serving model holds."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"users": ["alice", "bob"], "next": "2", "total": 2}]})
+    users: list[str]
+    next: str | None = Field(description="cursor of the next page (the `after` parameter), null on the last page")
+    total: int = Field(description="users the model holds")
+
+
+class ErasureStream(BaseModel):
+    purged: bool = Field(description="the user's entries before the forget entry are deleted from the stream (XDEL)")
+    entries_deleted: int | None = Field(description="stream entries deleted (null while the purge runs)")
+
+
+class ErasureSlates(BaseModel):
+    deleted: int | None = Field(description="served slates of the user deleted from the impression join (null while "
+                                "the purge runs)")
+
+
+class ErasureSnapshots(BaseModel):
+    written_before: list[int] = Field(description="retained snapshot versions written before the erasure: they still "
+                                      "hold the user and are deleted once a snapshot after it is committed (next "
+                                      "checkpoint, or POST /snapshots)")
+
+
+class ErasureReport(BaseModel):
+    """``DELETE /users/{user_id}``: the erasure is durable (a `forget` entry in the stream and
+    a tombstone) whatever the status; 200 when this node has applied it and the stream and
+    slate purges are done, 202 while either is still running."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "user_id": "alice", "event_id": "1700000000000-0", "complete": True, "learned": True,
+        "removed": {"model": {"known": True, "interactions": 3, "positives": 2, "seen_items": 3,
+                              "pending_impressions": 0, "tag_profile": 1, "rows": 1},
+                    "guard": {"vetted": False, "slates": 0, "trusted_clicks": 0, "reservoir_pairs": 0,
+                              "open_slate": False},
+                    "challenger": None, "decisions": 0},
+        "stream": {"purged": True, "entries_deleted": 3}, "slates": {"deleted": 1},
+        "snapshots": {"written_before": [4, 5]}}]})
+    user_id: str
+    event_id: str = Field(description="stream id of the forget entry (GET /model/learned takes it)")
+    complete: bool = Field(description="learned here and purged")
+    learned: bool = Field(description="this node's model has applied the erasure")
+    removed: dict | None = Field(description="what this node's model, guard, challenger and decision log removed "
+                                 "(null until learned)")
+    stream: ErasureStream
+    slates: ErasureSlates
+    snapshots: ErasureSnapshots

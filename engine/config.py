@@ -26,6 +26,11 @@ def setting(default, unit: str, description: str, **kw):
 
 
 
+INTERNAL_KINDS = ("item", "slate", "forget")
+"""Stream entry kinds that are not feedback (``engine.core.events.ITEM_KIND``, ``SLATE_KIND``,
+``FORGET_KIND``): no event type may take these names."""
+
+
 class EventType(BaseModel):
     """What one event type of a deployment means to the model (``engine.core.events``).
 
@@ -193,6 +198,17 @@ class EngineConfig(BaseModel):
                 base.pop("values", None)
             merged[name] = {**base, **spec}
         return merged
+
+    @field_validator("events", mode="after")
+    @classmethod
+    def _no_internal_kinds(cls, value):
+        """The stream's internal kinds (catalogue upserts, served slates, erasures) cannot be
+        feedback types: a ``/feedback`` of kind ``forget`` must never erase a user."""
+        taken = sorted(set(value) & set(INTERNAL_KINDS))
+        if taken:
+            raise ValueError(f"event type name(s) {', '.join(taken)} are reserved for the stream's internal "
+                             f"kinds ({', '.join(INTERNAL_KINDS)})")
+        return value
 
 
 class GuardConfig(BaseModel):

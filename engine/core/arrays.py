@@ -61,6 +61,28 @@ class PackedIds:
         self._n += 1
         self._bytes = end
 
+    def scrub(self, row: int) -> str:
+        """Overwrite id ``row`` in place with as many NUL characters as it had UTF-8 bytes
+        (so no other id moves; its length becomes that byte count) and return the
+        placeholder. For erasure (``engine.core.users.erase``): the row stays, marked dead,
+        but neither the live buffers nor any snapshot taken after this holds the id. Cost:
+        one vectorised pass over the packed bytes.
+
+        Raises:
+            IndexError: no such row.
+        """
+        if not 0 <= row < self._n:
+            raise IndexError(row)
+        text = self._text[: self._bytes]
+        starts = np.flatnonzero((text & 0xC0) != 0x80)  # byte offset of every character
+        first = int(self._lengths[:row].sum())
+        last = first + int(self._lengths[row])
+        start = int(starts[first]) if first < len(starts) else self._bytes
+        end = int(starts[last]) if last < len(starts) else self._bytes
+        text[start:end] = 0
+        self._lengths[row] = end - start
+        return "\x00" * (end - start)
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(text (bytes,), lengths (n,)) as views of the live buffers: copy them (or finish
         with them) before the next ``append``."""

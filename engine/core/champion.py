@@ -64,6 +64,17 @@ class Arena:
             return "promote" if self.check("auto")["action"] == "promote" else None
         return None
 
+    def erase(self, event: Event) -> dict:
+        """Apply a ``forget`` event: the challenger erases its user (``Recommender.apply``)
+        and the decision log drops the decisions served to them. Returns
+        ``{"challenger": the challenger's erasure report or None, "decisions": int}``."""
+        out = {"challenger": None, "decisions": self.decisions.erase(event.user_id)}
+        if self.challenger is not None:
+            self.challenger.apply(event)
+            out["challenger"] = self.challenger.last_erasure
+        self._cache = None
+        return out
+
     def targets(self, user: str, item_ids: list[str], exclude, context: dict | None, rules=None,
                 promoted: list[bool] | None = None) -> dict[str, list[float]]:
         """The challenger's per-slot probabilities of a served slate (empty without one),

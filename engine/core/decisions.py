@@ -78,6 +78,17 @@ class DecisionLog:
             del self.open[rid]
             self.complete.append(d)
 
+    def erase(self, user_id: str) -> int:
+        """Drop every decision (open or complete) served to ``user_id``; how many."""
+        open_ = [rid for rid, d in self.open.items() if d.user_id == user_id]
+        for rid in open_:
+            del self.open[rid]
+        kept = [d for d in self.complete if d.user_id != user_id]
+        dropped = len(self.complete) - len(kept)
+        if dropped:
+            self.complete = deque(kept, maxlen=self.complete.maxlen)
+        return len(open_) + dropped
+
     def as_dicts(self, last: int | None = None) -> list[dict]:
         """The last ``last`` complete decisions as decision-log lines."""
         items = list(self.complete)[-last:] if last else list(self.complete)

@@ -22,6 +22,10 @@ goes through the stream so the single learner applies catalogue changes in order
 A deletion (``DELETE /items/{id}``) is an ``item`` event too (``item_deletion``): ``meta``
 ``{"deleted": true}`` and ``hidden`` set, so a version of the engine that predates deletions
 replays it as a hide.
+
+``forget`` (internal) erases a user (``engine.core.users.erase``); it travels the same stream
+for the same reason: a replay from an older snapshot, and every replica, forget at the same
+point of the stream.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ CLICK, IMPRESSION, RATING = "click", "impression", "rating"
 ITEM_KIND = "item"  # catalogue upsert (PUT /items/{id}); travels the same stream, in order
 SLATE_KIND = "slate"  # a served slate (its items, propensities, targets): impressions and a logged decision
 DELETED = "deleted"  # the meta key that makes an item event a deletion (``item_deletion``)
+FORGET_KIND = "forget"  # erase a user (DELETE /users/{id}): applied in stream order, so replays and replicas forget too
 POSITIVE, NEGATIVE, EXPOSURE, NEUTRAL = "positive", "negative", "exposure", "neutral"
 """What an event means to the model (``Semantics.meaning``)."""
 
@@ -140,7 +145,8 @@ class Semantics:
         s of the entry's stream id ``"<ms>-<seq>"``: Redis's clock when it took the entry),
         an acceptance time after it by more than ``max_clock_skew_s``. So no entry moves the
         model's clock past its acceptance time + skew and no NaN or infinity reaches the
-        model. Catalogue (``item``) events are checked for their item id and times only.
+        model. Catalogue (``item``) events are checked for their item id and times only, erasures
+        (``forget``) for their user id.
         Returns the event unchanged.
 
         Raises:
@@ -153,6 +159,10 @@ class Semantics:
                                               f"stream id (at most {max_clock_skew_s:g} s allowed)")
         if event.kind == SLATE_KIND:
             return _check_slate(event)
+        if event.kind == FORGET_KIND:  # an erasure (written by the server): a user id is all it needs
+            if not isinstance(event.user_id, str) or not 0 < len(event.user_id) <= MAX_ID_CHARS:
+                raise InvalidEvent("user_id", f"a non-empty string of at most {MAX_ID_CHARS} characters")
+            return event
         if event.kind != ITEM_KIND:
             return self.validate(event, max_clock_skew_s)
         if not isinstance(event.item_id, str) or not 0 < len(event.item_id) <= MAX_ID_CHARS:
@@ -205,7 +215,7 @@ class Event:
 
     Attributes:
         user_id, item_id: opaque ids (non-empty strings, <= 128 chars; validated by the API).
-        kind: one of ``FEEDBACK_KINDS``, or ``ITEM_KIND``.
+        kind: an event type of the schema, or ``ITEM_KIND`` / ``SLATE_KIND`` / ``FORGET_KIND``.
         value: rating value (required for ``rating``, ignored otherwise).
         timestamp: event time, unix seconds, when the client sent one.
         received_at: acceptance time, unix seconds, stamped when the event was made durable.
@@ -253,6 +263,18 @@ def item_deletion(item_id: str, received_at: float) -> Event:
 def is_deletion(event: Event) -> bool:
     """Whether ``event`` is an item deletion (``item_deletion``)."""
     return event.kind == ITEM_KIND and bool(event.meta) and event.meta.get(DELETED) is True
+
+
+def stream_id_key(event_id: str | bytes) -> tuple[int, int]:
+    """Sortable key of a Redis Stream id ``"<ms>-<seq>"`` (str or bytes).
+
+    Raises:
+        ValueError: not a stream id.
+    """
+    if isinstance(event_id, bytes):
+        event_id = event_id.decode()
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def to_fields(event: Event) -> dict[str, str]:

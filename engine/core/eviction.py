@@ -69,10 +69,11 @@ class UserActivity:
             yield
 
 
-def forget(rec, user: str) -> None:
+def forget(rec, user: str, evicted: bool = True) -> None:
     """Drop everything ``rec`` (a ``Recommender``) holds about ``user`` that is keyed by the
     id; their row in the factor mirror and their interaction-log rows stay until
-    ``compact`` (marked dead, so neither serving nor a snapshot sees them)."""
+    ``compact`` (marked dead, so neither serving nor a snapshot sees them). ``evicted``:
+    count it in ``rec.evicted_users`` (an erasure, ``engine.core.users.erase``, does not)."""
     model = rec.model
     row = model.user_index.pop(user, None)
     if row is not None:
@@ -87,7 +88,8 @@ def forget(rec, user: str) -> None:
     rec.tags.users.pop(user, None)
     for idx in rec._shown.pop(user, {}):
         rec.pending.pop((user, idx), None)
-    rec.evicted_users += 1
+    if evicted:
+        rec.evicted_users += 1
 
 
 def dead_rows(rec) -> np.ndarray:

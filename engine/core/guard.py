@@ -38,6 +38,7 @@ into every snapshot (``state`` / ``load_state``, ``engine.core.guard_state``).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +52,7 @@ from engine.core.arrays import splitmix64
 from engine.core.model import stable_hash
 from engine.core.champion import Arena
 from engine.core.decisions import Decision
-from engine.core.events import ITEM_KIND, SLATE_KIND, Event
+from engine.core.events import FORGET_KIND, ITEM_KIND, SLATE_KIND, Event
 from engine.core.explain import explain as explain_slate
 from engine.core.recommender import Recommender
 from engine.core.steps import Steps, run
@@ -59,6 +60,7 @@ from engine.core.trust import TRUSTED, UNVETTED, VETTED, ImpressionJoin, slate_i
 
 
 _MIN_EVIDENCE = 50  # reservoir pairs needed before validation can fail a window
+_ERASURE_REPORTS = 1000  # erasure reports kept for the API to pick up (by stream id)
 
 SlateSink = Callable[..., None]
 """Where served slates go for the impression join: ``(recommendation_id, user_id, item_ids,
@@ -136,6 +138,7 @@ class GuardedRecommender:
         self._reference_slot: int | None = None
         self._open_slate: dict[str, list] = {}
         self._adwin = drift.ADWIN()
+        self.erasures: OrderedDict[str, dict] = OrderedDict()  # stream id of a forget event -> what it removed
 
     # ---------------------------------------------------------------- serving
     def recommend(self, user_id: str, k: int = 10, exclude: list[str] | tuple = (), now: float | None = None,
@@ -209,6 +212,9 @@ class GuardedRecommender:
         Returns None when no validation is due (or it already ran)."""
         self.events_seen += 1
         g = self.guard
+        if event.kind == FORGET_KIND:
+            self._erase(event)
+            return
         if not g.enabled or event.kind in (ITEM_KIND, SLATE_KIND):  # catalogue and served slates are not feedback
             self.recommender.apply(event)
             self._observe(event, 1.0)
@@ -245,6 +251,54 @@ class GuardedRecommender:
         rec = self.recommender
         if self.arena.observe(event, weight, rec.semantics, rec.clock) == "promote":
             self.promote("auto")
+
+    def _erase(self, event: Event) -> None:
+        """A ``forget`` event (``DELETE /users/{id}``): erase the user from the model
+        (``engine.core.users.erase``), from the guard's own state (vetted account, trusted
+        clicks, reservoir pairs, open slate, in-process slates), from the challenger and the
+        decision log. The open validation window is judged first, then the last-good and
+        reference rollback points (which still hold the user) are retaken from the erased
+        model (``reset``), so no rollback can bring the user back. The report is kept in
+        ``erasures`` under the event's stream id."""
+        g = self.guard
+        if g.enabled and g.validate_windows and self._window:
+            self.validate()
+        self.recommender.apply(event)
+        report = {"model": self.recommender.last_erasure, "guard": self._erase_guard_state(event.user_id),
+                  **self.arena.erase(event)}
+        self.reset(self.recommender)
+        if event.event_id is not None:
+            self.erasures[event.event_id] = report
+            while len(self.erasures) > _ERASURE_REPORTS:
+                self.erasures.popitem(last=False)
+
+    def _erase_guard_state(self, user: str) -> dict:
+        """Drop everything the guard holds about ``user``; what was removed."""
+        clicks = self.accounts.clicks_of(user)
+        out = self.join.forget(user)  # the account (and its trusted clicks) and its slates
+        out["trusted_clicks"] = clicks
+        kept = [pair for pair in self._reservoir if pair[0] != user]
+        out["reservoir_pairs"] = len(self._reservoir) - len(kept)
+        self._reservoir = kept
+        out["open_slate"] = self._open_slate.pop(user, None) is not None
+        return out
+
+    def erase_restored(self, users: list[str]) -> None:
+        """Erase ``users`` (already erased from the model: ``tombstones.erase_tombstoned``)
+        from guard state restored from a snapshot that predates their erasure, and retake
+        the rollback points from the erased model, so no rollback brings them back."""
+        for user in users:
+            self._erase_guard_state(user)
+        if users:
+            self.reset(self.recommender)
+
+    def user_trust(self, user: str) -> dict:
+        """The guard's view of ``user`` (``GET /users/{id}``): ``vetted`` (a trusted click
+        vetted the account), ``trusted_clicks``, ``established`` (enough trusted clicks to
+        count in validation and the alarm). Creates no state."""
+        clicks = self.accounts.clicks_of(user)
+        return {"vetted": user in self.accounts, "trusted_clicks": clicks,
+                "established": clicks >= self.guard.established_clicks}
 
     def _forget(self, users: list[str]) -> None:
         """Drop the guard's own state of users the model forgot (bounded state)."""

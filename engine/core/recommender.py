@@ -31,7 +31,8 @@ from engine.core.context import ContextPopularity
 from engine.core import learned_ranking, slates
 from engine.core.cooccurrence import CoOccurrence
 from engine.core.eviction import UserActivity, compact, dead_rows, forget
-from engine.core.events import EXPOSURE, ITEM_KIND, NEGATIVE, POSITIVE, SLATE_KIND, Event, Semantics, is_deletion
+from engine.core.events import (EXPOSURE, FORGET_KIND, ITEM_KIND, NEGATIVE, POSITIVE, SLATE_KIND, Event, Semantics,
+                                 is_deletion)
 from engine.core.features import feature_groups, feature_names
 from engine.core.model import FactorModel
 from engine.core.popularity import PopularityBank
@@ -42,6 +43,7 @@ from engine.core.rules import Rules
 from engine.core.steps import ROWS_PER_STEP, Steps, run
 from engine.core.tags import TagProfiles
 from engine.core.trend import DecayedPopularity
+from engine.core.users import erase
 
 _RECENT = 4096  # ring of recent positives that implicit negatives are sampled from
 APPEND_ONLY = frozenset({"log_user", "log_item", "log_pos", "items_text", "items_len", "users_text", "users_len",
@@ -123,6 +125,8 @@ class Recommender:
         self.activity = UserActivity()  # users by last activity (eviction)
         self.dead_users = np.zeros(0, dtype=bool)  # per user row: forgotten, awaiting compaction
         self.evicted_users = 0
+        self.erased_users = 0  # users erased on request (FORGET_KIND events)
+        self.last_erasure: dict | None = None  # what the last erasure removed (engine.core.users.erase)
         self.refused_items = 0
         self.evicted_since: list[str] = []  # users forgotten since the guard last asked (``drain_evicted``)
         self.positives_learned = 0
@@ -243,12 +247,18 @@ class Recommender:
         What the event means comes from the event schema (``self.semantics``). ``weight``
         (0..1] damps the event's influence on shared item parameters: its trend and
         co-occurrence counts and the step size of the item-side MF update (the forgetting
-        guard passes < 1 for events that join no served impression).
+        guard passes < 1 for events that join no served impression). A ``forget`` event
+        erases its user (``engine.core.users.erase``; the report is left in
+        ``last_erasure``).
 
         Raises:
             ValueError: an event type the schema does not know or a rating without a value
                 (the intake rejects these before they become durable).
         """
+        if event.kind == FORGET_KIND:  # erasure of a user (DELETE /users/{id}), in stream order
+            self.last_erasure = erase(self, event.user_id)
+            self._advance(event)
+            return
         c = self.config
         known = self.catalogue.get(event.item_id) is not None
         if not known and c.max_items and len(self.catalogue) >= c.max_items:
@@ -496,6 +506,7 @@ class Recommender:
             "clock": self.clock,
             "positives_learned": self.positives_learned,
             "evicted_users": self.evicted_users,
+            "erased_users": self.erased_users,
             "refused_items": self.refused_items,
             "events_learned": self.events_learned,
             "last_event_id": self.last_event_id,
@@ -617,6 +628,7 @@ class Recommender:
         rec._log_n = len(rec._log_user)
         rec.positives_learned = meta.get("positives_learned", int(rec._log_pos.sum()))
         rec.evicted_users = meta.get("evicted_users", 0)
+        rec.erased_users = meta.get("erased_users", 0)
         rec.refused_items = meta.get("refused_items", 0)
         if "activity_rows" in arrays:
             yield from rec.activity.load_steps(arrays, users)

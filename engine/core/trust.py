@@ -79,6 +79,16 @@ class ImpressionJoin:
         """Mark an account as having trusted history (the learner applied a trusted event)."""
         self.vetted.add(user_id)
 
+    def forget(self, user_id: str) -> dict:
+        """Erase ``user_id``: unvet the account and drop the slates served to it (O(slates)
+        remembered). Returns ``{"vetted": bool, "slates": int}``: what was removed."""
+        vetted = user_id in self.vetted
+        self.vetted.discard(user_id)
+        theirs = [rid for rid, (user, _, _) in self.slates.items() if user == user_id]
+        for rid in theirs:
+            del self.slates[rid]
+        return {"vetted": vetted, "slates": len(theirs)}
+
 
 SLATE_BUCKET_S = 60
 """Slate ids start with the minute they were served in (hex), so a store can file them by minute."""

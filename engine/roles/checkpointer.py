@@ -18,12 +18,14 @@ import time
 from engine.config import EngineConfig, SnapshotConfig
 from engine.core.guard_state import SECTION as GUARD_SECTION
 from engine.core.recommender import Recommender, config_of
+from engine.core.events import stream_id_key
 from engine.core.snapshot_codec import SnapshotError, pack
 from engine.roles.live_model import LiveModel
 from engine.storage.feedback_log import FeedbackLog
 from engine.storage.retention import SnapshotInfo
 from engine.storage.snapshot_store import NoUsableSnapshot, SnapshotStore
 from engine.storage.snapshot_writer import SnapshotWriter
+from engine.storage.tombstones import Tombstones, erase_tombstoned
 
 log = logging.getLogger("freshrec.learner")
 
@@ -41,16 +43,20 @@ class Checkpointer:
         redis_url: where the snapshot writer process writes.
         config: checkpoint policy.
         engine: this process's engine configuration (a snapshot's own wins on restore).
+        tombstones: the erased users (None: no erasure support): every restored model
+            forgets the users erased after its snapshot, and once a checkpoint after an
+            erasure is committed, the snapshots written before it are deleted.
     """
 
     def __init__(self, live: LiveModel, snapshots: SnapshotStore, stream: FeedbackLog, redis_url: str,
-                 config: SnapshotConfig, engine: EngineConfig) -> None:
+                 config: SnapshotConfig, engine: EngineConfig, tombstones: Tombstones | None = None) -> None:
         self.live = live
         self.snapshots = snapshots
         self.stream = stream
         self.redis_url = redis_url
         self.config = config
         self.engine = engine
+        self.tombstones = tombstones
         self.last_snapshot: SnapshotInfo | None = None
         self.checkpoint_ms: list[float] = []
         self.checkpoint_windows: list[tuple[float, float]] = []  # (start, end) unix s, last 100
@@ -73,7 +79,9 @@ class Checkpointer:
 
     async def latest(self) -> tuple[SnapshotInfo, Recommender, object, dict, dict] | None:
         """The newest good snapshot, decoded (in a worker thread): its info, model, guard
-        state (``GuardedRecommender.decode_state``), arrays and meta; None when there is none.
+        state (``GuardedRecommender.decode_state``), arrays, meta, the tombstones of users
+        erased after it (digest -> forget entry id) and the users erased from its model for
+        them; None when there is none.
 
         Raises:
             engine.storage.snapshot_store.NoUsableSnapshot: snapshots exist but none
@@ -93,14 +101,27 @@ class Checkpointer:
                     f"to start over")
             return None
         info, arrays, meta = restored
-        return (info, *(await self.decode(arrays, meta)), arrays, meta)
+        recommender, guard = await self.decode(arrays, meta)
+        pending = await self.forgotten_after(info.last_event_id)
+        erased = await asyncio.to_thread(erase_tombstoned, recommender, pending, self.tombstones.digest) \
+            if pending else []
+        return info, recommender, guard, arrays, meta, pending, erased
 
     def adopt(self, latest: tuple) -> None:
         """Serve a snapshot ``latest`` decoded: its model and guard state, and the challenger
-        and promotion history it carries."""
-        info, recommender, guard, arrays, meta = latest
+        and promotion history it carries; users erased after the snapshot are erased from
+        the guard state and the challenger too (the model had them erased by ``latest``)."""
+        info, recommender, guard, arrays, meta, pending, erased = latest
         self.live.restore(recommender, guard)
         self._restore_arena(arrays, meta)
+        if pending:
+            guarded = self.live.guarded
+            digest = self.tombstones.digest
+            vetted = [u for u in guarded.accounts if digest(u) in pending]
+            guarded.erase_restored(sorted(set(erased) | set(vetted)))
+            erase_tombstoned(guarded.arena.challenger, pending, digest)
+            log.warning("snapshot v%s predates %d erasure(s): erased %d user(s) from it", info.version,
+                        len(pending), len(erased))
         self.last_snapshot = info
 
     async def restore_latest(self) -> SnapshotInfo | None:
@@ -154,8 +175,10 @@ class Checkpointer:
             info, arrays, meta = await self.snapshots.load(version)
             previous = live.recommender
             restored, guard = await self.decode(arrays, meta)
+            erased = await self.erase_forgotten(restored, info.last_event_id)
             restored.last_event_id = previous.last_event_id  # continue from the live stream position
             live.restore(restored, guard)
+            live.guarded.erase_restored(erased)
             saved = await self._checkpoint(learn_lock_held=True, verdict=f"restored from v{version}",
                                            note={"restored_from": version, "skipped_events":
                                                  previous.events_learned - info.events_learned})
@@ -163,6 +186,41 @@ class Checkpointer:
         return {"restored_version": version, "snapshot_version": saved.version,
                 "model_version": restored.events_learned, "previous_model_version": previous.events_learned,
                 "last_event_id": restored.last_event_id}
+
+    async def forgotten_after(self, last_id: str | None) -> dict[str, str]:
+        """Tombstones (digest -> stream id of the forget entry) of users erased after stream
+        id ``last_id``: a snapshot taken there may hold them. Empty without tombstones."""
+        if self.tombstones is None or last_id is None:
+            return {}
+        return await self.tombstones.after(last_id)
+
+    async def erase_forgotten(self, rec: Recommender, last_id: str | None) -> list[str]:
+        """Erase from ``rec`` (restored from a snapshot taken at stream id ``last_id``, not
+        yet serving) the users erased after that point (in a worker thread: one HMAC per
+        user it holds); returns their ids."""
+        pending = await self.forgotten_after(last_id)
+        if not pending:
+            return []
+        erased = await asyncio.to_thread(erase_tombstoned, rec, pending, self.tombstones.digest)
+        log.warning("a snapshot at %s predates %d erasure(s): erased %d user(s) from it", last_id, len(pending),
+                    len(erased))
+        return erased
+
+    async def _prune_erased(self, info: SnapshotInfo) -> None:
+        """After ``info`` is committed: if it comes after the newest erasure, delete every
+        retained snapshot written before that erasure (they hold the erased users)."""
+        if self.tombstones is None or info.last_event_id is None:
+            return
+        dirty = await self.tombstones.snapshots_dirty()
+        if dirty is None or stream_id_key(info.last_event_id) < stream_id_key(dirty):
+            return
+        mark = stream_id_key(dirty)
+        old = [i.version for i in await self.snapshots.list() if i.version != info.version
+               and (i.last_event_id is None or stream_id_key(i.last_event_id) < mark)]
+        await self.snapshots.drop(old)
+        await self.tombstones.snapshots_clean(dirty)
+        if old:
+            log.warning("deleted %d snapshot(s) written before the erasure at %s: %s", len(old), dirty, old)
 
     # --------------------------------------------------------------- checkpoints
     def start_writer(self) -> None:
@@ -291,6 +349,7 @@ class Checkpointer:
             if dirty_since is not None:
                 self._dirty_since = min(dirty_since, self._dirty_since or dirty_since)
             raise
+        await self._prune_erased(info)
         trim = await self.snapshots.trim_point()
         if trim:
             await self.stream.trim_before(trim)

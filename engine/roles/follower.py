@@ -71,8 +71,10 @@ class Follower:
             log.error("replica keeps its model: snapshot v%s not adoptable (%r)", infos[0].version, exc)
             return
         restored, guard = await cp.decode(arrays, meta)
+        erased = await cp.erase_forgotten(restored, info.last_event_id)  # erasures after the snapshot (replayed again, too)
         async with self.live.lock:
             self.live.restore(restored, guard)  # replay continues from the snapshot's last stream id
+            self.live.guarded.erase_restored(erased)
             cp.last_snapshot = info
 
     async def restart(self, exc: BaseException) -> None:

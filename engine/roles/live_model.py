@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from engine.core.events import Event, InvalidEvent, to_fields
+from engine.core.events import Event, InvalidEvent, stream_id_key, to_fields  # noqa: F401  (stream_id_key re-exported)
 from engine.core.guard import GuardedRecommender
 from engine.core.recommender import Recommender
 from engine.core.steps import Steps, run
@@ -70,16 +70,6 @@ def behind(events: list, count: int) -> bool:
     its oldest event was accepted more than ``_BEHIND_S`` ago (wall clock, ``received_at``).
     ``events``: ``Event``s or ``StreamEntry``s."""
     return len(events) >= count or (bool(events) and time.time() - _accepted_at(events[0]) > _BEHIND_S)
-
-
-def stream_id_key(event_id: str) -> tuple[int, int]:
-    """Sortable key of a Redis Stream id ``"<ms>-<seq>"``.
-
-    Raises:
-        ValueError: not a stream id.
-    """
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class LiveModel:

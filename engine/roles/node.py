@@ -34,6 +34,7 @@ from engine.core.recommender import Recommender
 from engine.core.trust import new_token
 from engine.roles.checkpointer import Checkpointer
 from engine.roles.clock import ClockWatch
+from engine.roles.eraser import Eraser
 from engine.roles.follower import Follower
 from engine.roles.health import Lag, Probe, readiness
 from engine.roles.learner import Learner
@@ -47,6 +48,7 @@ from engine.storage.retention import Retention
 from engine.storage.signing import load_key
 from engine.storage.slate_store import SlateStore
 from engine.storage.snapshot_store import NoUsableSnapshot, SnapshotStore
+from engine.storage.tombstones import Tombstones
 
 log = logging.getLogger("freshrec.node")
 
@@ -95,7 +97,11 @@ class Node:
         judge = self._judge if self.guard.enabled else None
         self.log = FeedbackLog(redis, keys, self.live.recommender.semantics, judge, self.slates,  # the intake
                                max_clock_skew_s=self.engine.max_clock_skew_s)
-        self.checkpointer = Checkpointer(self.live, self.snapshots, self.log, target.url, c, self.engine)
+        self.tombstones = Tombstones(redis, keys, snapshot_key)
+        self.checkpointer = Checkpointer(self.live, self.snapshots, self.log, target.url, c, self.engine,
+                                         self.tombstones)
+        self.eraser = Eraser(self.live, self.tombstones, self.snapshots, self.slates, target.url,
+                             self.guard.join_window_s)
         n = self.ops.max_failures
         if follower:
             role = Follower(self.live, self.log, self.checkpointer, c.resync_s)
@@ -157,13 +163,15 @@ class Node:
         ``NoUsableSnapshot`` when snapshots exist but none verifies with our key); the learner
         also positions its consumer group after it and starts the snapshot writer process. A
         follower never touches the group: it belongs to the one learner, and rewinding it
-        would make the learner apply entries twice."""
+        would make the learner apply entries twice. The learner finally resumes stream
+        purges of erased users left pending by a process that died mid-way."""
         await self.log.ensure_schema()
         await self.clock.measure()
         await self.checkpointer.restore_latest()
         if not self.follower:
             await self.role.position()
             self.checkpointer.start_writer()
+            await self.eraser.resume()
         self.started = True
 
     async def run(self) -> None:
@@ -183,6 +191,7 @@ class Node:
         """Stop: the learner waits for a running checkpoint and (``final_snapshot``) writes a
         last one; then the Redis client is closed and an embedded server stopped."""
         try:
+            await self.eraser.close()
             if not self.follower:
                 await self.checkpointer.close(final_snapshot)
         finally:
@@ -204,6 +213,14 @@ class Node:
         """
         return self.live.guarded.recommend(user_id, k, exclude, now=time.time(), token=new_token(), context=context,
                                            policy=policy, rules=rules, explain=explain)
+
+    async def erase_user(self, user_id: str, timeout_s: float = 5.0) -> dict:
+        """Erase a user (``DELETE /users/{id}``): ``engine.roles.eraser.Eraser.erase``.
+
+        Raises:
+            redis.exceptions.RedisError: Redis could not take the erasure (nothing erased).
+        """
+        return await self.eraser.erase(user_id, timeout_s)
 
     # ------------------------------------------------------------------ reading
     @property

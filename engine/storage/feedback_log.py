@@ -69,6 +69,17 @@ def decode_entry(entry_id, fields: dict) -> StreamEntry:
         return StreamEntry(entry_id, fields, None, f"{type(exc).__name__}: {exc}")
 
 
+def schema_refusal(key: str, stored: bytes | str | None, ours: dict) -> SchemaMismatch | None:
+    """The error to raise when the schema ``stored`` at ``key`` (JSON, or None) differs from
+    ``ours`` (``Semantics.describe()``); None when they agree."""
+    diff = schema_difference(json.loads(stored), ours) if stored is not None else []
+    if not diff:
+        return None
+    return SchemaMismatch(f"the event schema differs from the one stored at {key} (the stream's events were "
+                          f"accepted under it): " + "; ".join(diff)
+                          + ". Start with the stored schema, or use another key_prefix.")
+
+
 class FeedbackLog:
     """Append / consume events on the ``{prefix}:feedback`` stream.
 
@@ -108,12 +119,9 @@ class FeedbackLog:
         ours = self.semantics.describe()
         if await self.redis.set(self.keys.schema, json.dumps(ours, sort_keys=True), nx=True):
             return
-        raw = await self.redis.get(self.keys.schema)
-        diff = schema_difference(json.loads(raw), ours) if raw is not None else []
-        if diff:
-            raise SchemaMismatch(f"the event schema differs from the one stored at {self.keys.schema} (the "
-                                 f"stream's events were accepted under it): " + "; ".join(diff)
-                                 + ". Start with the stored schema, or use another key_prefix.")
+        refusal = schema_refusal(self.keys.schema, await self.redis.get(self.keys.schema), ours)
+        if refusal is not None:
+            raise refusal
 
     async def accept(self, events: list[Event]) -> list[str]:
         """The intake, for ``POST /feedback`` and ``/feedback/batch`` alike: validate every

@@ -56,5 +56,32 @@ class Keys:
         impression join; expires after the join window."""
         return f"{self.tag}:slates:{bucket}"
 
+    @property
+    def forgotten(self) -> str:
+        """Hash ``digest -> JSON {at, t}``: the erased users (``engine.storage.tombstones``),
+        by keyed digest of the id, with the stream id of their ``forget`` entry."""
+        return f"{self.tag}:forgotten"
+
+    @property
+    def forgotten_order(self) -> str:
+        """Sorted set of tombstone digests scored by the millisecond part of ``at``."""
+        return f"{self.tag}:forgotten:order"
+
+    @property
+    def forgotten_purge(self) -> str:
+        """Set of tombstone digests whose stream entries may still be in the stream."""
+        return f"{self.tag}:forgotten:purge"
+
+    @property
+    def forgotten_snapshots(self) -> str:
+        """String: stream id of the newest ``forget`` entry whose older snapshots may still
+        be retained (pruned after the next checkpoint)."""
+        return f"{self.tag}:forgotten:snapshots"
+
+    def import_marker(self, source: str) -> str:
+        """Hash: progress of ``freshrec import`` of one source (``source``: digest of its
+        bytes and parse options), committed with every batch."""
+        return f"{self.tag}:import:{source}"
+
 
 LEARNER_GROUP = "learner"

@@ -93,6 +93,17 @@ class SlateStore:
         """Put back slate events an append could not write."""
         self._stream = events + self._stream
 
+    def forget(self, user_id: str) -> int:
+        """Drop the slates served to ``user_id`` that this process has not written yet (and
+        their slate events not yet in the stream); returns how many slates (erasure: the written ones are removed by
+        ``engine.storage.tombstones.purge_slates``)."""
+        prefix = json.dumps([user_id])[:-1] + ","
+        doomed = [rid for rid, value in self._pending.items() if value.startswith(prefix)]
+        for rid in doomed:
+            del self._pending[rid]
+        self._stream = [e for e in self._stream if e.user_id != user_id]
+        return len(doomed)
+
     async def lookup(self, recommendation_ids: list[str | None]) -> list[tuple | None]:
         """The slates ``(user_id, item_ids, served_at[, context])`` named by these ids, in
         order (None: no id, malformed, unknown or expired); one pipelined HMGET per minute

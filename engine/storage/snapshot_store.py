@@ -107,6 +107,18 @@ class SnapshotStore:
             await pipe.execute()
         return info
 
+    async def drop(self, versions: list[int]) -> None:
+        """Delete these snapshots (blob and metadata) in one MULTI/EXEC; the current one
+        is never among them (the caller's rule: ``Checkpointer`` prunes snapshots that
+        predate an erasure, after a newer one is committed)."""
+        if not versions:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for version in versions:
+                pipe.unlink(self.keys.snapshot_blob(version))
+                pipe.hdel(self.keys.snapshot_meta, str(version))
+            await pipe.execute()
+
     async def _read_blob(self, key: str) -> bytes | None:
         """Read a blob in ``CHUNK``-sized GETRANGEs (see ``write_blob``); None if missing."""
         size = await self.redis.strlen(key)
