@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                appendfsync=settings.appendfsync, engine=settings.engine, guard=settings.guard,
                                snapshots=settings.snapshots, key_prefix=settings.key_prefix,
                                follower=not settings.learner)
+        node.log.dedup.window_s = settings.dedup_window_s
         node.live.on_learned = app.state.metrics.feedback_to_effect.observe
         async with running(node, final_snapshot=settings.final_snapshot and settings.learner):
             app.state.node = node

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = setting(None, "", "bearer token of the admin endpoints; unset: loopback "
                                             "clients only")
     max_body_bytes: int = setting(1_000_000, "bytes", "larger request bodies get 413", ge=1)
+    dedup_window_s: float = setting(86_400.0, "s", "a feedback event_key accepted within this long is not appended "
+                                    "again: the answer is the original event_id (0: no dedup)", ge=0)
     final_snapshot: bool = setting(True, "", "write a snapshot at graceful shutdown")
     engine: EngineConfig = EngineConfig()
     guard: GuardConfig = GuardConfig()

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from engine.config import EngineConfig
 from engine.core.events import Event, Semantics, from_fields, schema_difference, to_fields
+from engine.storage.dedup import DEFAULT_WINDOW_S, Dedup
 from engine.storage.keys import LEARNER_GROUP, Keys
 
 TrustJudge = Callable[[list[Event]], Awaitable[list[Event]]]
@@ -37,14 +38,16 @@ class FeedbackLog:
         semantics: the deployment's event schema (what ``accept`` validates against).
         judge: decides the trust of accepted events (None: trust is left undecided, as with
             the guard off).
+        dedup_window_s: how long a client's event key is remembered (``Dedup``; s).
     """
 
     def __init__(self, redis: Redis, keys: Keys, semantics: Semantics | None = None,
-                 judge: TrustJudge | None = None) -> None:
+                 judge: TrustJudge | None = None, dedup_window_s: float = DEFAULT_WINDOW_S) -> None:
         self.redis = redis
         self.keys = keys
         self.semantics = semantics or Semantics(EngineConfig().events)
         self.judge = judge
+        self.dedup = Dedup(keys, dedup_window_s)
 
     async def ensure_schema(self) -> None:
         """Store the event schema beside the stream on first start; on later starts (of a
@@ -64,11 +67,12 @@ class FeedbackLog:
                                  f"stream's events were accepted under it): " + "; ".join(diff)
                                  + ". Start with the stored schema, or use another key_prefix.")
 
-    async def accept(self, events: list[Event]) -> list[str]:
+    async def accept(self, events: list[Event], event_keys: list[str | None] | None = None) -> list[str]:
         """The intake, for ``POST /feedback`` and ``/feedback/batch`` alike: validate every
         event against the event schema (``Semantics.validate``), decide its trust with ``judge`` (pure: an
         account is vetted only when the learner applies a trusted event, so an append that
-        fails changes nothing), append all of them in one transaction, return their ids.
+        fails changes nothing), append all of them in one transaction, return their ids
+        (``event_keys``: see ``append``).
 
         Raises:
             engine.core.events.InvalidEvent: an event is malformed (nothing is appended).
@@ -78,16 +82,21 @@ class FeedbackLog:
         events = [self.semantics.validate(e) for e in events]
         if self.judge is not None:
             events = await self.judge(events)
-        return await self.append(events)
+        return await self.append(events, event_keys)
 
-    async def append(self, events: list[Event]) -> list[str]:
+    async def append(self, events: list[Event], event_keys: list[str | None] | None = None) -> list[str]:
         """XADD each event (in order, one MULTI/EXEC); returns their stream ids. Feedback
-        goes through ``accept``; this also takes catalogue events.
+        goes through ``accept``; this also takes catalogue events. With ``event_keys`` (one
+        per event, None for none), an event whose key was accepted within the dedup window
+        is not appended again and its id is the original's (``engine.storage.dedup``: one
+        script, so an event is appended with its key recorded, or neither).
 
         Raises:
             redis.exceptions.RedisError: Redis could not take the events (nothing is
                 acknowledged to the client; it must retry).
         """
+        if self.dedup.applies(event_keys):
+            return await self.dedup.append(self.redis, self.keys.feedback, [to_fields(e) for e in events], event_keys)
         async with self.redis.pipeline(transaction=True) as pipe:
             for e in events:
                 pipe.xadd(self.keys.feedback, to_fields(e))
