@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from api.limits import BodySizeLimit
 from api.metrics import Metrics
+from api.request_log import RequestLog
 from api.routers import admin, feedback, items, model, recommend
 from api.settings import Settings, secret
 from api.timing import ServerTiming
@@ -63,7 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (recommend, feedback, items, model, admin):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(ServerTiming)  # outermost: times the whole request
+    app.add_middleware(ServerTiming)  # times the whole request
+    app.add_middleware(RequestLog, enabled=settings.access_log)  # outermost: ids and logs every answer
     return app
 
 

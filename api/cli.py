@@ -20,12 +20,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import WORKER_ARGS_ENV, create_app
+    from api.log_config import logging_config
     from api.settings import flags_of
 
     settings = _settings(args)
     if args.print_config:
         print(json.dumps(settings.redacted(), indent=2))
         return 0
+    log_config = logging_config(settings.log_format, settings.access_log)  # uvicorn applies it in every process
     if settings.workers > 1:
         if settings.learner:
             raise SystemExit("--workers N needs --no-learner (one learner: run `freshrec learner`)")
@@ -34,22 +36,25 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ[WORKER_ARGS_ENV] = json.dumps({"flags": flags_of(args), "config": getattr(args, "config", None)})
         uvicorn.run("api.app:app_from_env", factory=True, workers=settings.workers, host=settings.host,
                     port=settings.port, log_level=settings.log_level, loop="uvloop", http="httptools",
-                    access_log=False)
+                    access_log=False, log_config=log_config)
         return 0
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=5)
+                loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=5, log_config=log_config)
     return 0
 
 
 def _learner(args: argparse.Namespace) -> int:
     """``freshrec learner``: the single writer, without HTTP (replicas serve)."""
     import asyncio
+    import logging.config
     import signal
 
+    from api.log_config import logging_config
     from api.settings import secret
     from engine.roles.node import Node, running
 
     settings = _settings(args)
+    logging.config.dictConfig(logging_config(settings.log_format))
 
     async def run() -> None:
         node = await Node.open(settings.redis_url, settings.data_dir, snapshot_key=secret(settings.snapshot_key),
