@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from api.limits import BodySizeLimit
 from api.metrics import Metrics
 from api.request_log import RequestLog
-from api.routers import admin, feedback, items, model, recommend
+from api.routers import admin, dashboard, feedback, items, model, recommend
 from api.settings import Settings, secret
 from api.timing import ServerTiming
 from engine.roles.node import Node, running
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="freshrec", version="0.1.0", lifespan=lifespan)
     app.state.metrics = Metrics()
     app.state.settings = settings
-    for module in (recommend, feedback, items, model, admin):
+    for module in (recommend, feedback, items, model, admin, dashboard):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ServerTiming)  # times the whole request
