@@ -90,7 +90,7 @@ class Dedup:
             raise ValueError(f"{len(entries)} entries but {len(event_keys)} event keys")
         keys = [stream]
         args: list[str | int] = [max(1, round(self.window_s * 1000))]
-        for fields, event_key in zip(entries, event_keys):
+        for fields, event_key in zip(entries, event_keys, strict=True):
             if event_key:
                 keys.append(self.key(event_key))
             args += [len(keys) if event_key else 0, 2 * len(fields)]
