@@ -5,7 +5,7 @@ Run::
 
     python load/bench_request_log.py [--requests 5000] [--out freshrec-out/bench_request_log]
 
-Setup (seeded): the real app (``api.app.create_app``, embedded Redis in ``OUT/data``) without
+Setup (seeded): the real app (``api.app.create_app``, embedded Redis in a scratch dir) without
 its ``RequestLog``, a model learned from 5,000 clicks (400 users, 1,000 items). Each variant
 wraps the same app and is called directly as ASGI with ``POST /recommend`` bodies for
 rotating known users (k=10):
@@ -34,16 +34,17 @@ import numpy as np
 
 from api.log_config import JSON_FIELDS, TEXT_FORMAT
 from api.request_log import ACCESS_LOGGER, RequestLog
+from bench import scratch_redis_dir  # load/bench.py: stops the embedded redis-server left in its dir
 
 
-async def _bench(args) -> dict:
+async def _bench(args, data_dir: str) -> dict:
     from api.app import create_app
     from api.settings import Settings
     from engine.core.events import Event
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    app = create_app(Settings(data_dir=str(out / "data"), final_snapshot=False, snapshot_key="bench"))
+    app = create_app(Settings(data_dir=data_dir, final_snapshot=False, snapshot_key="bench"))
     app.user_middleware = [m for m in app.user_middleware if m.cls is not RequestLog]
     from pythonjsonlogger.json import JsonFormatter
 
@@ -120,7 +121,8 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=5000, help="timed requests per variant")
     p.add_argument("--out", default="freshrec-out/bench_request_log")
     args = p.parse_args()
-    results = asyncio.run(_bench(args))
+    with scratch_redis_dir("freshrec-bench-request-log-") as data_dir:
+        results = asyncio.run(_bench(args, data_dir))
     print(f"{'variant':10} {'p50 µs':>9} {'vs none':>9} {'p90 µs':>9}")
     for name, r in results.items():
         print(f"{name:10} {r['median_us']:9.1f} {r['delta_us']:+9.1f} {r['p90_us']:9.1f}")
