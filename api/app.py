@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from api.limits import BodySizeLimit
 from api.metrics import Metrics
 from api.request_log import RequestLog
-from api.routers import admin, dashboard, feedback, items, model, recommend
+from api.routers import admin, dashboard, feedback, items, model, policies, recommend
 from api.settings import Settings, secret
 from api.timing import ServerTiming
-from engine.roles.node import Node, running
+from engine.roles.node import STARTUP_ERRORS, Node, running
 
 log = logging.getLogger("freshrec.api")
 
@@ -39,29 +39,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     newest good snapshot, replay the stream after it, and run the node's role (the learner,
     or a read-only replica's follower) as a task.
 
-    Raises (at startup):
-        redis.exceptions.ConnectionError: Redis unreachable.
+    Raises (at startup; uvicorn then exits non-zero):
+        engine.storage.preflight.RedisUnavailable: Redis unreachable for ``ops.redis_wait_s``.
+        engine.storage.preflight.EvictingRedis: Redis may evict keys (maxmemory-policy allkeys-*).
+        engine.storage.snapshot_store.NoUsableSnapshot: none of the stored snapshots verifies
+            with this process's snapshot key.
+        engine.storage.feedback_log.SchemaMismatch: another event schema is stored.
     """
     settings = settings or Settings.load()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        node = await Node.open(settings.redis_url, settings.data_dir, snapshot_key=secret(settings.snapshot_key),
-                               appendfsync=settings.appendfsync, engine=settings.engine, guard=settings.guard,
-                               snapshots=settings.snapshots, key_prefix=settings.key_prefix,
-                               follower=not settings.learner)
+        try:
+            node = await Node.open(settings.redis_url, settings.data_dir, snapshot_key=secret(settings.snapshot_key),
+                                   appendfsync=settings.appendfsync, engine=settings.engine, guard=settings.guard,
+                                   snapshots=settings.snapshots, policies=settings.policies,
+                                   key_prefix=settings.key_prefix,
+                                   follower=not settings.learner, ops=settings.ops)
+        except STARTUP_ERRORS as exc:
+            log.critical("freshrec cannot start: %s", exc)
+            raise
         node.log.dedup.window_s = settings.dedup_window_s
         node.live.on_learned = app.state.metrics.feedback_to_effect.observe
-        async with running(node, final_snapshot=settings.final_snapshot and settings.learner):
-            app.state.node = node
-            app.state.settings = settings
-            _freeze_heap()
-            yield
+        try:
+            async with running(node, final_snapshot=settings.final_snapshot and settings.learner):
+                app.state.node = node
+                app.state.settings = settings
+                _freeze_heap()
+                yield
+        except STARTUP_ERRORS as exc:
+            log.critical("freshrec cannot start: %s", exc)
+            raise
 
     app = FastAPI(title="freshrec", version="0.1.0", lifespan=lifespan)
     app.state.metrics = Metrics()
     app.state.settings = settings
-    for module in (recommend, feedback, items, model, admin, dashboard):
+    for module in (recommend, feedback, items, model, admin, policies, dashboard):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ServerTiming)  # times the whole request

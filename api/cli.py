@@ -1,4 +1,4 @@
-"""The ``freshrec`` command: serve, replay, demo."""
+"""The ``freshrec`` command: serve, learner, replay, demo, simulate, evaluate."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    import logging.config
+
     from api.app import WORKER_ARGS_ENV, create_app
     from api.log_config import logging_config
     from api.settings import flags_of
@@ -27,7 +29,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(settings.redacted(), indent=2))
         return 0
+    from api.security import check_exposure
+
     log_config = logging_config(settings.log_format, settings.access_log)  # uvicorn applies it in every process
+    logging.config.dictConfig(log_config)  # ... and here for the lines before it starts
+    check_exposure(settings)  # open mode: one warning line, or SystemExit on a non-loopback host
     if settings.workers > 1:
         if settings.learner:
             raise SystemExit("--workers N needs --no-learner (one learner: run `freshrec learner`)")
@@ -43,32 +49,53 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_ROLE_FAILED = 1
+"""``freshrec learner`` exit status when its role failed (``ops.max_failures`` in a row)."""
+EXIT_MISCONFIGURED = 2
+"""... when it cannot start (Redis unreachable or evicting, snapshots not verifiable, schema)."""
+
+
 def _learner(args: argparse.Namespace) -> int:
-    """``freshrec learner``: the single writer, without HTTP (replicas serve)."""
+    """``freshrec learner``: the single writer, without HTTP (replicas serve). Exits 0 on
+    SIGTERM / SIGINT, ``EXIT_ROLE_FAILED`` when the learner or checkpointer failed (so an
+    orchestrator restarts it), ``EXIT_MISCONFIGURED`` when it cannot start."""
     import asyncio
     import logging.config
     import signal
 
     from api.log_config import logging_config
     from api.settings import secret
-    from engine.roles.node import Node, running
+    from engine.roles.node import STARTUP_ERRORS, Node, running
 
     settings = _settings(args)
     logging.config.dictConfig(logging_config(settings.log_format))
+    log = logging.getLogger("freshrec.learner")
 
-    async def run() -> None:
+    async def run() -> int:
         node = await Node.open(settings.redis_url, settings.data_dir, snapshot_key=secret(settings.snapshot_key),
                                appendfsync=settings.appendfsync, engine=settings.engine, guard=settings.guard,
-                               snapshots=settings.snapshots, key_prefix=settings.key_prefix)
+                               snapshots=settings.snapshots, policies=settings.policies, key_prefix=settings.key_prefix,
+                               ops=settings.ops)
         async with running(node, final_snapshot=settings.final_snapshot):
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            await stop.wait()
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([stopped, node.task], return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if node.failed:
+                log.critical("freshrec learner: %s failed (%s); exiting with status %d", ", ".join(node.failed),
+                             "; ".join(f"{r.name}: {r.last_error}" for r in node.roles if r.last_error),
+                             EXIT_ROLE_FAILED)
+                return EXIT_ROLE_FAILED
+        return 0
 
-    asyncio.run(run())
-    return 0
+    try:
+        return asyncio.run(run())
+    except STARTUP_ERRORS as exc:
+        print(f"freshrec learner cannot start: {exc}", file=sys.stderr)
+        return EXIT_MISCONFIGURED
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -86,11 +113,24 @@ def _demo(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from simulators.suite import main_simulate, main_suite
 
+    if args.generality:
+        from pathlib import Path
+
+        from simulators.generality import run_generality
+
+        data = run_generality(args.seeds, Path(args.out) / "generality", quick=args.quick)
+        return 0 if all(data["passed"].values()) else 1
     if args.suite:
         return main_suite(args)
     if not args.scenario:
         raise SystemExit("freshrec simulate: give --scenario S or --suite")
     return main_simulate(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from simulators.evaluate import main as evaluate_main
+
+    return evaluate_main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,8 +183,44 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--suite", action="store_true", help="every scenario, guard on and off, on --seeds seeds")
     m.add_argument("--seeds", type=int, default=3)
     m.add_argument("--quick", action="store_true", help="smaller world (smoke run)")
+    m.add_argument("--time-scale", type=float, default=1.0,
+                   help="multiply every event time offset (0.01: 100x compressed, 100: 100x stretched)")
+    m.add_argument("--feedback", choices=["clicks", "implicit"], default="clicks",
+                   help="implicit: views (exposure), clicks and purchases (weight 3), no ratings")
+    m.add_argument("--context-effect", type=float, default=0.0,
+                   help="> 0: tastes differ by time of day; requests and events carry the daypart")
+    m.add_argument("--generality", action="store_true",
+                   help="time scales vs the best fixed-constant engine, implicit feedback, context (--seeds)")
     m.add_argument("--out", default="freshrec-out/simulate")
     m.set_defaults(func=_simulate)
+
+    ev = sub.add_parser("evaluate", help="off-policy estimates (IPS, SNIPS, DR) of target policies from a decision log")
+    ev.add_argument("log", nargs="?", help="decision log, JSON lines (format: simulators/evaluate.py)")
+    ev.add_argument("--window", type=int, default=None, metavar="N", help="use the last N decisions")
+    ev.add_argument("--variants", default="slot,slate", help="comma-separated weights: slot, prefix, slate")
+    ev.add_argument("--interval", choices=["bootstrap", "bernstein"], default="bootstrap",
+                    help="95%% interval: percentile bootstrap or empirical Bernstein (Maurer & Pontil 2009)")
+    ev.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    ev.add_argument("--seed", type=int, default=0, help="seeds the bootstrap")
+    ev.add_argument("--open-bandit", action="store_true",
+                    help="instead of LOG: the bundled Open Bandit sample (random and bts logs) with a freshrec target")
+    ev.add_argument("--limit", type=int, default=None, metavar="N", help="--open-bandit: the first N rows of each log")
+    ev.add_argument("--redis-url", default=None, metavar="URL",
+                    help="instead of LOG: rebuild the decisions from this deployment's feedback stream "
+                         "(it must run with --engine.log-slates true)")
+    ev.add_argument("--key-prefix", default=None, help="--redis-url: the deployment's key prefix (default: settings)")
+    ev.add_argument("--config", default=None, metavar="FILE", help="--redis-url: the deployment's TOML settings "
+                                                                    "(the base of every --candidate)")
+    ev.add_argument("--candidate", action="append", metavar="NAME=JSON",
+                    help="--redis-url: a candidate policy, engine settings over the base, trained on the stream "
+                         "(repeatable), e.g. 'blend={\"ranker\": \"blend\"}'")
+    ev.add_argument("--reward-window-s", type=float, default=None, metavar="S",
+                    help="--redis-url: the deployment's reward window (default: --config / engine settings)")
+    ev.add_argument("--export", default=None, metavar="FILE", help="--redis-url: also write the decisions (JSON lines)")
+    ev.add_argument("--no-dr-position-model", dest="dr_position_model", action="store_false",
+                    help="do not fill a per-slot click-rate reward model into decisions without one (no DR then)")
+    ev.add_argument("--out", default="freshrec-out/evaluate")
+    ev.set_defaults(func=_evaluate)
     return p
 
 

@@ -1,5 +1,6 @@
 """Shared state for the routers, injected with ``Depends`` (FastAPI's bigger-applications
-layout): the process's engine node, its metrics and settings, and the admin check.
+layout): the process's engine node, its metrics and settings, and the admin check (keys,
+scopes and rate limits: ``api.security``).
 
 Dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its
 thread pool, which cost two thread handoffs per request (measured with ``load/bench.py``:
@@ -9,17 +10,15 @@ when the dependencies became ``async``).
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from api.metrics import Metrics
-from api.settings import Settings, secret
+from api.security import Principal, require
+from api.settings import Settings
 from engine.roles.node import Node
-
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 async def get_node(request: Request) -> Node:
@@ -42,17 +41,9 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def require_admin(request: Request) -> None:
-    """403 unless the caller is an admin (``admin_token`` as a bearer token, or a loopback
-    client when no token is set); 409 on a read-only replica for anything that writes
-    snapshots."""
-    token = secret(request.app.state.settings.admin_token)
-    if token:
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise HTTPException(status_code=403, detail="admin token required")
-    elif request.client is None or request.client.host not in _LOOPBACK:
-        raise HTTPException(status_code=403, detail="admin endpoints are loopback-only without FRESHREC_ADMIN_TOKEN")
+async def require_admin(request: Request, _: Annotated[Principal, Depends(require("admin"))]) -> None:
+    """The ``admin`` scope (``api.security.require``: 401 / 403 / 429), then 409 on a
+    read-only replica for anything that writes snapshots."""
     if request.method == "POST" and request.app.state.node.follower:
         raise HTTPException(status_code=409, detail="read-only replica: send this to the learner")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -12,6 +12,16 @@ Context = Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_leng
                          Annotated[str, StringConstraints(max_length=128)] | int | float | bool],
                     Field(max_length=16)]
 """Request context: at most 16 ``key: value`` pairs (string, number or boolean values)."""
+
+
+class Explore(BaseModel):
+    """Exploration for one request (overrides the ``engine.explore*`` settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["none", "epsilon", "softmax"] | None = None
+    epsilon: float | None = Field(None, ge=0, le=1)
+    temperature: float | None = Field(None, gt=0, le=1e6)
+    new_item_bonus: float | None = Field(None, ge=0, le=1e6)
 
 
 class RecommendRequest(BaseModel):
@@ -23,11 +33,16 @@ class RecommendRequest(BaseModel):
     exclude: list[Id] = Field(default_factory=list, max_length=1000)
     context: Context = Field(default_factory=dict, description="what the app knows of the request (device, page, "
                              "daypart, ...): the ranker learns per-context popularity", examples=[{"device": "mobile"}])
+    explore: Explore | None = Field(None, description="exploration for this request (default: the server's "
+                                    "engine.explore settings)", examples=[{"kind": "epsilon", "epsilon": 0.1}])
 
 
 class ScoredItem(BaseModel):
     item_id: str
     score: float
+    propensity: float = Field(1.0, description="probability the serving policy put this item in this slot, given "
+                              "the slots above (1 when greedy)")
+    explored: bool = Field(False, description="the slot holds an exploration pick, not the ranker's best remaining item")
 
 
 class RecommendResponse(BaseModel):

@@ -11,8 +11,8 @@ flag                        environment variable                        TOML
 ==========================  ==========================================  ========================
 
 The TOML file is ``--config FILE`` or ``FRESHREC_CONFIG``. Secrets (``snapshot_key``,
-``admin_token``) have no flag (other users can read a process's argv): give them in the
-environment or the TOML file. ``freshrec serve --print-config`` prints the effective
+``admin_token``, ``api_keys``) have no flag (other users can read a process's argv): give
+them in the environment or the TOML file. ``freshrec serve --print-config`` prints the effective
 settings; ``python -m api.settings --update-readme`` regenerates README's settings table
 from this class (a test checks that they agree).
 """
@@ -28,21 +28,24 @@ import typing
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Secret, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
-from engine.config import EngineConfig, GuardConfig, SnapshotConfig, setting
+from api.security import Scope, normalise_api_keys, normalise_rate_limit
+from engine.config import EngineConfig, GuardConfig, OpsConfig, PolicyConfig, SnapshotConfig, setting
 
 CONFIG_ENV = "FRESHREC_CONFIG"
-SECTIONS = ("engine", "guard", "snapshots")
-SECRETS = ("snapshot_key", "admin_token")
+SECTIONS = ("engine", "guard", "snapshots", "policies", "ops")
+SECRETS = ("snapshot_key", "admin_token", "api_keys")
 README_START, README_END = "<!-- settings:start -->", "<!-- settings:end -->"
 
 
 class Settings(BaseSettings):
     """What a freshrec process runs with: server and storage settings at the top level, the
     engine's parameters in the sections ``engine`` (``EngineConfig``), ``guard``
-    (``GuardConfig``) and ``snapshots`` (``SnapshotConfig``). Build it with ``load``."""
+    (``GuardConfig``), ``snapshots`` (``SnapshotConfig``), ``policies`` (``PolicyConfig``:
+    champion/challenger) and ``ops`` (``OpsConfig``: start-up retries, restarts,
+    readiness). Build it with ``load``."""
 
     model_config = SettingsConfigDict(env_prefix="FRESHREC_", env_nested_delimiter="__", extra="forbid")
 
@@ -61,8 +64,16 @@ class Settings(BaseSettings):
                               min_length=1)
     snapshot_key: SecretStr | None = setting(None, "", "HMAC key signing snapshots, shared by every process on "
                                              "one Redis; unset: generated once in data_dir/snapshot.key")
-    admin_token: SecretStr | None = setting(None, "", "bearer token of the admin endpoints; unset: loopback "
-                                            "clients only")
+    admin_token: SecretStr | None = setting(None, "", "an admin key (kept from before api_keys); with neither "
+                                            "set, the admin routes answer loopback clients only")
+    api_keys: Secret[dict[str, list[Scope]]] | None = setting(
+        None, "", "API key -> scopes (serve, catalogue, admin; admin implies all), a TOML table or JSON; a key "
+        "is its digest sha256:HEX or plain (hashed at load); unset: open mode, loopback hosts only (api/security.py)")
+    rate_limit: str | dict[Scope, str] | None = setting(
+        None, "", "requests per API key (per client IP without keys), e.g. 100/second or 10/second;1000/minute: one "
+        "budget over every scoped route, or {scope: limit}; counted in Redis, shared by replicas; unset: off")
+    insecure: bool = setting(False, "", "serve a non-loopback host without api_keys (open mode) instead of refusing "
+                             "to start")
     max_body_bytes: int = setting(1_000_000, "bytes", "larger request bodies get 413", ge=1)
     dedup_window_s: float = setting(86_400.0, "s", "a feedback event_key accepted within this long is not appended "
                                     "again: the answer is the original event_id (0: no dedup)", ge=0)
@@ -74,6 +85,19 @@ class Settings(BaseSettings):
     engine: EngineConfig = EngineConfig()
     guard: GuardConfig = GuardConfig()
     snapshots: SnapshotConfig = SnapshotConfig()
+    policies: PolicyConfig = PolicyConfig()
+    ops: OpsConfig = OpsConfig()
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _hash_api_keys(cls, value):
+        """Plain keys become SHA-256 digests as the settings load (``api.security``)."""
+        return normalise_api_keys(value)
+
+    @field_validator("rate_limit", mode="before")
+    @classmethod
+    def _check_rate_limit(cls, value):
+        return normalise_rate_limit(value)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -132,7 +156,9 @@ def _fields():
 
 def _complex(annotation) -> bool:
     """Whether a setting's value is a dict, list or tuple (given as JSON on the command line)."""
-    return typing.get_origin(annotation) in (dict, list, tuple)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):  # dict | None
+        return any(_complex(a) for a in typing.get_args(annotation) if a is not type(None))
+    return annotation in (dict, list, tuple) or typing.get_origin(annotation) in (dict, list, tuple)
 
 
 def _type_name(annotation) -> str:
@@ -146,7 +172,7 @@ def _type_name(annotation) -> str:
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per setting (``--name`` / ``--section.name``; values parsed by pydantic,
-    JSON for dicts and lists), plus ``--config FILE`` and the short forms ``--guard on|off``,
+    JSON for dicts and lists; a switch alone means true, ``--insecure``), plus ``--config FILE`` and the short forms ``--guard on|off``,
     ``--no-learner``, ``--snapshot-every-events N``, ``--snapshot-every-s S``, and for the
     ``rating`` event type ``--rating-scale MIN:MAX`` and ``--positive-threshold X``."""
     parser.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE",
@@ -155,7 +181,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         if flag is None:
             continue
         unit = (info.json_schema_extra or {}).get("unit", "")
-        parser.add_argument(flag, dest=f"{'json' if _complex(info.annotation) else 'setting'}:{name}",
+        switch = {"nargs": "?", "const": "true"} if info.annotation is bool else {}  # --insecure = --insecure true
+        parser.add_argument(flag, **switch, dest=f"{'json' if _complex(info.annotation) else 'setting'}:{name}",
                             default=argparse.SUPPRESS,
                             metavar="JSON" if _complex(info.annotation) else _type_name(info.annotation).upper(),
                             help=f"{info.description}{f' ({unit})' if unit else ''}; default {info.default!r}; "

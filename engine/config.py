@@ -1,9 +1,10 @@
 """The engine's parameters: three plain models, every field with its unit and meaning.
 
 ``EngineConfig`` (what the model learns and how it ranks), ``GuardConfig`` (the forgetting
-guard) and ``SnapshotConfig`` (checkpoints and their retention). They are data only:
+guard), ``SnapshotConfig`` (checkpoints and their retention) and ``OpsConfig`` (supervision,
+readiness and start-up of the roles). They are data only:
 nothing here reads the environment or a file. ``api.settings.Settings`` nests them as its
-``engine``, ``guard`` and ``snapshots`` sections and fills them from flags, ``FRESHREC_*``
+``engine``, ``guard``, ``snapshots`` and ``ops`` sections and fills them from flags, ``FRESHREC_*``
 variables and a TOML file; in-process users (simulators, benchmarks, tests) build them
 directly, e.g. ``EngineConfig(n_factors=32)``.
 
@@ -118,8 +119,9 @@ class EngineConfig(BaseModel):
     popularity_half_lives_events: tuple[float, ...] = setting(
         (256.0, 4096.0, 65536.0), "events", "half-lives of the event-clock popularity columns, in positives "
         "(the same whatever the stream's time unit)")
-    ranker_sample: float = setting(0.25, "", "share of positives the ranker learns from (chosen by stream "
-                                   "position, so replays repeat)", ge=0, le=1)
+    ranker_sample: float = setting(0.25, "", "share of organic positives (not a click on a shown item) the "
+                                   "ranker learns from, chosen by stream position so replays repeat; clicks on "
+                                   "shown items are always learned", ge=0, le=1)
     ranker_learning_rate: float = setting(0.05, "", "AdaGrad step of the ranker's listwise learning", gt=0)
     ranker_list: int = setting(256, "items", "rows of a training list at most (the positive and a uniform "
                                "sample of its candidates)", ge=2)
@@ -141,6 +143,35 @@ class EngineConfig(BaseModel):
         "(0-10, positive from 8)")
     reward_window_s: float = setting(1800.0, "s", "an impression with no click on that item within this much event "
                                 "time becomes a negative", gt=0)
+    max_clock_skew_s: float = setting(300.0, "s", "an event time more than this far in the future of its "
+                                      "acceptance time is refused at intake (422 naming timestamp) and "
+                                      "dead-lettered by the learner, so no clock jumps ahead", gt=0)
+
+    explore: Literal["none", "epsilon", "softmax"] = setting(
+        "none", "", "exploration of served slates: none (greedy), epsilon (per slot, a uniform pick from the "
+        "remaining candidates with probability explore_epsilon), softmax (Plackett-Luce over score / "
+        "explore_temperature); per request: RecommendRequest.explore")
+    explore_epsilon: float = setting(0.05, "", "epsilon: per-slot exploration probability", ge=0, le=1)
+    explore_pool: int = setting(50, "items", "exploration draws from the ranker's best this many candidates (a "
+                                "uniform pick among them has probability epsilon / explore_pool, which bounds "
+                                "off-policy weights)", ge=1)
+    explore_temperature: float = setting(1.0, "", "softmax: temperature (score units; lower is greedier)", gt=0)
+    explore_new_bonus: float = setting(0.0, "", "score bonus of items with fewer than explore_new_impressions "
+                                       "impressions (cold-start exploration)", ge=0)
+    explore_new_impressions: int = setting(20, "events", "items shown fewer times than this are new", ge=0)
+    log_slates: bool = setting(False, "", "every served slate goes into the stream: its items become impressions "
+                               "(a slot not clicked within reward_window_s is a negative) without the client "
+                               "sending any, and it is a logged decision (propensities, challenger probabilities) "
+                               "for freshrec evaluate and champion/challenger; for live traffic (a replay's users "
+                               "never saw our slates, and the slates carry the server's clock)")
+
+    user_ttl_s: float = setting(0.0, "s", "a user inactive this long (event time) is forgotten with their history "
+                                "(0: never)", ge=0)
+    max_users: int = setting(0, "users", "users kept at most; the least recently active go first (0: no cap)", ge=0)
+    max_items: int = setting(0, "items", "catalogue size at most; events on new items beyond it are counted and "
+                             "not learned (0: no cap)", ge=0)
+    items_from_feedback: bool = setting(True, "", "feedback on an unknown item adds it to the catalogue; false: only "
+                                        "PUT /items does (other feedback on it is counted and not learned)")
 
     @field_validator("events", mode="before")
     @classmethod
@@ -175,7 +206,8 @@ class GuardConfig(BaseModel):
                                 "(read-only replicas take the learner's decisions from its snapshots)")
     untrusted_weight: float = setting(0.25, "", "influence on shared item parameters of events that join no served "
                                  "impression, from accounts with no trusted history", gt=0, le=1)
-    vetted_untrusted_weight: float = setting(0.7, "", "influence of unjoined events from vetted accounts", gt=0, le=1)
+    vetted_untrusted_weight: float = setting(1.0, "", "influence of unjoined events from vetted accounts (an "
+                                             "established user's search and browsing)", gt=0, le=1)
     window_events: int = setting(2000, "events", "events per validation window", ge=1)
     early_suspicious: int = setting(300, "events", "a window is validated early once it holds this many suspicious "
                                "positives", ge=1)
@@ -209,3 +241,33 @@ class SnapshotConfig(BaseModel):
     max_bytes: int = setting(2 * 1024**3, "bytes", "retention: byte budget of all kept snapshots", ge=1)
     write_mb_s: float = setting(100.0, "MB/s", "pace of snapshot writes to Redis (0 = unpaced)", ge=0)
     resync_s: float = setting(5.0, "s", "a read-only replica adopts the learner's newest snapshot this often", gt=0)
+
+
+class PolicyConfig(BaseModel):
+    """Champion/challenger (``engine.core.champion``): a challenger learns in shadow and is
+    evaluated off-policy on the champion's logged decisions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    challenger: dict | None = setting(None, "", "EngineConfig overrides that make the challenger (e.g. "
+                                      '{"ranker": "blend"} or {"explore": "softmax"}); unset: no challenger')
+    auto_promote: bool = setting(False, "", "promote the challenger by itself when the rule says so (else: POST "
+                                 "/policies/promote)")
+    window: int = setting(20_000, "decisions", "complete decisions the estimates are computed over", ge=10)
+    min_decisions: int = setting(2_000, "decisions", "complete decisions needed before a policy is estimated", ge=1)
+    check_every: int = setting(1_000, "decisions", "complete decisions between automatic checks", ge=1)
+class OpsConfig(BaseModel):
+    """How the roles run and report (``engine.roles.supervisor``, ``engine.roles.health``,
+    ``engine.roles.node``): start-up retries, restarts, readiness thresholds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    redis_wait_s: float = setting(30.0, "s", "at start, retry an unreachable (or loading) Redis with backoff for "
+                                  "this long, then exit non-zero", ge=0)
+    max_failures: int = setting(5, "failures", "consecutive unexpected failures after which a role is failed "
+                                "(freshrec learner exits non-zero; /health/ready answers 503)", ge=1)
+    max_lag_events: int = setting(1000, "events", "/health/ready answers 503 while more stream entries than this "
+                                  "wait to be learned (counted with one XRANGE of at most this many + 1 entries)",
+                                  ge=1, le=10_000)
+    max_snapshot_age_s: float = setting(300.0, "s", "learner: /health/ready answers 503 once learned events have "
+                                        "waited longer than this for a snapshot", gt=0)

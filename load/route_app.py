@@ -2,7 +2,7 @@
 
 The real app (``api.app.create_app``: middleware, request validation, slate id, impression
 record for the guard's join, metrics, response serialisation, embedded Redis and the learner
-task) with ``Recommender.recommend`` replaced by a constant 10-item slate. Served exactly like
+task) with ``Recommender.serve`` replaced by a constant 10-item slate. Served exactly like
 ``freshrec serve`` (uvicorn, one worker, uvloop + httptools, no access log). The gap between
 this row and ``bare_fastapi`` is what freshrec's HTTP path costs; the gap between this row
 and ``recommend`` is what ranking 100k items costs.
@@ -18,14 +18,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.core.recommender import Ranked, Recommender  # noqa: E402
+from engine.core.recommender import Recommender, Served  # noqa: E402
 
-_SLATE = [Ranked(f"i{n}", 0.0) for n in range(100)]
+_IDS = [f"i{n}" for n in range(100)]
 
 
-def constant_slate(self, user_id: str, k: int = 10, exclude=()) -> list[Ranked]:
+def constant_slate(self, user_id: str, k: int = 10, exclude=(), context=None, policy=None, seed=0) -> Served:
     """The first ``k`` of 100 fixed items: no model read, no exclusions."""
-    return _SLATE[:k]
+    return Served(_IDS[:k], [0.0] * k, [1.0] * k, [False] * k)
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     p.add_argument("--port", type=int, default=8002)
     p.add_argument("--data-dir", required=True, help="embedded Redis directory")
     a = p.parse_args()
-    Recommender.recommend = constant_slate
+    Recommender.serve = constant_slate
     uvicorn.run(create_app(Settings(data_dir=a.data_dir, final_snapshot=False)), host=a.host, port=a.port,
                 workers=1, loop="uvloop", http="httptools", access_log=False, log_level="warning")
 

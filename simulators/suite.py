@@ -244,7 +244,10 @@ def main_simulate(args: argparse.Namespace) -> int:
     print(f"simulate {scenario}{'' if dose is None else f' dose {dose}'} guard={'on' if guard else 'off'} "
           f"seed {seed} ...", flush=True)
     t0 = time.perf_counter()
-    r = run_scenario(scenario, dose, guard, seed, progress=True)
+    world = {"time_scale": float(getattr(args, "time_scale", 1.0) or 1.0),
+             "feedback": getattr(args, "feedback", "clicks") or "clicks",
+             "context_effect": float(getattr(args, "context_effect", 0.0) or 0.0)}
+    r = run_scenario(scenario, dose, guard, seed, progress=True, **world)
     print(f"done in {time.perf_counter() - t0:.1f} s: {format_row(r)}")
     print(format_table([r]))
     out = getattr(args, "out", None)

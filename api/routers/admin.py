@@ -1,6 +1,6 @@
-"""Admin endpoints (snapshot history and restore), separate from the public API: they
-require ``Authorization: Bearer <admin_token>`` or, when no token is configured, a client
-on the loopback interface (``api.dependencies.require_admin``)."""
+"""Admin endpoints (snapshot history and restore), separate from the public API: they need
+an API key with the ``admin`` scope, or ``admin_token``, or, with neither configured, a
+client on the loopback interface (``api.dependencies.require_admin``, ``api.security``)."""
 
 from __future__ import annotations
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
 from api.dependencies import MetricsDep, NodeDep, unavailable
 from api.schemas import FeedbackAccepted, FeedbackBatch, FeedbackBatchAccepted, FeedbackRequest
+from api.security import require
 from engine.core.events import Event, InvalidEvent
 
-router = APIRouter(tags=["feedback"])
+router = APIRouter(tags=["feedback"], dependencies=[Depends(require("serve"))])
 
 
 def to_events(bodies: list[FeedbackRequest], received_at: float) -> list[Event]:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 from redis.exceptions import RedisError
 
 from api.dependencies import NodeDep, unavailable
 from api.schemas import FeedbackAccepted, ItemRequest
+from api.security import require
 from engine.core.events import ITEM_KIND, Event
 
-router = APIRouter(tags=["items"])
+router = APIRouter(tags=["items"], dependencies=[Depends(require("catalogue"))])
 
 
 @router.put("/items/{item_id}", status_code=202, response_model=FeedbackAccepted)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from api.schemas import RecommendRequest, RecommendResponse
+from engine.core.slates import policy_of
+from api.security import require
 from engine.roles.node import Node
 
-router = APIRouter(tags=["recommend"])
+router = APIRouter(tags=["recommend"], dependencies=[Depends(require("serve"))])
 
 
 @router.post("/recommend", response_model=RecommendResponse)
@@ -31,11 +33,15 @@ async def recommend(body: RecommendRequest, request: Request) -> Response:
     state = request.app.state
     node: Node = state.node
     rec = node.recommender
-    slate = node.recommend(body.user_id, body.k, body.exclude, body.context or None)
+    policy = None
+    if body.explore is not None:
+        policy = policy_of(rec.config, body.explore.model_dump(exclude_none=True))
+    slate = node.recommend(body.user_id, body.k, body.exclude, body.context or None, policy)
     payload = RecommendResponse.model_validate({
         "recommendation_id": slate.recommendation_id,
         "model_version": rec.events_learned,
-        "items": [{"item_id": i, "score": s} for i, s in zip(slate.item_ids, slate.scores)],
+        "items": [{"item_id": i, "score": s, "propensity": p, "explored": x}
+                  for i, s, p, x in zip(slate.item_ids, slate.scores, slate.propensities, slate.explored)],
         "stale": not node.redis_ok,
     }).model_dump_json()
     state.metrics.recommend_seconds.observe(time.perf_counter() - t0)

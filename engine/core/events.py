@@ -32,6 +32,7 @@ from engine.config import EventType
 CLICK, IMPRESSION, RATING = "click", "impression", "rating"
 """The default event types' names."""
 ITEM_KIND = "item"  # catalogue upsert (PUT /items/{id}); travels the same stream, in order
+SLATE_KIND = "slate"  # a served slate (its items, propensities, targets): impressions and a logged decision
 POSITIVE, NEGATIVE, EXPOSURE, NEUTRAL = "positive", "negative", "exposure", "neutral"
 """What an event means to the model (``Semantics.meaning``)."""
 
@@ -89,13 +90,19 @@ class Semantics:
         except ValueError:
             return False
 
-    def validate(self, event: Event) -> Event:
+    def validate(self, event: Event, max_clock_skew_s: float | None = None) -> Event:
         """Check a feedback event before it becomes durable; returns it unchanged.
+
+        Args:
+            event: the event, stamped with its acceptance time (``received_at``, unix s).
+            max_clock_skew_s: with it, an event time more than this many seconds after the
+                acceptance time is refused (``EngineConfig.max_clock_skew_s``); None: no bound.
 
         Raises:
             InvalidEvent: empty or over-long ids, an event type the schema does not know, a
                 rating without a finite value or off its scale (or not one of its declared
-                values), a non-finite or negative timestamp.
+                values), a non-finite or negative timestamp, or (with ``max_clock_skew_s``) a
+                timestamp too far in the future of the acceptance time.
         """
         for name in ("user_id", "item_id"):
             value = getattr(event, name)
@@ -117,11 +124,59 @@ class Semantics:
                                             f"{', '.join(t.values)}")
         if event.timestamp is not None and not (math.isfinite(event.timestamp) and event.timestamp >= 0):
             raise InvalidEvent("timestamp", "must be a finite unix time in seconds")
+        if (max_clock_skew_s is not None and event.timestamp is not None
+                and event.timestamp > event.received_at + max_clock_skew_s):
+            raise InvalidEvent("timestamp", f"{event.timestamp - event.received_at:.0f} s in the future of its "
+                                            f"acceptance time (at most {max_clock_skew_s:g} s allowed)")
+        return event
+
+    def check_entry(self, event: Event, max_clock_skew_s: float, stream_time_s: float | None = None) -> Event:
+        """The learner's check of an entry read back from the stream, before it is applied:
+        what the intake (``validate``) would have refused, and, given ``stream_time_s`` (unix
+        s of the entry's stream id ``"<ms>-<seq>"``: Redis's clock when it took the entry),
+        an acceptance time after it by more than ``max_clock_skew_s``. So no entry moves the
+        model's clock past its acceptance time + skew and no NaN or infinity reaches the
+        model. Catalogue (``item``) events are checked for their item id and times only.
+        Returns the event unchanged.
+
+        Raises:
+            InvalidEvent: the entry would have been refused at intake (the field is named).
+        """
+        if not (math.isfinite(event.received_at) and event.received_at >= 0):
+            raise InvalidEvent("received_at", "must be a finite unix time in seconds")
+        if stream_time_s is not None and event.received_at > stream_time_s + max_clock_skew_s:
+            raise InvalidEvent("received_at", f"{event.received_at - stream_time_s:.0f} s after the time of its "
+                                              f"stream id (at most {max_clock_skew_s:g} s allowed)")
+        if event.kind == SLATE_KIND:
+            return _check_slate(event)
+        if event.kind != ITEM_KIND:
+            return self.validate(event, max_clock_skew_s)
+        if not isinstance(event.item_id, str) or not 0 < len(event.item_id) <= MAX_ID_CHARS:
+            raise InvalidEvent("item_id", f"a non-empty string of at most {MAX_ID_CHARS} characters")
+        if event.timestamp is not None:
+            raise InvalidEvent("timestamp", "a catalogue event carries no event time")
         return event
 
     def describe(self) -> dict:
         """The schema as JSON-able data (``GET /model``, the copy stored beside the stream)."""
         return {name: t.model_dump(exclude_none=True) for name, t in sorted(self.types.items())}
+
+
+def _check_slate(event: Event) -> Event:
+    """A served slate's entry (written by the server, not a client): a user, a
+    recommendation id, and per-slot items and propensities in (0, 1] of one length."""
+    if not isinstance(event.user_id, str) or not 0 < len(event.user_id) <= MAX_ID_CHARS:
+        raise InvalidEvent("user_id", f"a non-empty string of at most {MAX_ID_CHARS} characters")
+    if not event.recommendation_id:
+        raise InvalidEvent("recommendation_id", "a served slate carries its recommendation id")
+    meta = event.meta or {}
+    items, p = meta.get("items"), meta.get("p")
+    if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+        raise InvalidEvent("meta.items", "a list of item ids")
+    if not isinstance(p, list) or len(p) != len(items) or not all(
+            isinstance(x, (int, float)) and 0 < x <= 1 for x in p):
+        raise InvalidEvent("meta.p", "one propensity in (0, 1] per item")
+    return event
 
 
 def schema_difference(stored: dict, ours: dict) -> list[str]:
@@ -156,6 +211,9 @@ class Event:
         meta, hidden: catalogue data of an ``item`` event.
         context: what the client knew of the request (device, page, hour, ...: string or
             number values), or None; the ranker learns per-context popularity from it.
+        position, propensity: for an event that joins a served slate, the 0-based slot of
+            its item and the probability the serving policy put it there (copied from the
+            slate at intake, so the stream alone is an off-policy dataset).
         trust: "trusted" | "vetted" | "unvetted", decided when the event was accepted
             (``engine.core.trust.ImpressionJoin.classify``) and stored with it, so a replay after
             a crash weighs the event exactly as the first time; None = not decided.
@@ -173,6 +231,8 @@ class Event:
     hidden: bool | None = None
     trust: str | None = None
     context: dict | None = None
+    position: int | None = None
+    propensity: float | None = None
 
     @property
     def time(self) -> float:
@@ -197,29 +257,74 @@ def to_fields(event: Event) -> dict[str, str]:
         fields["tr"] = event.trust
     if event.context:
         fields["c"] = json.dumps(event.context, separators=(",", ":"), sort_keys=True)
+    if event.position is not None:
+        fields["pos"] = str(event.position)
+    if event.propensity is not None:
+        fields["p"] = repr(float(event.propensity))
     return fields
+
+
+def _finite(text: str, name: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: {text!r} is not a finite number")
+    return value
+
+
+def _json_object(text: str, name: str) -> dict:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"{name}: a JSON object expected, got {type(value).__name__}")
+    return value
+
+
+def _slot(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"pos (slot): {text!r} is negative")
+    return value
+
+
+def _context(text: str) -> dict:
+    context = _json_object(text, "c (context)")
+    for key, value in context.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"c (context): {key} is not a finite number")
+        if not isinstance(value, (str, int, float, bool)):
+            raise ValueError(f"c (context): {key} is a {type(value).__name__}, not a string, number or boolean")
+    return context
 
 
 def from_fields(event_id: str, fields: dict) -> Event:
     """Decode stream fields written by ``to_fields`` (keys/values may be bytes or str).
 
+    Strict, so that an entry written by something else than ``to_fields`` fails here rather
+    than inside the model: numbers must be finite, ``m`` (meta) and ``c`` (context) JSON
+    objects (context values strings, finite numbers or booleans), ``h`` "0" or "1".
+
     Raises:
         KeyError: a required field (u, i, k, r) is missing.
-        ValueError: a numeric field does not parse.
+        ValueError: a field is not UTF-8 (``UnicodeDecodeError``), a number does not parse
+            or is NaN / infinite, meta or context is not a JSON object
+            (``json.JSONDecodeError``), or ``h`` is not 0/1.
     """
     f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
          for k, v in fields.items()}
+    if "h" in f and f["h"] not in ("0", "1"):
+        raise ValueError(f"h (hidden): {f['h']!r} is not 0 or 1")
     return Event(
         user_id=f["u"],
         item_id=f["i"],
         kind=f["k"],
-        value=float(f["v"]) if "v" in f else None,
-        timestamp=float(f["t"]) if "t" in f else None,
-        received_at=float(f["r"]),
+        value=_finite(f["v"], "v (value)") if "v" in f else None,
+        timestamp=_finite(f["t"], "t (timestamp)") if "t" in f else None,
+        received_at=_finite(f["r"], "r (acceptance time)"),
         recommendation_id=f.get("rec"),
         event_id=event_id.decode() if isinstance(event_id, bytes) else event_id,
-        meta=json.loads(f["m"]) if "m" in f else None,
+        meta=_json_object(f["m"], "m (meta)") if "m" in f else None,
         hidden=(f["h"] == "1") if "h" in f else None,
         trust=f.get("tr"),
-        context=json.loads(f["c"]) if "c" in f else None,
+        context=_context(f["c"]) if "c" in f else None,
+        position=_slot(f["pos"]) if "pos" in f else None,
+        propensity=_finite(f["p"], "p (propensity)") if "p" in f else None,
     )

@@ -37,9 +37,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from river import drift
 
-from engine.config import EngineConfig, GuardConfig
+from engine.config import EngineConfig, GuardConfig, PolicyConfig
 from engine.core.arrays import splitmix64
-from engine.core.events import ITEM_KIND, Event
+from engine.core.model import stable_hash
+from engine.core.champion import Arena
+from engine.core.decisions import Decision
+from engine.core.events import ITEM_KIND, SLATE_KIND, Event
 from engine.core.recommender import Recommender
 from engine.core.trust import TRUSTED, UNVETTED, VETTED, ImpressionJoin, slate_id
 
@@ -54,12 +57,15 @@ a server."""
 
 @dataclass(frozen=True)
 class Slate:
-    """A served slate: its id (join key for impressions/clicks), item ids best first, and
-    their scores (same order)."""
+    """A served slate: its id (join key for impressions/clicks), item ids best first, their
+    scores, the serving policy's per-slot propensities (given the slots above; 1 when
+    greedy) and which slots explored (same order)."""
 
     recommendation_id: str
     item_ids: list[str]
     scores: list[float] = field(default_factory=list)
+    propensities: list[float] = field(default_factory=list)
+    explored: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -83,10 +89,15 @@ class GuardedRecommender:
     guard: GuardConfig = field(default_factory=GuardConfig)
     slate_sink: SlateSink | None = None
     slate_seed: int = 0
+    policies: PolicyConfig = field(default_factory=PolicyConfig)
 
     def __post_init__(self) -> None:
         self.recommender = Recommender(self.config)
         self.join = ImpressionJoin(self.guard.join_window_s)
+        self.arena = Arena(self.config, self.policies)
+        # in process the served slates are logged as decisions here; a server logs them in
+        # the stream (``slate`` events) and learns them back in order
+        self._log_decisions = self.slate_sink is None
         if self.slate_sink is None:
             self.slate_sink = self.join.record
         self.guard_events: list[dict] = []
@@ -114,25 +125,45 @@ class GuardedRecommender:
 
     # ---------------------------------------------------------------- serving
     def recommend(self, user_id: str, k: int = 10, exclude: list[str] | tuple = (), now: float | None = None,
-                  token: str | None = None, context: dict | None = None) -> Slate:
-        """Serve a slate: rank (``Recommender.recommend``), make its recommendation id
-        (``engine.core.trust.slate_id``), record it for the impression join (``slate_sink``)
-        and feed the guard's prequential alarm. Creates no model state.
+                  token: str | None = None, context: dict | None = None, policy=None) -> Slate:
+        """Serve a slate: make its recommendation id (``engine.core.trust.slate_id``), draw
+        it under the exploration policy seeded by that id (``Recommender.serve``: greedy
+        unless configured), record it for the impression join (``slate_sink``) and feed the
+        guard's prequential alarm. Creates no model state.
 
         Args:
             user_id, k, exclude, context: as ``Recommender.recommend``.
             now: serving time (unix s; default: the model's event clock).
             token: the id's unique part (default: a seeded counter, reproducible).
+            policy: an ``ExplorationPolicy`` for this request (default: the configured one).
         """
-        ranked = self.recommender.recommend(user_id, k, exclude, context)
-        items = [r.item_id for r in ranked]
         self._served += 1
         now = self.recommender.clock if now is None else now
         rid = slate_id(now, token or f"{splitmix64(self.slate_seed, self._served, 0):016x}")
+        served = self.recommender.serve(user_id, k, exclude, context, policy, stable_hash(rid))
+        targets = self.arena.targets(user_id, served.item_ids, exclude, context)
+        self.slate_sink(rid, user_id, served.item_ids, now, context, served.propensities, targets)
         if self.guard.enabled:
-            self.slate_sink(rid, user_id, items, now, context)
             self._prequential(user_id, rid)
-        return Slate(rid, items, [r.score for r in ranked])
+        if self._log_decisions:
+            self.arena.decisions.served(Decision(rid, user_id, now, served.item_ids, served.propensities, targets,
+                                                 context))
+        return Slate(rid, served.item_ids, served.scores, served.propensities, served.explored)
+
+    def promote(self, by: str = "admin") -> dict:
+        """Make the challenger the serving model (the old champion becomes the challenger);
+        the guard restarts from it. Raises ValueError without a challenger."""
+        return self._swap(by, "promotion")
+
+    def rollback_promotion(self, by: str = "admin") -> dict:
+        """Undo the last promotion: the previous champion serves again."""
+        return self._swap(by, "rollback")
+
+    def _swap(self, by: str, kind: str) -> dict:
+        if self.arena.challenger is None:
+            raise ValueError("no challenger configured (setting policies.challenger)")
+        self.reset(self.arena.swap(self.recommender, by, kind))
+        return self.arena.history[-1]
 
     # --------------------------------------------------------------- learning
     def apply(self, event: Event) -> None:
@@ -142,8 +173,9 @@ class GuardedRecommender:
         event vets its account."""
         self.events_seen += 1
         g = self.guard
-        if not g.enabled or event.kind == ITEM_KIND:  # catalogue changes are not feedback
+        if not g.enabled or event.kind in (ITEM_KIND, SLATE_KIND):  # catalogue and served slates are not feedback
             self.recommender.apply(event)
+            self._observe(event, 1.0)
             return
         trust = event.trust or self.join.classify(event)
         if trust == TRUSTED:
@@ -153,6 +185,9 @@ class GuardedRecommender:
         positive = self.recommender.semantics.is_positive(event.kind, event.value)
         suspicious = trust == UNVETTED and positive
         self.recommender.apply(event, weight)
+        if self.recommender.evicted_since:
+            self._forget(self.recommender.drain_evicted())
+        self._observe(event, weight)
         self._window.append((event, weight, suspicious))
         self._suspicious += suspicious
         if trusted and positive:
@@ -161,6 +196,20 @@ class GuardedRecommender:
         if g.validate_windows and (n >= g.window_events or self._suspicious >= g.early_suspicious
                                    or (self._suspicious >= g.min_suspicious and n >= g.window_events // 4)):
             self.validate()
+
+    def _observe(self, event: Event, weight: float) -> None:
+        """The challenger learns the event too; the decision log joins it; an automatic
+        promotion happens here."""
+        rec = self.recommender
+        if self.arena.observe(event, weight, rec.semantics, rec.clock) == "promote":
+            self.promote("auto")
+
+    def _forget(self, users: list[str]) -> None:
+        """Drop the guard's own state of users the model forgot (bounded state)."""
+        for user in users:
+            self.join.vetted.discard(user)
+            self._trusted_clicks.pop(user, None)
+            self._open_slate.pop(user, None)
 
     def _on_trusted_click(self, event: Event) -> None:
         user = event.user_id
@@ -198,6 +247,7 @@ class GuardedRecommender:
         suspicious, self._suspicious = self._suspicious, 0
         verdict = {"window": self.validation_windows, "at_event": self.events_seen, "suspicious": suspicious}
         failed = False
+        jumped: set[str] = set()
         if suspicious >= g.min_suspicious and self._good is not None and len(self._reservoir) >= _MIN_EVIDENCE:
             good = Recommender.from_state(*self._good)
             pairs = self._sample_pairs()
@@ -205,7 +255,9 @@ class GuardedRecommender:
             q_live, q_good = _quality(self.recommender, pairs), _quality(good, pairs)
             reach_live, reach_good = _reach(self.recommender, users), _reach(good, users)
             reach_good = np.pad(reach_good, (0, len(reach_live) - len(reach_good)))
-            jump = float(np.max(reach_live - reach_good, initial=0.0))
+            rise = reach_live - reach_good
+            jump = float(np.max(rise, initial=0.0))
+            jumped = {self.recommender.catalogue.ids[i] for i in np.flatnonzero(rise > g.exposure_jump).tolist()}
             ref = self._reference() or good
             q_ref = _quality(ref, pairs) if ref is not good else q_good
             verdict.update(quality_live=round(q_live, 4), quality_good=round(q_good, 4),
@@ -213,7 +265,7 @@ class GuardedRecommender:
             failed = (q_live < q_good * (1 - g.quality_drop) or q_live < q_ref * (1 - g.cumulative_drop)
                       or jump > g.exposure_jump)
         if failed:
-            self._rollback(window, verdict)
+            self._rollback(window, verdict, jumped)
         self._promote()
         return verdict
 
@@ -234,14 +286,20 @@ class GuardedRecommender:
                 "quarantined_events": self.quarantined, "reservoir": len(self._reservoir),
                 "vetted_accounts": len(self.join.vetted), "events": self.guard_events[-20:]}
 
-    def _rollback(self, window: list[tuple[Event, float, bool]], verdict: dict) -> None:
+    def _rollback(self, window: list[tuple[Event, float, bool]], verdict: dict, jumped: set[str]) -> None:
+        """Back to the last good model; re-apply the window's events except the suspicious
+        ones and the positives on the items whose exposure jumped (``jumped``: they reached
+        established users only through the burst, so the clicks they drew there are its
+        echo, not evidence)."""
         last_event_id = self.recommender.last_event_id
         self.recommender = Recommender.from_state(*self._good)
+        semantics = self.recommender.semantics
         kept = 0
         for event, weight, suspicious in window:
-            if not suspicious:
-                self.recommender.apply(event, weight)
-                kept += 1
+            if suspicious or (event.item_id in jumped and semantics.is_positive(event.kind, event.value)):
+                continue
+            self.recommender.apply(event, weight)
+            kept += 1
         self.recommender.last_event_id = last_event_id  # quarantined events count as handled
         dropped = len(window) - kept
         self.quarantined += dropped

@@ -26,27 +26,28 @@ from engine.core.trend import jitter as tie_breaker  # deterministic per item, <
 SCALER_ROWS = 3  # list rows besides the positive that the scaler learns from, per step
 
 
-def excluded_for(rec, user: str) -> np.ndarray:
-    """Rows a slate for ``user`` never holds: hidden items and what the user interacted with."""
-    parts = [rec.catalogue.hidden_idx]
-    seen = rec.seen.get(user)
-    if seen:
-        parts.append(np.fromiter(seen, dtype=np.int64, count=len(seen)))
-    return np.concatenate(parts)
-
-
-def rank(rec, user: str, excluded: np.ndarray, k: int, context: dict | None = None,
-         with_item: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The top ``k`` (rows, scores) for ``user`` in ``context``, best first, none in
-    ``excluded``. ``with_item`` (a row) is added to the candidates (the guard asks where a
-    given item would rank)."""
+def scored_pool(rec, user: str, excluded: np.ndarray, context: dict | None = None,
+                with_item: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates for ``user`` in ``context`` (sorted rows, none in ``excluded``) and
+    the serving ranker's scores of them (plus a deterministic tie-breaker < 1e-6).
+    ``with_item`` (a row) is added to the candidates (the guard asks where a given item
+    would rank)."""
     c = rec.config
     pool = candidates(rec, user, excluded, c.candidates_per_source, c.full_scan_items)
     if with_item is not None and not np.isin(with_item, pool):
         pool = np.sort(np.append(pool, with_item))
     if not len(pool):
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    scores = rec.ranker.score(features(rec, user, pool, context)) + tie_breaker(pool)
+        return pool, np.zeros(0)
+    return pool, rec.ranker.score(features(rec, user, pool, context)) + tie_breaker(pool)
+
+
+def rank(rec, user: str, excluded: np.ndarray, k: int, context: dict | None = None,
+         with_item: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``k`` (rows, scores) for ``user`` in ``context``, best first, none in
+    ``excluded`` (``scored_pool`` then ``top_k``)."""
+    pool, scores = scored_pool(rec, user, excluded, context, with_item)
+    if not len(pool):
+        return pool.astype(np.int64), scores
     idx, top = top_k(scores, k)
     return pool[idx], top
 
@@ -59,6 +60,21 @@ def should_learn(rec) -> bool:
 
 
 def training_list(rec, user: str, positive: int) -> np.ndarray:
+    """Rows of the list a positive on ``positive`` is learned against, the positive first.
+
+    A click on an item the user was shown (a pending impression) is learned against the
+    other items shown and not clicked: which of what we showed did the user pick. That list
+    does not depend on what the ranker chose to show (the choice is the same for all its
+    rows), so learning from it does not feed the ranker's own preferences back to itself.
+    Any other positive (organic: search, browsing, a replayed log) is learned against the
+    candidates a slate would have been drawn from (``candidate_list``)."""
+    shown = [j for j in rec.shown_to(user) if j != positive]
+    if shown and positive in rec.shown_to(user):
+        return np.array([positive, *shown], dtype=np.int64)
+    return candidate_list(rec, user, positive)
+
+
+def candidate_list(rec, user: str, positive: int) -> np.ndarray:
     """Rows of the list a positive on ``positive`` is learned against: the positive first,
     then up to ``ranker_list - 1`` of the candidates a slate for ``user`` would have been
     drawn from (all of them when fewer; else a uniform sample drawn by stream position: a
@@ -66,7 +82,7 @@ def training_list(rec, user: str, positive: int) -> np.ndarray:
     included: training lists without it lost ~0.6 points of HR@10 on MovieTweetings), and
     the items the user was shown and did not click."""
     c = rec.config
-    pool = candidates(rec, user, excluded_for(rec, user), c.candidates_per_source, c.full_scan_items)
+    pool = candidates(rec, user, rec.excluded(user), c.candidates_per_source, c.full_scan_items)
     pool = pool[pool != positive]
     room = c.ranker_list - 1
     if len(pool) > room:

@@ -216,19 +216,31 @@ class FactorModel:
         meta = {"mean_n": self.mf.global_mean.n, "mean": self.mf.global_mean._mean}
         return arrays, meta
 
-    def load(self, arrays: dict[str, np.ndarray], meta: dict, item_ids: list[str], user_ids: list[str]) -> None:
-        """Rebuild the River model and the mirror from ``state()`` output."""
+    def load(self, arrays: dict[str, np.ndarray], meta: dict, item_ids: list[str], user_ids: list[str],
+             dead: np.ndarray | None = None) -> None:
+        """Rebuild the River model and the mirror from ``state()`` output. ``dead`` (bool per
+        user row) marks rows of forgotten users (``engine.core.eviction``): their rows are
+        kept, as in the live model, but they are neither registered nor given latents."""
         self.mf = self._new_river_model()
         self.mf.global_mean.n = meta["mean_n"]
         self.mf.global_mean._mean = meta["mean"]
         self._reset_users()
-        for u, vec, b in zip(user_ids, arrays["user_factors"], arrays["user_bias"]):
+        dead = np.zeros(len(user_ids), dtype=bool) if dead is None else dead
+        n = len(user_ids)
+        self.user_factors = ensure_capacity(self.user_factors, n)
+        self.user_bias = ensure_capacity(self.user_bias, n)
+        for row, (u, vec, b, gone) in enumerate(zip(user_ids, arrays["user_factors"], arrays["user_bias"],
+                                                      dead.tolist())):
+            self.user_ids.append(u)
+            self.user_packed.append(u)
+            if gone:
+                continue
+            self.user_index[u] = row
             self.mf.u_latents[u] = vec.copy()
             if b != 0.0:
                 self.mf.u_biases[u] = float(b)
-            self.user_row(u)
-        self.user_factors[: len(self.user_ids)] = arrays["user_factors"]
-        self.user_bias[: len(self.user_ids)] = arrays["user_bias"]
+        self.user_factors[:n] = arrays["user_factors"]
+        self.user_bias[:n] = arrays["user_bias"]
         self.n = 0
         self.item_factors = np.zeros((0, self.n_factors))
         self.serving_factors = np.zeros((0, self.n_factors), dtype=np.float32)

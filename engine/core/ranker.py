@@ -87,6 +87,8 @@ class Ranker:
             for c in cols:
                 lr._weights[c] = float(prior.get(c, 0.0))
             self.models.append(lr)
+        self.forced: int | None = None  # a candidate that serves whatever the hit rates say (experiments)
+        self.reweight: dict[str, float] | None = None  # factors on the serving weights, by group (experiments)
         self.hits = np.zeros(len(self.models))  # decayed hits of each candidate
         self.mass = 0.0  # decayed number of lists
         self.examples = 0
@@ -94,7 +96,10 @@ class Ranker:
 
     @property
     def serving(self) -> int:
-        """Index of the candidate that serves: the best decayed hit rate (first on ties)."""
+        """Index of the candidate that serves: the best decayed hit rate (first on ties), or
+        ``forced`` when set."""
+        if self.forced is not None:
+            return self.forced
         return int(np.argmax(self.hits)) if self.mass else 0
 
     def hit_rate(self) -> list[float | None]:
@@ -112,7 +117,12 @@ class Ranker:
             means = np.array([s.means.get(n, 0.0) for n in self.names])
             var = np.array([s.vars.get(n, 0.0) for n in self.names])
             inv = np.divide(1.0, np.sqrt(var), out=np.zeros_like(var), where=var > 0)
-            cached = self._cache[k] = means, inv, np.array([w.get(n, 0.0) for n in self.names])
+            weights = np.array([w.get(n, 0.0) for n in self.names])
+            if self.reweight:
+                for group, factor in self.reweight.items():
+                    for c in self.groups.get(group, ()):
+                        weights[self.names.index(c)] *= factor
+            cached = self._cache[k] = means, inv, weights
         return cached
 
     def score(self, features: np.ndarray, k: int | None = None) -> np.ndarray:

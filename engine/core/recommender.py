@@ -28,9 +28,10 @@ from engine.config import EngineConfig
 from engine.core.arrays import ensure_capacity, splitmix64, unpack_ids
 from engine.core.catalogue import Catalogue
 from engine.core.context import ContextPopularity
-from engine.core import learned_ranking
+from engine.core import learned_ranking, slates
 from engine.core.cooccurrence import CoOccurrence
-from engine.core.events import EXPOSURE, ITEM_KIND, NEGATIVE, POSITIVE, Event, Semantics
+from engine.core.eviction import UserActivity, compact, dead_rows, forget
+from engine.core.events import EXPOSURE, ITEM_KIND, NEGATIVE, POSITIVE, SLATE_KIND, Event, Semantics
 from engine.core.features import feature_groups, feature_names
 from engine.core.model import FactorModel
 from engine.core.popularity import PopularityBank
@@ -40,6 +41,18 @@ from engine.core.tags import TagProfiles
 from engine.core.trend import DecayedPopularity
 
 _RECENT = 4096  # ring of recent positives that implicit negatives are sampled from
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A served slate: item ids best slot first, scores, the probability the serving policy
+    put each item in its slot given the slots above (1 when greedy), and whether each slot
+    explored."""
+
+    item_ids: list[str]
+    scores: list[float]
+    propensities: list[float]
+    explored: list[bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +84,7 @@ class Recommender:
         self.bank = PopularityBank(tuple(h * 3600.0 for h in c.popularity_half_lives_h),
                                    c.popularity_half_lives_events, head_size=c.trending_candidates)
         self.added_at = np.zeros(0, dtype=np.int64)  # per item: positives counted when it was added (age)
+        self.impressions = np.zeros(0, dtype=np.int64)  # per item: exposure events (new-item exploration)
         self._added_n = 0
         self.context_pop = ContextPopularity(c.context_buckets)
         self.tags = TagProfiles()
@@ -98,6 +112,11 @@ class Recommender:
         self._shown: dict[str, dict[int, None]] = {}  # per user: rows of its pending impressions
         self._expiry: list[tuple[float, str, int]] = []
         self.clock = 0.0
+        self.activity = UserActivity()  # users by last activity (eviction)
+        self.dead_users = np.zeros(0, dtype=bool)  # per user row: forgotten, awaiting compaction
+        self.evicted_users = 0
+        self.refused_items = 0
+        self.evicted_since: list[str] = []  # users forgotten since the guard last asked (``drain_evicted``)
         self.positives_learned = 0
         self.events_learned = 0
         self.last_event_id: str | None = None
@@ -116,16 +135,35 @@ class Recommender:
         """
         if len(self.catalogue) == 0:
             return []
-        excluded = [self.catalogue.hidden_idx]
-        seen = self.seen.get(user_id)
-        if seen:
-            excluded.append(np.fromiter(seen, dtype=np.int64, count=len(seen)))
-        if exclude:
-            ids = [self.catalogue.get(item) for item in exclude]
-            excluded.append(np.array([i for i in ids if i is not None], dtype=np.int64))
-        idx, top = self.top(user_id, k, np.concatenate(excluded), context)
+        idx, top = self.top(user_id, k, self.excluded(user_id, exclude), context)
         ids = self.catalogue.ids
         return [Ranked(ids[i], float(s)) for i, s in zip(idx.tolist(), top.tolist())]
+
+    def serve(self, user_id: str, k: int, exclude: list[str] | tuple = (), context: dict | None = None,
+              policy=None, seed: int = 0) -> "Served":
+        """A slate for ``user_id`` drawn under an exploration ``policy``
+        (``engine.core.exploration.ExplorationPolicy``; None: the configured one) seeded by
+        ``seed``: item ids best slot first, scores, per-slot propensities and explored flags
+        (``engine.core.slates.draw``). Greedy, it equals ``recommend``. Creates no state."""
+        if len(self.catalogue) == 0:
+            return Served([], [], [], [])
+        d = slates.draw(self, user_id, k, self.excluded(user_id, exclude), context,
+                        policy or slates.policy_of(self.config), seed)
+        ids = self.catalogue.ids
+        return Served([ids[r] for r in d.rows.tolist()], d.scores.tolist(), d.propensities.tolist(),
+                      d.explored.tolist())
+
+    def excluded(self, user_id: str, exclude: list[str] | tuple = ()) -> np.ndarray:
+        """Rows a slate for ``user_id`` never holds: hidden items, what the user interacted
+        with, and the known ids of ``exclude`` (int array, may repeat)."""
+        parts = [self.catalogue.hidden_idx]
+        seen = self.seen.get(user_id)
+        if seen:
+            parts.append(np.fromiter(seen, dtype=np.int64, count=len(seen)))
+        if exclude:
+            ids = [self.catalogue.get(item) for item in exclude]
+            parts.append(np.array([i for i in ids if i is not None], dtype=np.int64))
+        return np.concatenate(parts)
 
     def top(self, user_id: str, k: int, excluded: np.ndarray, context: dict | None = None
             ) -> tuple[np.ndarray, np.ndarray]:
@@ -184,34 +222,85 @@ class Recommender:
                 (the intake rejects these before they become durable).
         """
         c = self.config
+        known = self.catalogue.get(event.item_id) is not None
+        if not known and c.max_items and len(self.catalogue) >= c.max_items:
+            self.refused_items += 1  # the catalogue is full: nothing about a new item is learned
+            self._advance(event)
+            return
         if event.kind == ITEM_KIND:
             self.upsert_item(event.item_id, event.meta, event.hidden)
+            self._advance(event)
+            return
+        if event.kind == SLATE_KIND:
+            self._slate(event)
+            self._advance(event)
+            return
+        if not known and not c.items_from_feedback:
+            self.refused_items += 1
             self._advance(event)
             return
         t = event.time
         if t > self.clock:
             self.clock = t
         self._expire_impressions()
-        known = self.catalogue.get(event.item_id) is not None
         idx = self.catalogue.add(event.item_id)
         self._grow()
         user = event.user_id
         role, strength = self.semantics.meaning(event.kind, event.value)
         if role == POSITIVE:
-            self._resolve(user, idx)
             self._positive(user, event.item_id, idx, t, weight, strength, event.context, known)
+            self._resolve(user, idx)  # after: the ranker learns the click against the rest of what was shown
         elif role == EXPOSURE:
-            key = (user, idx)
-            if key not in self.pending and idx not in self.seen.get(user, ()):
-                deadline = t + c.reward_window_s
-                self.pending[key] = deadline
-                self._shown.setdefault(user, {})[idx] = None
-                heapq.heappush(self._expiry, (deadline, user, idx))
+            self._expose(user, idx, t)
         else:  # a negative learns a 0; a neutral rating only marks the item seen
             self._resolve(user, idx)
             self._negative(user, event.item_id, idx, weight, learn=role == NEGATIVE)
+        if role != EXPOSURE:
+            self.activity.touch(user, t)
+            if c.user_ttl_s or c.max_users:
+                self._evict()
         self._advance(event)
 
+    def _slate(self, event: Event) -> None:
+        """A served slate: with ``log_slates``, an impression of each of its
+        known items the user has not interacted with (a slot not clicked within the reward
+        window becomes a negative)."""
+        if not self.config.log_slates:
+            return
+        t = event.time
+        if t > self.clock:
+            self.clock = t
+        self._expire_impressions()
+        for item in (event.meta or {}).get("items", ()):
+            idx = self.catalogue.get(item)
+            if idx is not None:
+                self._expose(event.user_id, idx, t)
+
+    def _expose(self, user: str, idx: int, t: float) -> None:
+        """An impression of ``idx`` to ``user`` at ``t``: pending until a positive answers it
+        or the reward window passes (then a negative); none for an item already seen."""
+        self.impressions[idx] += 1
+        key = (user, idx)
+        if key not in self.pending and idx not in self.seen.get(user, ()):
+            deadline = t + self.config.reward_window_s
+            self.pending[key] = deadline
+            self._shown.setdefault(user, {})[idx] = None
+            heapq.heappush(self._expiry, (deadline, user, idx))
+
+    def _evict(self) -> None:
+        """Forget the users due at the current clock; compact their rows when enough are dead."""
+        c = self.config
+        due = self.activity.due(self.clock, c.user_ttl_s, c.max_users)
+        for user in due:
+            forget(self, user)
+        if due:
+            self.evicted_since.extend(due)
+            compact(self)
+
+    def drain_evicted(self) -> list[str]:
+        """The users forgotten since the last call (the guard drops its own state of them)."""
+        out, self.evicted_since = self.evicted_since, []
+        return out
     def _advance(self, event: Event) -> None:
         self.events_learned += 1
         if event.event_id is not None:
@@ -226,6 +315,7 @@ class Recommender:
         if n > self._added_n:
             self.added_at = ensure_capacity(self.added_at, n)
             self.added_at[self._added_n: n] = self.bank.events
+            self.impressions = ensure_capacity(self.impressions, n)
             self._added_n = n
         self.cooc.grow(n)
         self.transitions.grow(n)
@@ -251,10 +341,12 @@ class Recommender:
         strength``, the type's weight) and the user's history."""
         c = self.config
         seen = self.seen.setdefault(user, {})
-        if self.learned and known and idx not in seen and learned_ranking.should_learn(self):
+        if self.learned and known and idx not in seen and ((user, idx) in self.pending or learned_ranking.should_learn(self)):
             # before the event: what a slate served now would see. A positive on an item that
             # was not in the catalogue, or that the user had already interacted with, could
-            # not have been in a slate: nothing to learn about ranking from it
+            # not have been in a slate: nothing to learn about ranking from it. A click on a
+            # shown item is learned against the rest of what was shown (a list of ~10 rows,
+            # cheap: always); an organic positive against its candidates (ranker_sample of them)
             learned_ranking.learn(self, user, idx, context)
         steps = [(item_id, idx, 1.0, weight)]
         if self.recent_count and c.negatives_per_positive:
@@ -334,6 +426,7 @@ class Recommender:
         bank_arrays, bank_meta = self.bank.state()
         arrays.update(bank_arrays)
         arrays["added_at"] = self.added_at[: self._added_n]
+        arrays["impressions"] = self.impressions[: self._added_n]
         ranker_arrays, ranker_meta = self.ranker.state()
         arrays.update(ranker_arrays)
         ctx_arrays, ctx_meta = self.context_pop.state()
@@ -351,6 +444,8 @@ class Recommender:
         arrays["recent"] = self.recent
         arrays["items_text"], arrays["items_len"] = cat.packed.arrays()
         arrays["users_text"], arrays["users_len"] = self.model.user_packed.arrays()
+        arrays["users_dead"] = dead_rows(self)
+        arrays.update(self.activity.state(self.model.user_index))
         if copy:
             arrays = {k: v.copy() for k, v in arrays.items()}
         arrays.update(cooc_arrays)  # fresh arrays, or deferred gathers of the live table
@@ -367,6 +462,9 @@ class Recommender:
             "recent_count": self.recent_count,
             "pending": [[u, i, d] for (u, i), d in self.pending.items()],
             "clock": self.clock,
+            "positives_learned": self.positives_learned,
+            "evicted_users": self.evicted_users,
+            "refused_items": self.refused_items,
             "events_learned": self.events_learned,
             "last_event_id": self.last_event_id,
         }
@@ -388,6 +486,7 @@ class Recommender:
         buffer = self.cooc.copy_into(cooc_buffer)
         arrays, meta = self.state(copy=False, cooc=False)
         views = {"log_user", "log_item", "log_pos", "items_text", "items_len", "users_text", "users_len", "added_at"}
+        # (compaction replaces these arrays rather than writing into them, so the views stay valid)
         arrays = {k: v if k in views else v.copy() for k, v in arrays.items()}
         n = buffer.n
         arrays.update(cooc_table_keys=buffer.keys[:n], cooc_table_vals=buffer.vals[:n],
@@ -414,14 +513,23 @@ class Recommender:
         if "trans_counts" in arrays:
             rec.transitions.load(arrays, prefix="trans")
         users = unpack_ids(arrays["users_text"], arrays["users_len"])
-        rec.model.load({k[3:]: v for k, v in arrays.items() if k.startswith("mf_")}, meta["model"], cat.ids, users)
+        dead = arrays.get("users_dead")
+        rec.model.load({k[3:]: v for k, v in arrays.items() if k.startswith("mf_")}, meta["model"], cat.ids, users,
+                       dead)
+        if dead is not None:
+            rec.dead_users = dead.copy()
         rec._grow()
         if "added_at" in arrays:
             rec.added_at[: len(arrays["added_at"])] = arrays["added_at"]
+            if "impressions" in arrays:
+                rec.impressions[: len(arrays["impressions"])] = arrays["impressions"]
             rec.context_pop.load(arrays, meta["context"])
             rec.tags.load(arrays, meta["tags"], rec.model.user_ids)
         users = rec.model.user_ids
+        gone = rec.dead_users
         for u_row, idx, pos in zip(arrays["log_user"].tolist(), arrays["log_item"].tolist(), arrays["log_pos"].tolist()):
+            if u_row < len(gone) and gone[u_row]:
+                continue
             user = users[u_row]
             rec.seen.setdefault(user, {})[idx] = None
             if pos:
@@ -431,7 +539,11 @@ class Recommender:
         rec._log_user, rec._log_item, rec._log_pos = (arrays["log_user"].copy(), arrays["log_item"].copy(),
                                                       arrays["log_pos"].copy())
         rec._log_n = len(rec._log_user)
-        rec.positives_learned = int(rec._log_pos.sum())
+        rec.positives_learned = meta.get("positives_learned", int(rec._log_pos.sum()))
+        rec.evicted_users = meta.get("evicted_users", 0)
+        rec.refused_items = meta.get("refused_items", 0)
+        if "activity_rows" in arrays:
+            rec.activity.load(arrays, users)
         rec.recent = arrays["recent"].copy()
         rec.recent_count = meta["recent_count"]
         for u, i, d in meta["pending"]:

@@ -33,9 +33,11 @@ class ImpressionJoin:
         self.vetted: set[str] = set()
 
     def record(self, recommendation_id: str, user_id: str, item_ids: list[str], t: float,
-               context: dict | None = None) -> None:
+               context: dict | None = None, propensities: list[float] | None = None,
+               targets: dict | None = None) -> None:
         """Remember a served slate (in this process; the API uses ``SlateStore``). In
-        process, events carry their own context, so ``context`` is not kept."""
+        process, events carry their own context, and propensities and targets are logged by
+        the guard's decision log, so none of them is kept here."""
         self.slates[recommendation_id] = (user_id, tuple(item_ids), t)
         if len(self.slates) > self.max_slates:
             self.slates.popitem(last=False)

@@ -1,5 +1,8 @@
 """The checkpointer: versioned snapshots of the live model, taken without stalling serving,
-and the restores that go the other way (at start, and on an admin's request)."""
+and the restores that go the other way (at start, after a crash of the learner, and on an
+admin's request). Its loop (``step``) runs under the node's supervisor: a checkpoint that
+meets a Redis outage (OOM, MISCONF, READONLY, ...) is retried with backoff until Redis takes
+it, and trimming the stream resumes with it."""
 
 from __future__ import annotations
 
@@ -8,18 +11,18 @@ import contextlib
 import logging
 import time
 
-from redis.exceptions import RedisError
-
 from engine.config import EngineConfig, SnapshotConfig
 from engine.core.recommender import Recommender, config_of
 from engine.core.snapshot_codec import SnapshotError, pack
 from engine.roles.live_model import LiveModel
 from engine.storage.feedback_log import FeedbackLog
 from engine.storage.retention import SnapshotInfo
-from engine.storage.snapshot_store import SnapshotStore
+from engine.storage.snapshot_store import NoUsableSnapshot, SnapshotStore
 from engine.storage.snapshot_writer import SnapshotWriter
 
 log = logging.getLogger("freshrec.learner")
+
+CHALLENGER_PREFIX = "challenger."  # snapshot arrays of the shadow model
 
 
 class Checkpointer:
@@ -48,8 +51,10 @@ class Checkpointer:
         self.checkpoint_windows: list[tuple[float, float]] = []  # (start, end) unix s, last 100
         self._since = 0
         self._clock = time.monotonic()
+        self._dirty_since: float | None = None  # monotonic time of the first event learned since the last snapshot
         self._lock = asyncio.Lock()  # one checkpoint (or restore) at a time
         self._task: asyncio.Task | None = None
+        self._due_event = asyncio.Event()
         self._writer: SnapshotWriter | None = None  # started by start_writer() (or the first checkpoint)
 
     # ------------------------------------------------------------------ restore
@@ -61,16 +66,62 @@ class Checkpointer:
             log.warning("restoring with the snapshot's model configuration %s (process had %s)", config, self.engine)
         return config
 
-    async def restore_latest(self) -> SnapshotInfo | None:
-        """Load the newest good snapshot into ``live`` (at start); None when there is none."""
+    async def latest(self) -> tuple[SnapshotInfo, Recommender, dict, dict] | None:
+        """The newest good snapshot, decoded (in a worker thread): its info, model, arrays
+        and meta; None when there is none.
+
+        Raises:
+            engine.storage.snapshot_store.NoUsableSnapshot: snapshots exist but none
+                verifies (another snapshot key, or all damaged): starting from an empty
+                model would silently drop the history the trimmed stream no longer holds.
+            redis.exceptions.RedisError: Redis unavailable.
+        """
         restored = await self.snapshots.load_latest_good()
         if restored is None:
+            stored = await self.snapshots.list()
+            if stored:
+                raise NoUsableSnapshot(
+                    f"none of the {len(stored)} stored snapshots (v{stored[-1].version}..v{stored[0].version}) "
+                    f"verifies with this process's snapshot key: each was refused as signed with another key or "
+                    f"damaged. Give this process the key the learner signs with (FRESHREC_SNAPSHOT_KEY, setting "
+                    f"snapshot_key, or the same data_dir/snapshot.key), or delete {self.snapshots.keys.snapshot_meta} "
+                    f"to start over")
             return None
         info, arrays, meta = restored
-        self.live.swap(Recommender.from_state(arrays, meta, self.config_for(meta)))
+        return (info, await asyncio.to_thread(Recommender.from_state, arrays, meta, self.config_for(meta)), arrays,
+                meta)
+
+    def adopt(self, latest: tuple) -> None:
+        """Serve a snapshot ``latest`` decoded: its model, and the challenger and promotion
+        history it carries."""
+        info, recommender, arrays, meta = latest
+        self.live.swap(recommender)
+        self._restore_arena(arrays, meta)
         self.last_snapshot = info
+
+    async def restore_latest(self) -> SnapshotInfo | None:
+        """Load the newest good snapshot into ``live`` (at start); None when there is none.
+
+        Raises:
+            engine.storage.snapshot_store.NoUsableSnapshot: see ``latest``.
+        """
+        latest = await self.latest()
+        if latest is None:
+            return None
+        self.adopt(latest)
+        info = latest[0]
         log.info("restored snapshot v%s (%s events)", info.version, info.events_learned)
         return info
+
+    def _restore_arena(self, arrays: dict, meta: dict) -> None:
+        """The challenger and the promotion history a snapshot carries (if this process runs
+        a challenger)."""
+        arena = self.live.guarded.arena
+        arena.history = list(meta.get("policy_history", []))
+        if arena.challenger is not None and "challenger" in meta:
+            n = len(CHALLENGER_PREFIX)
+            arena.challenger = Recommender.from_state({k[n:]: v for k, v in arrays.items()
+                                                       if k.startswith(CHALLENGER_PREFIX)}, meta["challenger"])
 
     async def restore_version(self, version: int) -> dict:
         """Make snapshot ``version`` the serving model; learning continues from it with the
@@ -105,15 +156,49 @@ class Checkpointer:
         self._writer_process().start()
 
     def learned(self, n: int) -> None:
-        """Count ``n`` more learned events; start a background checkpoint when one is due
-        and none is running."""
-        self._since += n
-        if self._task is None and self._due():
-            self._task = asyncio.create_task(self._background())
+        """Count ``n`` more learned events; wake ``step`` when a checkpoint is due."""
+        if n > 0:
+            self._since += n
+            if self._dirty_since is None:
+                self._dirty_since = time.monotonic()
+        if self._due():
+            self._due_event.set()
 
     def _due(self) -> bool:
         return self._since > 0 and (self._since >= self.config.every_events
                                     or time.monotonic() - self._clock >= self.config.every_s)
+
+    def unsnapshotted_s(self) -> float:
+        """How long (s) the oldest event learned since the last snapshot has waited for one
+        (0 when every learned event is in a snapshot): ``/health/ready``'s snapshot age."""
+        return 0.0 if self._dirty_since is None else time.monotonic() - self._dirty_since
+
+    async def step(self) -> None:
+        """One turn of the checkpointer's loop (run by the node's supervisor): wait until a
+        checkpoint is due, then take it. The checkpoint runs as its own task, so cancelling
+        the loop (shutdown) lets a started one finish (``close`` waits for it).
+
+        Raises:
+            redis.exceptions.RedisError: Redis refused it (an outage: retried with backoff).
+            engine.core.snapshot_codec.SnapshotError: the writer process failed.
+        """
+        while not self._due() or self.live.broken:
+            self._due_event.clear()
+            left = self.config.every_s - (time.monotonic() - self._clock)
+            try:
+                await asyncio.wait_for(self._due_event.wait(), max(0.05, min(left, 1.0)))
+            except asyncio.TimeoutError:
+                pass
+        if self._task is None:
+            self._task = asyncio.create_task(self.checkpoint())
+            self._task.add_done_callback(self._forget)
+        await asyncio.shield(self._task)
+
+    def _forget(self, task: asyncio.Task) -> None:
+        if self._task is task:
+            self._task = None
+        if not task.cancelled():
+            task.exception()  # retrieved here; the supervisor sees it through the shield
 
     async def checkpoint(self, verdict: str = "ok", note: dict | None = None) -> SnapshotInfo:
         """Snapshot the model as it is now and make it current. One checkpoint at a time.
@@ -142,6 +227,8 @@ class Checkpointer:
                 published).
         """
         async with self._lock:
+            if self.live.broken:
+                raise SnapshotError("the live model is being rebuilt after a crash of the learner; not checkpointed")
             return await self._checkpoint(verdict, note)
 
     async def _checkpoint(self, verdict: str = "ok", note: dict | None = None,
@@ -151,19 +238,35 @@ class Checkpointer:
         version = await self.snapshots.reserve_version()
         async with (contextlib.nullcontext() if learn_lock_held else self.live.lock):
             arrays, meta = self.live.recommender.state(copy=False)
+            arena = self.live.guarded.arena
+            if arena.challenger is not None:  # the shadow model, prefixed, and the promotion history
+                ch_arrays, meta["challenger"] = arena.challenger.state(copy=False)
+                arrays.update({CHALLENGER_PREFIX + k: v for k, v in ch_arrays.items()})
+            meta["policy_history"] = arena.history[-50:]
             writer = self._writer_process()
             blob = await asyncio.to_thread(pack, arrays, meta, writer.buffer)
             size = len(blob)
             del arrays, blob
             capture_ms = (time.perf_counter() - t0) * 1000.0
+            since, clock, dirty_since = self._since, self._clock, self._dirty_since
             self._since = 0
             self._clock = time.monotonic()
+            self._dirty_since = None
         try:
-            digest, writer_ms = await asyncio.to_thread(writer.write, size, self.snapshots.keys.snapshot_blob(version))
-        finally:
-            writer.release_pages()  # no snapshot-sized buffer held between checkpoints
-        info = await self.snapshots.commit(version, size, digest, meta["events_learned"], meta["last_event_id"],
-                                           verdict, note)
+            try:
+                digest, writer_ms = await asyncio.to_thread(writer.write, size,
+                                                            self.snapshots.keys.snapshot_blob(version))
+            finally:
+                writer.release_pages()  # no snapshot-sized buffer held between checkpoints
+            info = await self.snapshots.commit(version, size, digest, meta["events_learned"], meta["last_event_id"],
+                                               verdict, note)
+        except BaseException:
+            # nothing published: these events still wait for a snapshot (the retry is due at once)
+            self._since += since
+            self._clock = clock
+            if dirty_since is not None:
+                self._dirty_since = min(dirty_since, self._dirty_since or dirty_since)
+            raise
         trim = await self.snapshots.trim_point()
         if trim:
             await self.stream.trim_before(trim)
@@ -178,14 +281,6 @@ class Checkpointer:
         if self._writer is None:
             self._writer = SnapshotWriter(self.redis_url, self.snapshots.key, self.config.write_mb_s)
         return self._writer
-
-    async def _background(self) -> None:
-        try:
-            await self.checkpoint()
-        except (RedisError, SnapshotError) as exc:
-            log.error("checkpoint failed (will retry when due): %s", exc)
-        finally:
-            self._task = None
 
     async def wait(self) -> None:
         """Wait for a running background checkpoint, if any."""

@@ -5,17 +5,24 @@ adopting the learner's newer snapshots.
 Learning is deterministic given the event order, so a replica that restored the learner's
 snapshot and applies the same entries holds the same model; every ``resync_s`` it adopts the
 learner's newest snapshot, which also brings over any guard rollback the learner decided.
+An entry it cannot decode or apply is skipped and counted (``LiveModel.dead_letters``): the
+learner, not a replica, writes the dead letters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from engine.core.recommender import Recommender
+from engine.core.snapshot_codec import SnapshotError
 from engine.roles.checkpointer import Checkpointer
 from engine.roles.live_model import LiveModel, behind
 from engine.storage.feedback_log import FeedbackLog
+
+log = logging.getLogger("freshrec.replica")
+
 
 class Follower:
     """Follows ``{prefix}:feedback`` into ``live`` without touching the learner's group.
@@ -33,10 +40,12 @@ class Follower:
         self.checkpointer = checkpointer
         self.resync_s = resync_s
         self._resync_at = 0.0
+        self._refused: set[int] = set()  # snapshot versions that failed verification (logged once)
+        self._crashed_before: str | None = None
 
     async def step(self, block_ms: int = 100, count: int = 256) -> int:
         """Adopt a newer snapshot when one is due, then apply the entries after our
-        position; returns how many were applied.
+        position; returns how many were read (skipped ones included).
 
         Raises:
             redis.exceptions.RedisError: Redis unreachable (the node's supervisor retries).
@@ -44,19 +53,45 @@ class Follower:
         if time.monotonic() >= self._resync_at:
             self._resync_at = time.monotonic() + self.resync_s
             await self._adopt_newer_snapshot()
-        events = await self.stream.read_after(self.live.recommender.last_event_id, count=count, block_ms=block_ms)
+        entries = await self.stream.read_after(self.live.recommender.last_event_id, count=count, block_ms=block_ms)
         async with self.live.lock:
-            await self.live.apply(events, backlog=behind(events, count))
-        return len(events)
+            await self.live.apply(entries, backlog=behind(entries, count))
+        return len(entries)
 
     async def _adopt_newer_snapshot(self) -> None:
         cp = self.checkpointer
         current = cp.last_snapshot.version if cp.last_snapshot else 0
-        infos = await cp.snapshots.list()
-        if not infos or infos[0].version <= current:
+        infos = [i for i in await cp.snapshots.list() if i.version > current and i.version not in self._refused]
+        if not infos:
             return
-        info, arrays, meta = await cp.snapshots.load(infos[0].version)
+        try:
+            info, arrays, meta = await cp.snapshots.load(infos[0].version)
+        except (KeyError, SnapshotError) as exc:  # refused (logged by the store) or pruned meanwhile
+            self._refused.add(infos[0].version)
+            log.error("replica keeps its model: snapshot v%s not adoptable (%r)", infos[0].version, exc)
+            return
         restored = await asyncio.to_thread(Recommender.from_state, arrays, meta, cp.config_for(meta))
         async with self.live.lock:
             self.live.swap(restored)  # replay continues from the snapshot's last stream id
             cp.last_snapshot = info
+
+    async def restart(self, exc: BaseException) -> None:
+        """After a crash of the loop: rebuild the model from the newest good snapshot (an
+        empty model when there is none) and follow the stream after it; an entry that
+        crashed the replica twice in a row is skipped from then on.
+
+        Raises:
+            redis.exceptions.RedisError: Redis unavailable (the supervisor retries).
+        """
+        crashed = self.live.crashed_on
+        if crashed is not None and crashed == self._crashed_before:
+            self.live.quarantine[crashed] = f"crashed the replica twice: {type(exc).__name__}: {exc}"
+            log.error("stream entry %s crashed the replica twice; it will be skipped", crashed)
+        self._crashed_before = crashed
+        latest = await self.checkpointer.latest()
+        async with self.live.lock:
+            self.live.rebuild()
+            self.live.crashed_on = None
+            self.checkpointer.last_snapshot = None
+            if latest is not None:
+                self.checkpointer.adopt(latest)

@@ -4,6 +4,15 @@ write lock, applying events in time slices so requests on the same event loop ke
 The learner and the replica follower both apply events through ``LiveModel.apply``; the
 checkpointer captures and swaps it under the same lock; the API reads it without the lock
 (reads never create state) and waits on it for read-your-writes (``wait_learned``).
+
+``apply`` takes stream entries one by one: an entry that does not decode, that the intake
+would have refused (``Semantics.check_entry``: unknown type, NaN, an event time beyond its
+acceptance time + ``max_clock_skew_s``, ...) or whose application raises ``ValueError`` /
+``KeyError`` is set aside as a ``DeadLetter`` (the learner writes it to ``{prefix}:dead``, a
+replica only counts it) and learning goes on. Any other exception means the model may be
+half-updated: ``broken`` is set (no checkpoint captures it) and the exception propagates,
+so the supervisor restarts the role from the newest snapshot (``rebuild``); an entry that
+crashes it twice in a row is quarantined (``quarantine``) and dead-lettered at the next pass.
 """
 
 from __future__ import annotations
@@ -13,9 +22,12 @@ import logging
 import time
 from collections.abc import Callable
 
+from engine.core.events import Event, InvalidEvent, to_fields
 from engine.core.guard import GuardedRecommender
 from engine.core.recommender import Recommender
 from engine.roles.freshness import LatencyWindow
+from engine.storage.dead_letters import DeadLetter
+from engine.storage.feedback_log import StreamEntry
 
 log = logging.getLogger("freshrec.learner")
 
@@ -35,10 +47,17 @@ _BEHIND_S = 0.05  # a batch whose oldest event waited longer than this gets back
 _CHECK_EVERY = 8  # events between clock reads
 
 
+def _accepted_at(item) -> float:
+    if isinstance(item, StreamEntry):
+        return item.event.received_at if item.event is not None else (item.stream_time_s or 0.0)
+    return item.received_at
+
+
 def behind(events: list, count: int) -> bool:
     """Whether a batch read with ``count`` shows the learner behind: it came back full, or
-    its oldest event was accepted more than ``_BEHIND_S`` ago (wall clock, ``received_at``)."""
-    return len(events) >= count or (bool(events) and time.time() - events[0].received_at > _BEHIND_S)
+    its oldest event was accepted more than ``_BEHIND_S`` ago (wall clock, ``received_at``).
+    ``events``: ``Event``s or ``StreamEntry``s."""
+    return len(events) >= count or (bool(events) and time.time() - _accepted_at(events[0]) > _BEHIND_S)
 
 
 def stream_id_key(event_id: str) -> tuple[int, int]:
@@ -56,21 +75,42 @@ class LiveModel:
 
     Args:
         guarded: the model behind the forgetting guard.
+        max_clock_skew_s: an entry whose event time is beyond its acceptance time + this
+            (s) is dead-lettered (``EngineConfig.max_clock_skew_s``, the intake's bound).
+        factory: builds a fresh ``GuardedRecommender`` for ``rebuild`` (default: one with
+            ``guarded``'s configuration and no slate sink).
 
     Attributes:
         lock: one writer at a time (learning batches, checkpoint captures, restores).
         freshness: accepted -> learned latency of the last 100k events (ms).
         on_learned: optional ``callable(seconds)`` per learned event (a Prometheus histogram).
-        errors: stream entries skipped because they could not be applied.
+        dead_letters: distinct stream entries set aside (not decodable, refused, not
+            applicable) by this process.
+        broken: an unexpected exception left the model possibly half-updated; cleared by
+            ``rebuild`` / ``swap``.
+        crashed_on: id of the entry whose application raised last, if any.
+        quarantine: entry id -> error, for entries that crashed the role twice in a row.
     """
 
-    def __init__(self, guarded: GuardedRecommender) -> None:
+    def __init__(self, guarded: GuardedRecommender, max_clock_skew_s: float = 300.0,
+                 factory: Callable[[], GuardedRecommender] | None = None) -> None:
         self.guarded = guarded
+        self.max_clock_skew_s = max_clock_skew_s
+        self._factory = factory or (lambda: GuardedRecommender(guarded.recommender.config, guarded.guard))
         self.lock = asyncio.Lock()
         self.freshness = LatencyWindow()
         self.on_learned: Callable[[float], None] | None = None
-        self.errors = 0
+        self.dead_letters = 0
+        self.broken = False
+        self.crashed_on: str | None = None
+        self.quarantine: dict[str, str] = {}
+        self._counted_upto: tuple[int, int] = (-1, -1)
         self._progress = asyncio.Event()
+
+    @property
+    def errors(self) -> int:
+        """Former name of ``dead_letters`` (``GET /model``'s ``learner_errors``)."""
+        return self.dead_letters
 
     @property
     def recommender(self) -> Recommender:
@@ -81,26 +121,77 @@ class LiveModel:
         """Serve and learn with ``recommender`` from now on (a restore or an adopted
         snapshot); the caller holds ``lock``."""
         self.guarded.reset(recommender)
+        self.broken = False
         self._wake()
 
-    async def apply(self, events: list, backlog: bool = False) -> None:
-        """Apply ``events`` in stream order through the guard, yielding to the event loop
-        after every time slice (``_SLICE_S``, or ``_SLICE_BACKLOG_S`` when ``backlog``).
-        An entry that cannot be applied is counted in ``errors``, logged and skipped. The
-        caller holds ``lock``."""
+    def rebuild(self) -> None:
+        """Start over from an empty guarded model (its guard state too), as a new process
+        would, before a snapshot is restored into it (``swap``) and the stream replayed
+        after it; the caller holds ``lock``. The quarantine is kept."""
+        self.guarded = self._factory()
+        self.broken = False
+        self._wake()
+
+    def _reject(self, entry_id: str | None, stage: str, error: str, fields: dict) -> DeadLetter:
+        if entry_id is not None:
+            self.guarded.recommender.last_event_id = entry_id  # handled: learning goes on after it
+            key = stream_id_key(entry_id)
+            if key > self._counted_upto:  # a replay after a restart does not count (or log) it twice
+                self._counted_upto = key
+                self.dead_letters += 1
+                log.error("dead letter %s (%s): %s", entry_id, stage, error)
+        return DeadLetter(entry_id or "", stage, error, fields)
+
+    async def apply(self, events: list, backlog: bool = False) -> list[DeadLetter]:
+        """Apply ``events`` (``StreamEntry``s as read, or ``Event``s) in stream order through
+        the guard, yielding to the event loop after every time slice (``_SLICE_S``, or
+        ``_SLICE_BACKLOG_S`` when ``backlog``). The caller holds ``lock``.
+
+        Returns:
+            the entries set aside, in order: not decodable (stage ``decode``), refused by
+            ``Semantics.check_entry`` (``check``), ``ValueError`` / ``KeyError`` from applying
+            (``apply``), quarantined (``crash``). Each is counted (``dead_letters``) and
+            logged once, and the model's position moves past it.
+
+        Raises:
+            Exception: anything else raised while applying an entry (a bug): ``broken`` and
+                ``crashed_on`` are set and the exception carries a note naming the entry.
+        """
         guarded = self.guarded
+        check = guarded.recommender.semantics.check_entry
+        skew = self.max_clock_skew_s
+        quarantine = self.quarantine
+        rejected: list[DeadLetter] = []
         budget = _SLICE_BACKLOG_S if backlog else _SLICE_S
         clock = time.perf_counter
         slice_end = clock() + budget
         now = time.time()
-        for n, event in enumerate(events, 1):
+        for n, item in enumerate(events, 1):
+            if isinstance(item, StreamEntry):
+                event, entry_id, stream_time = item.event, item.entry_id, item.stream_time_s
+                if event is None:
+                    rejected.append(self._reject(entry_id, "decode", item.error or "undecodable", item.fields))
+                    continue
+            else:
+                event, entry_id, stream_time = item, item.event_id, None
+            if quarantine and entry_id in quarantine:
+                rejected.append(self._reject(entry_id, "crash", quarantine[entry_id], _raw(item)))
+                continue
+            try:
+                check(event, skew, stream_time)
+            except InvalidEvent as exc:
+                rejected.append(self._reject(entry_id, "check", f"would have been refused at intake: {exc}",
+                                             _raw(item)))
+                continue
             try:
                 guarded.apply(event)
             except (ValueError, KeyError) as exc:  # never crash on one bad entry
-                self.errors += 1
-                log.error("skipped stream entry %s: %s", event.event_id, exc)
-                guarded.recommender.last_event_id = event.event_id
+                rejected.append(self._reject(entry_id, "apply", f"{type(exc).__name__}: {exc}", _raw(item)))
                 continue
+            except Exception as exc:
+                self.broken, self.crashed_on = True, entry_id
+                exc.add_note(f"while applying stream entry {entry_id}")
+                raise
             lag_s = now - event.received_at
             self.freshness.add(lag_s * 1000.0)
             if self.on_learned is not None:
@@ -111,6 +202,7 @@ class LiveModel:
                 slice_end = clock() + budget
                 now = time.time()
         self._wake()
+        return rejected
 
     def learned(self, event_id: str) -> bool:
         """Has the event with this stream id been applied?"""
@@ -134,3 +226,7 @@ class LiveModel:
     def _wake(self) -> None:
         self._progress.set()
         self._progress = asyncio.Event()
+
+
+def _raw(item: StreamEntry | Event) -> dict:
+    return item.fields if isinstance(item, StreamEntry) else to_fields(item)

@@ -22,6 +22,12 @@ class Keys:
         return f"{self.tag}:feedback"
 
     @property
+    def dead(self) -> str:
+        """Redis Stream of dead letters: entries of ``feedback`` the learner could not decode,
+        check or apply, each under its original id (``engine.storage.dead_letters``)."""
+        return f"{self.tag}:dead"
+
+    @property
     def schema(self) -> str:
         """String: the deployment's event schema (JSON), stored beside the stream on first start."""
         return f"{self.tag}:schema"

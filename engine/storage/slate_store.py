@@ -10,7 +10,7 @@ from dataclasses import replace
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from engine.core.events import Event
+from engine.core.events import SLATE_KIND, Event, to_fields
 from engine.core.trust import SLATE_BUCKET_S, TRUSTED, ImpressionJoin, new_token, slate_bucket, slate_id
 from engine.storage.keys import Keys
 
@@ -46,12 +46,15 @@ class SlateStore:
 
     BUCKET_S = SLATE_BUCKET_S
 
-    def __init__(self, redis: Redis, keys: Keys, window_s: float = 3600.0, flush_s: float = 0.05) -> None:
+    def __init__(self, redis: Redis, keys: Keys, window_s: float = 3600.0, flush_s: float = 0.05,
+                 log_to_stream: bool = False) -> None:
         self.redis = redis
         self.keys = keys
         self.window_s = window_s
         self.flush_s = flush_s
+        self.log_to_stream = log_to_stream
         self._pending: dict[str, str] = {}
+        self._stream: list[Event] = []  # slate events not yet in the feedback stream
         self._task: asyncio.Task | None = None
         self._failing = False
 
@@ -60,13 +63,35 @@ class SlateStore:
         return slate_id(t, new_token())
 
     def record(self, recommendation_id: str, user_id: str, item_ids: list[str], t: float,
-               context: dict | None = None) -> None:
-        """Remember a served slate and the request's context (written to Redis within
-        ``flush_s``; call from the event loop)."""
-        self._pending[recommendation_id] = json.dumps([user_id, item_ids, t, context] if context
-                                                      else [user_id, item_ids, t])
+               context: dict | None = None, propensities: list[float] | None = None,
+               targets: dict | None = None) -> None:
+        """Remember a served slate, the request's context and the per-slot propensities
+        (written to Redis within ``flush_s``; call from the event loop). With
+        ``log_to_stream`` the slate also goes into the feedback stream as a ``slate`` event
+        (impressions for the learner, a logged decision with the ``targets``' per-slot
+        probabilities for off-policy evaluation)."""
+        explored = propensities is not None and any(p != 1.0 for p in propensities)
+        value = [user_id, item_ids, t, context, propensities] if explored else (
+            [user_id, item_ids, t, context] if context else [user_id, item_ids, t])
+        self._pending[recommendation_id] = json.dumps(value)
+        if self.log_to_stream:
+            meta = {"items": item_ids, "p": propensities or [1.0] * len(item_ids)}
+            if targets:
+                meta["targets"] = targets
+            self._stream.append(Event(user_id=user_id, item_id="", kind=SLATE_KIND, received_at=t, meta=meta,
+                                      recommendation_id=recommendation_id, context=context))
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._flush())
+
+    def drain_stream(self) -> list[Event]:
+        """The slate events not yet written to the stream (the intake appends them before the
+        feedback it accepts, in the same transaction, so a click never precedes its slate)."""
+        out, self._stream = self._stream, []
+        return out
+
+    def requeue(self, events: list[Event]) -> None:
+        """Put back slate events an append could not write."""
+        self._stream = events + self._stream
 
     async def lookup(self, recommendation_ids: list[str | None]) -> list[tuple | None]:
         """The slates ``(user_id, item_ids, served_at[, context])`` named by these ids, in
@@ -97,7 +122,8 @@ class SlateStore:
     async def classify(self, events: list[Event], join: ImpressionJoin) -> list[Event]:
         """``events`` with their trust decided (``ImpressionJoin.classify`` against the
         slates they name, looked up here, at each event's acceptance time): pure, no account
-        is vetted. An event without a context takes the context of the slate it joins. With
+        is vetted. An event that joins a slate takes its slot (``position``) and that slot's
+        ``propensity``, and, without a context of its own, the slate's context. With
         ``functools.partial(store.classify, join=...)`` it is the feedback log's
         ``TrustJudge``.
 
@@ -108,16 +134,20 @@ class SlateStore:
         out = []
         for e, s in zip(events, served):
             trust = join.classify(e, e.received_at, s)
-            context = e.context
-            if context is None and s is not None and len(s) > 3 and trust == TRUSTED:
-                context = s[3]
-            out.append(replace(e, trust=trust, context=context))
+            if trust != TRUSTED:
+                out.append(replace(e, trust=trust))
+                continue
+            position = s[1].index(e.item_id)
+            context = e.context if e.context is not None or len(s) < 4 else s[3]
+            propensity = s[4][position] if len(s) > 4 and s[4] else 1.0
+            out.append(replace(e, trust=trust, context=context, position=position, propensity=propensity))
         return out
 
     async def _flush(self) -> None:
-        while self._pending:
+        while self._pending or self._stream:
             await asyncio.sleep(self.flush_s)
             batch, self._pending = self._pending, {}
+            stream = self.drain_stream()
             by_bucket: dict[str, dict[str, str]] = {}
             for rid, value in batch.items():
                 by_bucket.setdefault(rid.partition("-")[0], {})[rid] = value
@@ -127,6 +157,8 @@ class SlateStore:
                     for bucket, mapping in by_bucket.items():
                         pipe.hset(self.keys.slates(bucket), mapping=mapping)
                         pipe.expire(self.keys.slates(bucket), ttl)
+                    for event in stream:
+                        pipe.xadd(self.keys.feedback, to_fields(event))
                     await pipe.execute()
                 self._failing = False
             except RedisError as exc:

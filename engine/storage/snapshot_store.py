@@ -21,6 +21,11 @@ from engine.storage.retention import Retention, SnapshotInfo
 
 log = logging.getLogger("freshrec.snapshots")
 
+class NoUsableSnapshot(RuntimeError):
+    """Snapshots are stored but none verifies with this process's key (another key, or all
+    damaged): a misconfiguration to fix before the process may start."""
+
+
 CHUNK = 1 << 20  # bytes per Redis command when moving snapshot blobs
 ORPHAN_TTL_S = 3600  # an uncommitted blob (writer died) expires after this long
 

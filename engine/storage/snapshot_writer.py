@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import redis.exceptions
 
 from engine.core.snapshot_codec import SnapshotError, sign, signature
 from engine.storage.snapshot_store import blob_client, write_blob
@@ -106,8 +107,10 @@ class SnapshotWriter:
         ms).
 
         Raises:
-            engine.core.snapshot_codec.SnapshotError: the helper failed, died or timed out (Redis
-                errors included, with their message).
+            redis.exceptions.RedisError: the helper's write met this Redis error (same class
+                and message, so an outage is retried as one).
+            engine.core.snapshot_codec.SnapshotError: the helper failed otherwise, died or
+                timed out.
         """
         proc = self._helper()
         request = {"path": self._path, "size": size, "redis_url": self.redis_url, "blob_key": blob_key,
@@ -125,6 +128,9 @@ class SnapshotWriter:
             raise SnapshotError("snapshot writer process died or timed out")
         reply = json.loads(line)
         if "error" in reply:
+            redis_error = getattr(redis.exceptions, reply.get("type", ""), None)
+            if isinstance(redis_error, type) and issubclass(redis_error, redis.exceptions.RedisError):
+                raise redis_error(reply["message"])  # a Redis outage in the helper is an outage here too
             raise SnapshotError(f"snapshot writer: {reply['error']}")
         return reply["signature"], reply["ms"]
 
@@ -189,7 +195,11 @@ def serve(stdin, stdout) -> None:
             del blob
             view.close()
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
-            reply = {"error": f"{type(exc).__name__}: {exc}"}
+            message = str(exc)
+            code = getattr(exc, "status_code", None)  # redis-py strips e.g. "OOM" from the reply
+            if code and not message.startswith(code):
+                message = f"{code} {message}"
+            reply = {"error": f"{type(exc).__name__}: {exc}", "type": type(exc).__name__, "message": message}
         stdout.write(json.dumps(reply).encode() + b"\n")
         stdout.flush()
 

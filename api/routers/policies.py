@@ -1,0 +1,56 @@
+"""``/policies``: champion/challenger. The estimates of both policies over the window of
+logged decisions, the history of checks, promotions and rollbacks, and the admin calls that
+promote the challenger or roll a promotion back."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from api.dependencies import NodeDep, require_admin
+
+router = APIRouter(tags=["policies"])
+
+
+@router.get("/policies")
+async def policies(node: NodeDep) -> dict:
+    """Whether a challenger runs, both policies' estimates (champion on-policy IPS,
+    challenger SNIPS with prefix weights, 95 % bootstrap intervals, over the same window)
+    and the history of checks and swaps, newest last."""
+    arena = node.live.guarded.arena
+    return {"challenger": node.policies.challenger, "auto_promote": node.policies.auto_promote,
+            "decisions": {"open": len(arena.decisions.open), "complete": len(arena.decisions.complete)},
+            "estimates": arena.estimates(), "history": arena.history[-50:]}
+
+
+@router.post("/policies/check", dependencies=[Depends(require_admin)])
+async def check(node: NodeDep) -> dict:
+    """Apply the promotion rule now and promote when it says so; the check's record."""
+    async with node.live.lock:
+        record = _arena(node).check("admin")
+        if record["action"] == "promote":
+            node.live.guarded.promote("admin")
+    return record
+
+
+@router.post("/policies/promote", dependencies=[Depends(require_admin)])
+async def promote(node: NodeDep) -> dict:
+    """Make the challenger serve now, whatever the estimates say (the old champion becomes
+    the challenger)."""
+    async with node.live.lock:
+        _arena(node)
+        return node.live.guarded.promote("admin")
+
+
+@router.post("/policies/rollback", dependencies=[Depends(require_admin)])
+async def rollback(node: NodeDep) -> dict:
+    """Swap back: the previous champion serves again."""
+    async with node.live.lock:
+        _arena(node)
+        return node.live.guarded.rollback_promotion("admin")
+
+
+def _arena(node):
+    arena = node.live.guarded.arena
+    if arena.challenger is None:
+        raise HTTPException(status_code=409, detail="policies.challenger: no challenger configured")
+    return arena

@@ -1,0 +1,123 @@
+"""Drawing a slate from the ranked candidates under an exploration policy, with the
+propensities that make the log an off-policy dataset, and the probabilities another policy
+(a challenger, a candidate setting) would have given the same slate.
+
+``draw`` ranks the user's candidates (``learned_ranking.scored_pool``; the whole catalogue
+for the blend ranker), keeps the best ``explore_pool`` of them, then fills the slots with ``engine.core.exploration.draw_slate``
+seeded by the recommendation id, so a decision reproduces from its log line. Items shown
+fewer than ``explore_new_impressions`` times count as new for the policy's new-item bonus.
+``target`` computes, for a logged slate, each slot's probability under another model and
+policy given the logged slots above it (``exploration.slot_probabilities``), and the
+expectation of a reward model there (for doubly robust estimates); ``probabilities`` adds
+the marginal probability of each logged item in its slot (for the position-based IIPS
+estimator; ``exploration.logged_marginals``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.core import learned_ranking
+from engine.core.exploration import (GREEDY, ExplorationPolicy, draw_slate, logged_marginals, slot_expectations,
+                                     slot_probabilities)
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A drawn slate: catalogue rows best slot first, their scores, per-slot propensities
+    (given the slots above), and whether each slot explored (did not hold the greedy
+    choice of the remaining items)."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+    propensities: np.ndarray
+    explored: np.ndarray
+
+
+def policy_of(config, override: dict | None = None) -> ExplorationPolicy:
+    """The serving policy: the ``explore*`` settings of an ``EngineConfig``, overridden by a
+    request's ``{"kind", "epsilon", "temperature", "new_item_bonus"}``.
+
+    Raises:
+        ValueError: an invalid kind or value (the API answers 422).
+    """
+    spec = {"kind": config.explore, "epsilon": config.explore_epsilon, "temperature": config.explore_temperature,
+            "new_item_bonus": config.explore_new_bonus}
+    spec.update({k: v for k, v in (override or {}).items() if v is not None})
+    return ExplorationPolicy(**spec)
+
+
+def pool_and_scores(rec, user: str, excluded: np.ndarray, context: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """The rows a slate for ``user`` is drawn from and the ranker's scores of them: the
+    ranker's best ``explore_pool`` candidates (sorted by row)."""
+    if rec.learned:
+        pool, scores = learned_ranking.scored_pool(rec, user, excluded, context)
+    else:
+        scores = rec.scores(user)
+        keep = np.ones(len(scores), dtype=bool)
+        keep[excluded] = False
+        pool = np.flatnonzero(keep)
+        scores = scores[pool]
+    m = rec.config.explore_pool
+    if len(pool) > m:
+        best = np.sort(np.argpartition(-scores, m - 1)[:m])
+        pool, scores = pool[best], scores[best]
+    return pool, scores
+
+
+def new_mask(rec, pool: np.ndarray) -> np.ndarray:
+    """Which rows of ``pool`` are new (shown fewer than ``explore_new_impressions`` times)."""
+    return rec.impressions[pool] < rec.config.explore_new_impressions
+
+
+def draw(rec, user: str, k: int, excluded: np.ndarray, context: dict | None, policy: ExplorationPolicy,
+         seed: int) -> Drawn:
+    """Draw ``k`` rows for ``user`` under ``policy`` (seeded by ``seed``)."""
+    pool, scores = pool_and_scores(rec, user, excluded, context)
+    if not len(pool):
+        empty = np.zeros(0)
+        return Drawn(pool.astype(np.int64), empty, empty, empty.astype(bool))
+    new = new_mask(rec, pool) if policy.new_item_bonus else None
+    if policy.kind == "none" and not policy.new_item_bonus:
+        order = np.argsort(-scores, kind="stable")[:k]
+        return Drawn(pool[order], scores[order], np.ones(len(order)), np.zeros(len(order), dtype=bool))
+    d = draw_slate(scores, k, policy, seed, new)
+    greedy = slot_probabilities(scores, d.positions, GREEDY)  # 1 where the slot holds the greedy choice
+    return Drawn(pool[d.positions], scores[d.positions], d.propensities, greedy < 0.5)
+
+
+def target(rec, user: str, rows: np.ndarray, excluded: np.ndarray, context: dict | None,
+           policy: ExplorationPolicy, rhat: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """For a logged slate (catalogue ``rows``, best slot first) served to ``user``: each
+    slot's probability under ``rec`` and ``policy`` given the logged slots above it, and,
+    with a reward model ``rhat`` (per slot, position-based), the policy's expected reward
+    model value per slot. A logged item outside ``rec``'s candidates has probability 0."""
+    pool, scores = pool_and_scores(rec, user, excluded, context)
+    index = {r: i for i, r in enumerate(pool.tolist())}
+    positions = np.array([index.get(r, -1) for r in rows.tolist()], dtype=np.int64)
+    if not len(pool):
+        return np.zeros(len(rows)), None if rhat is None else np.zeros(len(rows))
+    new = new_mask(rec, pool) if policy.new_item_bonus else None
+    p = slot_probabilities(scores, positions, policy, new)
+    if rhat is None:
+        return p, None
+    per_item = np.broadcast_to(rhat[None, :], (len(pool), len(rhat)))
+    return p, slot_expectations(scores, positions, policy, per_item, new)
+
+
+def probabilities(rec, user: str, rows: np.ndarray, excluded: np.ndarray, context: dict | None,
+                  policy: ExplorationPolicy) -> tuple[np.ndarray, np.ndarray]:
+    """For a logged slate (catalogue ``rows``, best slot first): each slot's probability
+    under ``rec`` and ``policy`` given the logged slots above it (as ``target``) and its
+    marginal probability, not given them (``exploration.logged_marginals``), from one
+    scoring of the pool; (m,) each, 0 for a logged item outside ``rec``'s candidates."""
+    pool, scores = pool_and_scores(rec, user, excluded, context)
+    if not len(pool):
+        return np.zeros(len(rows)), np.zeros(len(rows))
+    index = {r: i for i, r in enumerate(pool.tolist())}
+    positions = np.array([index.get(r, -1) for r in rows.tolist()], dtype=np.int64)
+    new = new_mask(rec, pool) if policy.new_item_bonus else None
+    return (slot_probabilities(scores, positions, policy, new),
+            logged_marginals(scores, positions, policy, new, seed=len(pool)))

@@ -1,0 +1,126 @@
+"""Logged decisions: a decision reproduces from its recommendation id; served slates and
+their propensities reach the feedback stream (and onto the joined click); ``freshrec
+evaluate --redis-url`` rebuilds the decisions from the stream alone."""
+
+import json
+
+import httpx
+import numpy as np
+import pytest
+from redis import Redis
+
+from api.cli import main as cli_main
+from engine import EngineConfig
+from engine.core.events import SLATE_KIND
+from engine.core.guard import GuardedRecommender
+from engine.core.model import stable_hash
+from engine.core.slates import draw, policy_of
+from engine.storage.keys import Keys
+from engine.storage.stream_reader import events as stream_events
+from simulators.server_process import ServerProcess
+from tests.helpers import trained
+
+EXPLORING = ["--engine.log-slates", "true", "--engine.explore", "epsilon", "--engine.explore-epsilon", "0.5",
+             "--engine.reward-window-s", "0.001", "--policies.challenger", '{"explore": "none"}']
+
+
+def test_a_served_decision_reproduces_from_its_recommendation_id():
+    config = dict(explore="epsilon", explore_epsilon=0.5)
+    g = GuardedRecommender(EngineConfig(**config))
+    g.reset(trained(n_users=20, n_items=60, seed=4, **config))
+    rec = g.recommender
+    slates = [g.recommend(f"u{n}", k=8) for n in range(20)]
+    assert any(any(s.explored) for s in slates)  # epsilon 0.5 over 160 slots explores
+    for s, n in zip(slates, range(20)):
+        user = f"u{n}"
+        again = draw(rec, user, 8, rec.excluded(user), None, policy_of(rec.config), stable_hash(s.recommendation_id))
+        assert [rec.catalogue.ids[r] for r in again.rows.tolist()] == s.item_ids
+        np.testing.assert_allclose(again.propensities, s.propensities, rtol=0, atol=0)
+
+
+@pytest.fixture
+def server(redis_server, tmp_path):
+    with ServerProcess(redis_url=redis_server.url, log_path=tmp_path / "server.log", extra_args=EXPLORING) as srv:
+        yield srv
+
+
+def _warm(http) -> None:
+    rng = np.random.default_rng(7)
+    events = [{"user_id": f"w{n}", "item_id": f"i{int(rng.zipf(1.6)) % 25}", "event": "click"} for n in range(300)]
+    ids = http.post("/feedback/batch", json={"events": events}).json()["event_ids"]
+    assert http.get("/model/learned", params={"event_id": ids[-1], "timeout_ms": 10_000}).json()["learned"]
+
+
+def _explored_slate(http, user: str) -> dict:
+    for _ in range(50):  # each slot explores with probability 1/2 (recommendation ids are random)
+        body = http.post("/recommend", json={"user_id": user, "k": 5}).json()
+        if any(i["explored"] for i in body["items"]):
+            return body
+    raise AssertionError("no slate explored in 50 tries at epsilon 0.5")
+
+
+def test_served_slates_and_their_propensities_reach_the_stream_and_the_joined_click(server, redis_server):
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        _warm(http)
+        body = _explored_slate(http, "alice")
+        rid, items = body["recommendation_id"], body["items"]
+        slot = next(n for n, i in enumerate(items) if i["explored"])
+        r = http.post("/feedback", json={"user_id": "alice", "item_id": items[slot]["item_id"], "event": "click",
+                                         "recommendation_id": rid})
+        assert r.status_code == 202
+        assert http.get("/model/learned", params={"event_id": r.json()["event_id"], "timeout_ms": 10_000}).json()["learned"]
+    stream = list(stream_events(Redis.from_url(redis_server.url), Keys()))
+    slate = next(e for e in stream if e.kind == SLATE_KIND and e.recommendation_id == rid)
+    assert slate.user_id == "alice"
+    assert slate.meta["items"] == [i["item_id"] for i in items]
+    np.testing.assert_allclose(slate.meta["p"], [i["propensity"] for i in items], rtol=1e-12)
+    assert items[slot]["propensity"] < 1.0
+    assert len(slate.meta["targets"]["challenger"]) == 5  # the shadow policy's probabilities of the same slots
+    assert all(p in (0.0, 1.0) for p in slate.meta["targets"]["challenger"])  # a greedy challenger
+    click = next(e for e in stream if e.kind == "click" and e.recommendation_id == rid)
+    assert click.position == slot
+    assert click.propensity == pytest.approx(items[slot]["propensity"], rel=1e-12)
+    assert stream.index(slate) < stream.index(click)  # a click never precedes its slate
+
+
+def test_evaluate_rebuilds_the_decisions_from_the_stream(server, redis_server, tmp_path, capsys):
+    clicked = {}
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        _warm(http)
+        for n in range(40):
+            user = f"w{n}"
+            body = http.post("/recommend", json={"user_id": user, "k": 5}).json()
+            if n % 2 == 0:  # every other slate gets a click on its second slot
+                item = body["items"][1]["item_id"]
+                http.post("/feedback", json={"user_id": user, "item_id": item, "event": "click",
+                                             "recommendation_id": body["recommendation_id"]})
+                clicked[body["recommendation_id"]] = 1
+        last = http.post("/feedback", json={"user_id": "late", "item_id": "i1", "event": "click"}).json()["event_id"]
+        assert http.get("/model/learned", params={"event_id": last, "timeout_ms": 10_000}).json()["learned"]
+    export = tmp_path / "decisions.jsonl"
+    rc = cli_main(["evaluate", "--redis-url", redis_server.url, "--reward-window-s", "0.001", "--candidate", 'greedy={"explore": "none"}',
+                   "--candidate", 'blend={"ranker": "blend", "explore": "none"}', "--export", str(export),
+                   "--out", str(tmp_path / "out")])
+    assert rc == 0
+    decisions = [json.loads(line) for line in export.read_text().splitlines()]
+    assert len(decisions) == 40  # every served slate, its reward window (1 ms) long closed
+    for d in decisions:
+        assert set(d["targets"]) == {"challenger", "greedy", "blend"}
+        expected = [0.0, 1.0, 0.0, 0.0, 0.0] if d["recommendation_id"] in clicked else [0.0] * 5
+        assert d["rewards"] == expected
+        assert all(0 < p <= 1 for p in d["logging"])
+    report = json.loads((tmp_path / "out" / "evaluate.json").read_text())
+    on_policy = next(r for r in report["estimates"] if r["policy"] == "logging" and r["estimator"] == "ips"
+                     and r["variant"] == "slot")
+    assert on_policy["value"] == pytest.approx(20 / 40)  # on-policy IPS: clicks per slate exactly
+    assert {r["policy"] for r in report["estimates"]} == {"logging", "challenger", "greedy", "blend"}
+    assert report["slates"] == 40 and report["undecodable"] == 0
+    assert "greedy" in capsys.readouterr().out
+
+
+def test_evaluate_says_when_slates_are_not_logged(redis_server, tmp_path):
+    with ServerProcess(redis_url=redis_server.url, log_path=tmp_path / "server.log") as srv:
+        with httpx.Client(base_url=srv.url, timeout=10) as http:
+            _warm(http)
+    with pytest.raises(SystemExit, match="log-slates"):
+        cli_main(["evaluate", "--redis-url", redis_server.url, "--out", str(tmp_path / "out")])

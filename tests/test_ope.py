@@ -1,0 +1,226 @@
+"""Off-policy estimators on cases with a known answer: on-policy IPS is the mean reward
+exactly, IPS / SNIPS / DR are unbiased on a two-armed bandit with known CTRs and their 95 %
+intervals cover the truth, DR with a perfect reward model has no variance, the slate
+variants are unbiased for Plackett-Luce slates, and thin or missing support is reported."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from engine.core.exploration import ExplorationPolicy, slot_expectations, slot_probabilities
+from engine.core.ope import (LoggedSlates, dr, estimate, estimate_all, ips, kish_ess, prior_weights, slot_weights,
+                             snips)
+
+MU = np.array([0.7, 0.3])  # logging: arm 0 mostly
+PI = np.array([0.2, 0.8])  # target: arm 1 mostly
+CTR = np.array([0.3, 0.6])
+TRUTH = float(PI @ CTR)  # 0.54 clicks per decision
+
+
+def bandit_log(seed: int, n: int = 1000, ctr: np.ndarray = CTR, rhat: np.ndarray | None = None) -> LoggedSlates:
+    """n single-slot decisions of the two-armed bandit; ``rhat`` (2,) is the reward model."""
+    rng = np.random.default_rng(seed)
+    arm = rng.choice(2, size=n, p=MU)
+    clicks = (rng.random(n) < ctr[arm]).astype(float)
+    model = {} if rhat is None else {"rhat": rhat[arm][:, None], "target_rhat": np.full((n, 1), PI @ rhat)}
+    return LoggedSlates(clicks[:, None], MU[arm][:, None], PI[arm][:, None], **model)
+
+
+def test_on_policy_ips_is_the_mean_reward_exactly():
+    rng = np.random.default_rng(1)
+    n, k = 500, 3
+    rewards = (rng.random((n, k)) < 0.2).astype(float)
+    mask = np.ones((n, k), dtype=bool)
+    mask[rng.random(n) < 0.3, 2] = False  # some slates have 2 slots
+    logging = rng.uniform(0.05, 1.0, size=(n, k))
+    log = LoggedSlates(rewards, logging, logging.copy(), mask=mask)
+    clicks = (rewards * mask).sum()
+    for variant in ("slot", "prefix", "slate"):
+        e = ips(log, variant, resamples=200)
+        assert e.value == clicks / n
+        assert e.ess == pytest.approx(mask[:, 2].sum() if variant != "slate" else n, rel=1e-12)
+        np.testing.assert_allclose(e.ctr, (rewards * mask).sum(axis=0) / mask.sum(axis=0), rtol=1e-12)
+        assert snips(log, variant, resamples=200).value == pytest.approx(clicks / n, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["ips", "snips", "dr"])
+def test_estimators_are_unbiased_and_their_intervals_cover_the_truth_on_a_two_armed_bandit(name):
+    seeds = range(100)
+    values, covered = [], 0
+    for seed in seeds:
+        log = bandit_log(seed, rhat=np.array([0.5, 0.5]))  # a wrong reward model: DR must stay unbiased
+        e = estimate(log, name, "slot", resamples=1000, seed=seed)
+        values.append(e.value)
+        covered += e.low <= TRUTH <= e.high
+    values = np.array(values)
+    # one estimate's sd is ~0.04 (n = 1000, weights up to 2.7): the mean of 100 has sd ~0.004
+    assert abs(values.mean() - TRUTH) < 0.012
+    assert covered / len(seeds) >= 0.90
+
+
+def test_the_empirical_bernstein_interval_is_wider_and_covers():
+    covered = 0
+    for seed in range(50):
+        log = bandit_log(seed)
+        boot, bern = ips(log, resamples=500, seed=seed), ips(log, interval="bernstein")
+        assert bern.value == boot.value
+        assert bern.high - bern.low > boot.high - boot.low
+        covered += bern.low <= TRUTH <= bern.high
+    assert covered == 50  # a conservative bound (nominal >= 95 %): no miss in 50 seeds
+
+
+def test_dr_with_a_perfect_reward_model_has_zero_variance():
+    deterministic = np.array([0.0, 1.0])  # arm 1 always clicked, arm 0 never
+    values = []
+    for seed in range(20):
+        log = bandit_log(seed, ctr=deterministic, rhat=deterministic)
+        e = dr(log, resamples=300, seed=seed)
+        values.append(e.value)
+        assert e.value == pytest.approx(PI[1], abs=1e-12) and e.high - e.low < 1e-12
+    assert np.std(values) < 1e-12
+    assert np.std([ips(bandit_log(s, ctr=deterministic), resamples=10).value for s in range(20)]) > 0.01
+
+
+def test_dr_with_the_true_click_rates_beats_ips_on_variance():
+    dr_values = [dr(bandit_log(s, rhat=CTR), resamples=10).value for s in range(60)]
+    ips_values = [ips(bandit_log(s), resamples=10).value for s in range(60)]
+    # theory at n = 1000: sd(DR) = sqrt(E[w^2 ctr (1 - ctr)] / n) = 0.023, sd(IPS) = 0.032 (ratio 0.72)
+    assert np.std(dr_values) < 0.85 * np.std(ips_values)
+    assert np.std(dr_values) == pytest.approx(0.0229, rel=0.25)
+
+
+# --------------------------------------------------------------------- two-slot slates
+ITEMS_SCORES = np.array([1.0, 0.0, -0.5])  # target's Plackett-Luce scores over 3 items
+THETA = np.array([[0.5, 0.3], [0.2, 0.4], [0.1, 0.6]])  # P(click | item, slot): item-position model
+UNIFORM = ExplorationPolicy("softmax", temperature=1.0)
+TARGET = ExplorationPolicy("softmax", temperature=0.5)
+PAIRS = list(itertools.permutations(range(3), 2))
+
+
+def _pair_probability(policy, scores, pair):
+    return float(np.prod(slot_probabilities(scores, np.array(pair), policy)))
+
+
+def slate_log(seed: int, n: int = 2000) -> LoggedSlates:
+    """Slates of 2 out of 3 items logged uniformly (without replacement), clicks from THETA."""
+    flat = np.zeros(3)
+    mu_pair = np.array([_pair_probability(UNIFORM, flat, p) for p in PAIRS])
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(PAIRS), size=n, p=mu_pair)
+    slates = np.array(PAIRS)[idx]
+    clicks = (rng.random((n, 2)) < THETA[slates, [0, 1]]).astype(float)
+    logging = np.array([slot_probabilities(flat, np.array(p), UNIFORM) for p in PAIRS])[idx]
+    target = np.array([slot_probabilities(ITEMS_SCORES, np.array(p), TARGET) for p in PAIRS])[idx]
+    rhat = THETA[slates, [0, 1]]
+    expect = np.array([slot_expectations(ITEMS_SCORES, np.array(p), TARGET, THETA) for p in PAIRS])[idx]
+    return LoggedSlates(clicks, logging, target, rhat=rhat, target_rhat=expect)
+
+
+def test_prefix_and_slate_variants_are_unbiased_for_plackett_luce_slates_and_slot_is_conditional():
+    truth = sum(_pair_probability(TARGET, ITEMS_SCORES, (a, b)) * (THETA[a, 0] + THETA[b, 1]) for a, b in PAIRS)
+    # what the slot variant estimates: slot 1 as the target fills it, slot 2 as the target
+    # fills it given the *logged* (uniform) first item
+    first = slot_probabilities(ITEMS_SCORES, np.array([0, 1, 2]), TARGET)[0] / np.exp(ITEMS_SCORES[0] / 0.5) \
+        * np.exp(ITEMS_SCORES / 0.5)  # P(first = a), a = 0, 1, 2
+    second_given = {a: [(b, _pair_probability(TARGET, ITEMS_SCORES, (a, b)) / first[a]) for b in range(3) if b != a]
+                    for a in range(3)}
+    conditional = float(first @ THETA[:, 0]) + sum(p * THETA[b, 1] for a in range(3) for b, p in second_given[a]) / 3
+    assert abs(truth - conditional) > 0.02  # the two quantities differ on this world
+    runs = {(e, v): [] for e in ("ips", "snips", "dr") for v in ("slot", "prefix", "slate")}
+    for seed in range(40):
+        log = slate_log(seed)
+        for est in estimate_all(log, variants=("slot", "prefix", "slate"), resamples=10):
+            runs[(est.estimator, est.variant)].append(est.value)
+    for (name, variant), values in runs.items():
+        aim = conditional if variant == "slot" else truth
+        assert abs(np.mean(values) - aim) < 0.01, (name, variant, np.mean(values), aim)
+
+
+def test_weights_by_variant():
+    log = LoggedSlates(np.zeros((1, 3)), np.array([[0.5, 0.5, 0.25]]), np.array([[1.0, 0.25, 0.5]]))
+    np.testing.assert_allclose(slot_weights(log, "slot"), [[2.0, 0.5, 2.0]])
+    np.testing.assert_allclose(slot_weights(log, "prefix"), [[2.0, 1.0, 2.0]])
+    np.testing.assert_allclose(slot_weights(log, "slate"), [[2.0, 2.0, 2.0]])
+    np.testing.assert_allclose(prior_weights(log, "prefix"), [[1.0, 2.0, 1.0]])
+    np.testing.assert_allclose(prior_weights(log, "slot"), [[1.0, 1.0, 1.0]])
+
+
+# --------------------------------------------------------------------------- diagnostics
+def test_ess_equals_n_for_uniform_weights_and_one_for_a_single_weight():
+    assert kish_ess(np.full(400, 0.37)) == pytest.approx(400, rel=1e-12)
+    assert kish_ess(np.r_[5.0, np.zeros(99)]) == 1.0
+    assert kish_ess(np.zeros(10)) == 0.0
+    n = 300
+    log = LoggedSlates(np.ones((n, 1)), np.full((n, 1), 0.25), np.full((n, 1), 0.5))
+    e = ips(log, resamples=50)
+    assert e.ess == pytest.approx(n, rel=1e-12) and e.max_weight == 2.0
+
+
+def test_zero_support_is_reported():
+    n = 200
+    log = LoggedSlates(np.ones((n, 1)), np.full((n, 1), 0.5), np.zeros((n, 1)))
+    e = ips(log, resamples=50)
+    assert e.value == 0.0 and e.ess == 0.0 and e.clicks == 0
+    assert any(w.startswith("no support") for w in e.warnings)
+
+
+def test_mass_outside_the_logging_support_is_reported():
+    n = 200
+    deterministic = LoggedSlates(np.ones((n, 1)), np.ones((n, 1)), np.full((n, 1), 0.5))
+    warnings = ips(deterministic, resamples=50).warnings
+    assert any("logging probability is 0" in w and "deterministic" in w for w in warnings)
+    # a logger that shows items with 0.1 where the target puts 0.03: mean weight 0.3 < 1
+    rng = np.random.default_rng(0)
+    thin = LoggedSlates((rng.random((n, 1)) < 0.5).astype(float), np.full((n, 1), 0.1), np.full((n, 1), 0.03))
+    assert any("mean per-slot weight 0.300" in w for w in ips(thin, resamples=50).warnings)
+    covered = LoggedSlates(np.ones((n, 1)), np.full((n, 1), 0.5), np.full((n, 1), 0.5))
+    assert ips(covered, resamples=50).warnings == []
+
+
+def test_thin_support_and_few_clicks_are_reported():
+    n = 1000
+    target = np.zeros((n, 1))
+    target[:20] = 0.5  # 20 supported decisions out of 1000
+    rewards = np.zeros((n, 1))
+    rewards[:10] = 1
+    e = ips(LoggedSlates(rewards, np.full((n, 1), 0.5), target), resamples=50)
+    assert e.ess == pytest.approx(20) and e.clicks == 10
+    assert any(w.startswith("thin support") for w in e.warnings)
+    assert any(w.startswith("rests on 10 clicks") for w in e.warnings)
+
+
+def test_bad_logs_are_refused():
+    with pytest.raises(ValueError, match="logging"):
+        LoggedSlates(np.zeros((2, 1)), np.zeros((2, 1)), np.ones((2, 1)))
+    with pytest.raises(ValueError, match="rewards"):
+        LoggedSlates(np.full((2, 1), np.nan), np.ones((2, 1)), np.ones((2, 1)))
+    with pytest.raises(ValueError, match="shape"):
+        LoggedSlates(np.zeros((2, 1)), np.ones((2, 2)), np.ones((2, 1)))
+    with pytest.raises(ValueError, match="rhat"):
+        dr(LoggedSlates(np.zeros((2, 1)), np.ones((2, 1)), np.ones((2, 1))))
+    with pytest.raises(ValueError, match="variant"):
+        ips(LoggedSlates(np.zeros((2, 1)), np.ones((2, 1)), np.ones((2, 1))), "cascade")
+
+
+def test_a_masked_slot_holds_anything_and_counts_for_nothing():
+    rewards = np.array([[1.0, np.nan], [0.0, 1.0]])
+    mask = np.array([[True, False], [True, True]])
+    log = LoggedSlates(rewards, np.array([[0.5, 0.0], [0.5, 0.5]]), np.array([[0.5, 7.0], [0.5, 0.5]]), mask=mask)
+    e = ips(log, "slate", resamples=50)
+    assert e.value == 1.0  # 2 clicks over 2 slates
+    np.testing.assert_allclose(e.ctr, [0.5, 1.0])
+
+
+def test_a_bootstrap_interval_without_weighted_clicks_is_flagged_and_bernstein_is_not_degenerate():
+    n = 500
+    rewards = np.zeros((n, 1))
+    rewards[::50] = 1  # 10 clicks, none where the target agrees with the log
+    target = np.zeros((n, 1))
+    target[1::50] = 1.0
+    log = LoggedSlates(rewards, np.full((n, 1), 0.5), target)
+    boot = ips(log, resamples=200)
+    assert boot.value == 0.0 and boot.low == boot.high == 0.0
+    assert any(w.startswith("degenerate interval") for w in boot.warnings)
+    bern = ips(log, interval="bernstein")
+    assert bern.high > 0.01 and not any(w.startswith("degenerate") for w in bern.warnings)

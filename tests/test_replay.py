@@ -1,0 +1,64 @@
+"""The replay carries the data's semantics to the server it starts, learns from a 1-5 star
+log and beats popularity, refuses a server that reads ratings differently, and fails loudly
+when the model learned nothing."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from simulators.rating_log import generate, write_csv
+from simulators.replay import failures, rating_semantics
+from simulators.datasets import Rating
+from simulators.server_process import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def stars(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "stars.csv"
+    write_csv(generate(n_users=150, n_items=300, n_ratings=6000, seed=1, sitting_max=30), path)
+    return path
+
+
+def cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_1_to_5_log_replayed_through_the_cli_learns_and_beats_popularity(stars, tmp_path):
+    out = tmp_path / "out"
+    r = cli("replay", str(stars), "--format", "csv", "--positive-threshold", "4", "--out", str(out))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads((out / "results.json").read_text())
+    assert res["schema"]["rating"]["min"] == 1 and res["schema"]["rating"]["positive_threshold"] == 4
+    assert res["positives_learned"] > 0
+    m = res["models"]
+    assert m["freshrec"]["hr@10"] > m["popularity"]["hr@10"]
+    assert m["freshrec"]["hr@10"] > m["random"]["hr@10"]
+    assert {"batch_hourly", "batch_daily", "batch_weekly", "online_in_process"} <= set(m)
+    assert m["online_in_process"]["hr@10"] == m["freshrec"]["hr@10"]  # the same engine, over HTTP and in process
+
+
+def test_a_replay_refuses_a_server_that_reads_ratings_differently(stars, redis_server, tmp_path):
+    with ServerProcess(redis_url=redis_server.url, log_path=tmp_path / "s.log") as srv:  # default 0-10 scale
+        r = cli("replay", str(stars), "--format", "csv", "--positive-threshold", "4", "--url", srv.url,
+                "--no-batch", "--out", str(tmp_path / "out"))
+    assert r.returncode != 0
+    assert "reads ratings differently" in r.stderr and "--rating-scale 1:5" in r.stderr
+
+
+def test_semantics_default_to_the_datas_scale_and_its_top_quarter():
+    rows = [Rating("u", "i", v, 0.0) for v in (1, 3, 5)]
+    assert rating_semantics(rows) == {"role": "rating", "min": 1, "max": 5, "positive_threshold": 4.0}
+    with pytest.raises(SystemExit):
+        rating_semantics(rows, "1:5", 9)
+
+
+def test_a_model_that_learned_no_positive_fails_the_replay():
+    results = {"events": 100, "positives_learned": 0, "schema": {"rating": {"positive_threshold": 8}},
+               "models": {"freshrec": {"hr@10": 0.0}, "random": {"hr@10": 0.01}}}
+    assert "learned no positive" in failures(results)[0]
+    results.update(positives_learned=10, models={"freshrec": {"hr@10": 0.005}, "random": {"hr@10": 0.01}})
+    assert "below a random slate" in failures(results)[0]
+    results["models"]["freshrec"]["hr@10"] = 0.02
+    assert failures(results) == []
