@@ -12,7 +12,8 @@ from fastapi import FastAPI
 
 from api.limits import BodySizeLimit
 from api.metrics import Metrics
-from api.routers import admin, feedback, guard, items, model, policies, recommend, trending, users
+from api.request_log import RequestLog
+from api.routers import admin, dashboard, feedback, guard, items, model, policies, recommend, trending, users
 from api.settings import Settings, secret
 from api.timing import ServerTiming
 from engine.roles.node import STARTUP_ERRORS, Node, running
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except STARTUP_ERRORS as exc:
             log.critical("freshrec cannot start: %s", exc)
             raise
+        node.log.dedup.window_s = settings.dedup_window_s
         node.live.on_learned = app.state.metrics.feedback_to_effect.observe
         try:
             async with running(node, final_snapshot=settings.final_snapshot and settings.learner):
@@ -72,10 +74,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="freshrec", version="0.1.0", lifespan=lifespan)
     app.state.metrics = Metrics()
     app.state.settings = settings
-    for module in (recommend, feedback, items, trending, users, model, admin, policies, guard):
+    for module in (recommend, feedback, items, trending, users, model, admin, policies, guard, dashboard):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(ServerTiming)  # outermost: times the whole request
+    app.add_middleware(ServerTiming)  # times the whole request
+    app.add_middleware(RequestLog, enabled=settings.access_log)  # outermost: ids and logs every answer
     return app
 
 

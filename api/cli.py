@@ -19,7 +19,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    import logging.config
+
     from api.app import WORKER_ARGS_ENV, create_app
+    from api.log_config import logging_config
     from api.settings import flags_of
 
     settings = _settings(args)
@@ -28,6 +31,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     from api.security import check_exposure
 
+    log_config = logging_config(settings.log_format, settings.access_log)  # uvicorn applies it in every process
+    logging.config.dictConfig(log_config)  # ... and here for the lines before it starts
     check_exposure(settings)  # open mode: one warning line, or SystemExit on a non-loopback host
     if settings.workers > 1:
         if settings.learner:
@@ -37,10 +42,10 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ[WORKER_ARGS_ENV] = json.dumps({"flags": flags_of(args), "config": getattr(args, "config", None)})
         uvicorn.run("api.app:app_from_env", factory=True, workers=settings.workers, host=settings.host,
                     port=settings.port, log_level=settings.log_level, loop="uvloop", http="httptools",
-                    access_log=False)
+                    access_log=False, log_config=log_config)
         return 0
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=5)
+                loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=5, log_config=log_config)
     return 0
 
 
@@ -55,12 +60,15 @@ def _learner(args: argparse.Namespace) -> int:
     SIGTERM / SIGINT, ``EXIT_ROLE_FAILED`` when the learner or checkpointer failed (so an
     orchestrator restarts it), ``EXIT_MISCONFIGURED`` when it cannot start."""
     import asyncio
+    import logging.config
     import signal
 
+    from api.log_config import logging_config
     from api.settings import secret
     from engine.roles.node import STARTUP_ERRORS, Node, running
 
     settings = _settings(args)
+    logging.config.dictConfig(logging_config(settings.log_format))
     log = logging.getLogger("freshrec.learner")
 
     async def run() -> int:

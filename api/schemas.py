@@ -202,6 +202,9 @@ class FeedbackRequest(BaseModel):
     timestamp: float | None = Field(None, ge=0, le=1e11)
     context: Context | None = Field(None, description="the request context the event happened in (default: the "
                                     "context of the slate it answers)")
+    event_key: Id | None = Field(None, description="client-chosen id of this event (e.g. a uuid4), kept across "
+                                 "retries: a key accepted within dedup_window_s is not appended again, the answer is "
+                                 "the original event_id")
 
     @field_validator("value")
     @classmethod

@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     insecure: bool = setting(False, "", "serve a non-loopback host without api_keys (open mode) instead of refusing "
                              "to start")
     max_body_bytes: int = setting(1_000_000, "bytes", "larger request bodies get 413", ge=1)
+    dedup_window_s: float = setting(86_400.0, "s", "a feedback event_key accepted within this long is not appended "
+                                    "again: the answer is the original event_id (0: no dedup)", ge=0)
+    log_format: Literal["text", "json"] = setting("text", "", "log lines as text, or one JSON object per line "
+                                                  "(python-json-logger)")
+    access_log: bool = setting(True, "", "one log line per HTTP request on logger freshrec.access: request_id, "
+                               "method, route, status, latency_ms")
     final_snapshot: bool = setting(True, "", "write a snapshot at graceful shutdown")
     engine: EngineConfig = EngineConfig()
     guard: GuardConfig = GuardConfig()

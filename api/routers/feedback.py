@@ -34,7 +34,7 @@ async def feedback(body: FeedbackRequest, node: NodeDep, metrics: MetricsDep):
     """Make one event durable (Redis Stream) and answer 202 with its id; 503 if Redis can't."""
     t0 = time.perf_counter()
     try:
-        (event_id,) = await node.log.accept(to_events([body], time.time()))
+        (event_id,) = await node.log.accept(to_events([body], time.time()), [body.event_key])
     except InvalidEvent as exc:
         return invalid(exc)
     except RedisError as exc:
@@ -49,7 +49,7 @@ async def feedback(body: FeedbackRequest, node: NodeDep, metrics: MetricsDep):
 async def feedback_batch(body: FeedbackBatch, node: NodeDep, metrics: MetricsDep):
     """Up to 1,000 events in one MULTI/EXEC: all durable (202) or none (503)."""
     try:
-        ids = await node.log.accept(to_events(body.events, time.time()))
+        ids = await node.log.accept(to_events(body.events, time.time()), [b.event_key for b in body.events])
     except InvalidEvent as exc:
         return invalid(exc, ("body", "events"))
     except RedisError as exc:

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from engine.config import EngineConfig
 from engine.core.events import Event, Semantics, from_fields, schema_difference, to_fields
+from engine.storage.dedup import DEFAULT_WINDOW_S, Dedup
 from engine.storage.keys import LEARNER_GROUP, Keys
 
 TrustJudge = Callable[[list[Event]], Awaitable[list[Event]]]
@@ -96,10 +97,12 @@ class FeedbackLog:
         max_clock_skew_s: ``accept`` refuses an event time more than this many seconds in
             the future of the event's acceptance time (default
             ``EngineConfig.max_clock_skew_s``).
+        dedup_window_s: how long a client's event key is remembered (``Dedup``; s).
     """
 
     def __init__(self, redis: Redis, keys: Keys, semantics: Semantics | None = None,
-                 judge: TrustJudge | None = None, slates=None, max_clock_skew_s: float | None = None) -> None:
+                 judge: TrustJudge | None = None, slates=None, max_clock_skew_s: float | None = None,
+                 dedup_window_s: float = DEFAULT_WINDOW_S) -> None:
         self.redis = redis
         self.keys = keys
         self.semantics = semantics or Semantics(EngineConfig().events)
@@ -107,6 +110,7 @@ class FeedbackLog:
         self.slates = slates  # a SlateStore whose pending slate events go first
         self.max_clock_skew_s = EngineConfig().max_clock_skew_s if max_clock_skew_s is None else max_clock_skew_s
         self.clock_error: Callable[[], str | None] | None = None  # set by the node (roles.clock.ClockWatch)
+        self.dedup = Dedup(keys, dedup_window_s)
 
     async def ensure_schema(self) -> None:
         """Store the event schema beside the stream on first start; on later starts (of a
@@ -123,14 +127,14 @@ class FeedbackLog:
         if refusal is not None:
             raise refusal
 
-    async def accept(self, events: list[Event]) -> list[str]:
+    async def accept(self, events: list[Event], event_keys: list[str | None] | None = None) -> list[str]:
         """The intake, for ``POST /feedback`` and ``/feedback/batch`` alike: validate every
         event against the event schema and its acceptance time (``Semantics.validate`` with
         ``max_clock_skew_s``: an event time more than the skew in the future of
         ``received_at`` is refused), decide its trust with ``judge`` (pure: an account is
         vetted only when the learner applies a trusted event, so an append that fails
         changes nothing), append all of them in one transaction (after the served slates
-        not yet written, ``slates``), return their ids.
+        not yet written, ``slates``), return their ids (``event_keys``: see ``append``).
 
         Raises:
             engine.core.events.InvalidEvent: an event is malformed (nothing is appended).
@@ -142,16 +146,20 @@ class FeedbackLog:
             events = await self.judge(events)
         first = self.slates.drain_stream() if self.slates is not None else []
         try:
-            ids = await self.append(first + events)
+            keys = None if event_keys is None else [None] * len(first) + list(event_keys)
+            ids = await self.append(first + events, keys)
         except BaseException:
             if first:
                 self.slates.requeue(first)
             raise
         return ids[len(first):]
 
-    async def append(self, events: list[Event]) -> list[str]:
+    async def append(self, events: list[Event], event_keys: list[str | None] | None = None) -> list[str]:
         """XADD each event (in order, one MULTI/EXEC); returns their stream ids. Feedback
-        goes through ``accept``; this also takes catalogue events.
+        goes through ``accept``; this also takes catalogue events. With ``event_keys`` (one
+        per event, None for none), an event whose key was accepted within the dedup window
+        is not appended again and its id is the original's (``engine.storage.dedup``: one
+        script, so an event is appended with its key recorded, or neither).
 
         Raises:
             ClockSkewed: this process's clock is off (``clock_error``); nothing is appended.
@@ -161,6 +169,8 @@ class FeedbackLog:
         why = self.clock_error() if self.clock_error is not None else None
         if why:
             raise ClockSkewed(why)
+        if self.dedup.applies(event_keys):
+            return await self.dedup.append(self.redis, self.keys.feedback, [to_fields(e) for e in events], event_keys)
         async with self.redis.pipeline(transaction=True) as pipe:
             for e in events:
                 pipe.xadd(self.keys.feedback, to_fields(e))
