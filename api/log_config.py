@@ -4,6 +4,11 @@ that uvicorn applies in each process)."""
 
 from __future__ import annotations
 
+import logging
+
+ACCESS_FIELDS = ("request_id", "method", "route", "status", "latency_ms")
+"""The fields of an access-log record (``api.request_log``)."""
+
 TEXT_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 JSON_FIELDS = "%(name)s %(levelname)s %(message)s"
 
@@ -21,7 +26,7 @@ def logging_config(log_format: str = "text", access_log: bool = True) -> dict:
     if log_format == "json":
         formatter = {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": JSON_FIELDS, "timestamp": True}
     elif log_format == "text":
-        formatter = {"format": TEXT_FORMAT}
+        formatter = {"()": "api.log_config.TextFormatter", "fmt": TEXT_FORMAT}
     else:
         raise ValueError(f"log_format must be text or json, not {log_format!r}")
     return {
@@ -39,3 +44,13 @@ def logging_config(log_format: str = "text", access_log: bool = True) -> dict:
             "freshrec.access": {"level": "INFO" if access_log else "CRITICAL"},
         },
     }
+
+
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT``, with an access-log record's fields (``ACCESS_FIELDS``) appended as
+    ``name=value`` (in JSON they are keys of the line)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = [f"{k}={getattr(record, k)}" for k in ACCESS_FIELDS if hasattr(record, k)]
+        return line + (" " + " ".join(fields) if fields else "")
