@@ -122,7 +122,7 @@ class Explore(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["none", "epsilon", "softmax"] | None = None
     epsilon: float | None = Field(None, ge=0, le=1)
-    temperature: float | None = Field(None, gt=0, le=1e6)
+    temperature: float | None = Field(None, ge=1e-6, le=1e6)
     new_item_bonus: float | None = Field(None, ge=0, le=1e6)
 
 

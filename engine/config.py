@@ -160,7 +160,7 @@ class EngineConfig(BaseModel):
     explore_pool: int = setting(50, "items", "exploration draws from the ranker's best this many candidates (a "
                                 "uniform pick among them has probability epsilon / explore_pool, which bounds "
                                 "off-policy weights)", ge=1)
-    explore_temperature: float = setting(1.0, "", "softmax: temperature (score units; lower is greedier)", gt=0)
+    explore_temperature: float = setting(1.0, "", "softmax: temperature (score units; lower is greedier)", ge=1e-6)
     explore_new_bonus: float = setting(0.0, "", "score bonus of items with fewer than explore_new_impressions "
                                        "impressions (cold-start exploration)", ge=0)
     explore_new_impressions: int = setting(20, "events", "items shown fewer times than this are new", ge=0)

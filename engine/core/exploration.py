@@ -42,6 +42,9 @@ from typing import Literal
 
 import numpy as np
 
+MIN_TEMPERATURE = 1e-6
+"""Smallest softmax temperature (score units): scores are O(1), so scores / T stays finite."""
+
 KINDS = ("none", "epsilon", "softmax")
 
 
@@ -52,11 +55,12 @@ class ExplorationPolicy:
     Attributes:
         kind: ``"none"`` (greedy), ``"epsilon"`` or ``"softmax"`` (Plackett-Luce).
         epsilon: per-slot exploration probability in [0, 1] (``epsilon`` only).
-        temperature: > 0, score units; lower is greedier (``softmax`` only).
+        temperature: >= ``MIN_TEMPERATURE`` (1e-6), score units; lower is greedier
+            (``softmax`` only; below 1e-6 scores / temperature could overflow).
         new_item_bonus: score units added to items flagged new before drawing (every kind).
 
     Raises:
-        ValueError: an unknown kind, ``epsilon`` outside [0, 1], a temperature <= 0 or a
+        ValueError: an unknown kind, ``epsilon`` outside [0, 1], a temperature < 1e-6 or a
             non-finite bonus.
     """
 
@@ -70,8 +74,8 @@ class ExplorationPolicy:
             raise ValueError(f"kind must be one of {KINDS}, not {self.kind!r}")
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], not {self.epsilon}")
-        if not (self.temperature > 0.0 and np.isfinite(self.temperature)):
-            raise ValueError(f"temperature must be a finite number > 0, not {self.temperature}")
+        if not (self.temperature >= MIN_TEMPERATURE and np.isfinite(self.temperature)):
+            raise ValueError(f"temperature must be a finite number >= {MIN_TEMPERATURE:g}, not {self.temperature}")
         if not np.isfinite(self.new_item_bonus):
             raise ValueError("new_item_bonus must be finite")
 
@@ -155,10 +159,11 @@ def slot_distribution(scores: np.ndarray, logged_positions: np.ndarray, policy: 
     probs = np.zeros((m, n))
     live = r > 0
     if policy.kind == "softmax":
-        logits = np.where(remaining, s / policy.temperature, -np.inf)
-        top = np.max(logits, axis=1, initial=-np.inf)
+        # the best remaining score subtracted before dividing: every logit is <= 0 (no overflow)
+        top = np.max(np.where(remaining, s, -np.inf), axis=1, initial=-np.inf)
         top = np.where(live, top, 0.0)
-        e = np.exp(logits - top[:, None])
+        logits = np.where(remaining, (s - top[:, None]) / policy.temperature, -np.inf)
+        e = np.exp(logits)
         probs[live] = e[live] / e[live].sum(axis=1, keepdims=True)
         return probs
     eps = policy.epsilon if policy.kind == "epsilon" else 0.0
