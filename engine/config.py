@@ -272,6 +272,11 @@ class PolicyConfig(BaseModel):
     window: int = setting(20_000, "decisions", "complete decisions the estimates are computed over", ge=10)
     min_decisions: int = setting(2_000, "decisions", "complete decisions needed before a policy is estimated", ge=1)
     check_every: int = setting(1_000, "decisions", "complete decisions between automatic checks", ge=1)
+    weights: Literal["slot", "prefix"] = setting(
+        "slot", "", "the challenger's SNIPS weights: per slot (target / logged probability of each slot given the "
+        "logged slots above it: support where the policies agree slot by slot) or prefix (the product over the "
+        "slots above: unbiased for the whole ranking, but its effective sample size collapses on 10-slot slates "
+        "under light exploration)")
 class OpsConfig(BaseModel):
     """How the roles run and report (``engine.roles.supervisor``, ``engine.roles.health``,
     ``engine.roles.node``): start-up retries, restarts, readiness thresholds."""

@@ -140,9 +140,8 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 from tqdm import tqdm
 
-from engine.config import EngineConfig
+from engine.config import EngineConfig, GuardConfig, PolicyConfig
 from engine.core.events import ITEM_KIND, Event
-from engine.config import GuardConfig
 from engine.core.guard import GuardedRecommender
 
 SCENARIOS = ("stationary", "bot_burst", "cohort", "viral_trend", "drift")
@@ -311,13 +310,15 @@ class World:
 class Simulation:
     """Drives one ``GuardedRecommender`` with the world's users; collects metrics."""
 
-    def __init__(self, world: World, guard: bool, engine: dict | None = None) -> None:
+    def __init__(self, world: World, guard: bool, engine: dict | None = None,
+                 policies: PolicyConfig | None = None) -> None:
         self.w = world
         self.cfg = world.cfg
         config = dict(engine or {})
         if self.cfg.feedback == "implicit":
             config.setdefault("events", IMPLICIT_EVENTS)
-        self.g = GuardedRecommender(EngineConfig(**config), GuardConfig(enabled=guard))
+        self.g = GuardedRecommender(EngineConfig(**config), GuardConfig(enabled=guard),
+                                    policies=policies or PolicyConfig())
         self.exposure_kind = "view" if self.cfg.feedback == "implicit" else "impression"
         self.step_no = 0
         self.events = 0

@@ -14,7 +14,7 @@ router = APIRouter(tags=["policies"])
 @router.get("/policies")
 async def policies(node: NodeDep) -> dict:
     """Whether a challenger runs, both policies' estimates (champion on-policy IPS,
-    challenger SNIPS with prefix weights, 95 % bootstrap intervals, over the same window)
+    challenger SNIPS with policies.weights (per slot by default), 95 % bootstrap intervals, over the same window)
     and the history of checks and swaps, newest last."""
     arena = node.live.guarded.arena
     return {"challenger": node.policies.challenger, "auto_promote": node.policies.auto_promote,

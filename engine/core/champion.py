@@ -6,8 +6,10 @@ At every served slate the challenger gives the probability it would have put eac
 item in its slot (``engine.core.slates.target`` under its own exploration policy); the
 decision log (``engine.core.decisions``) joins the rewards. ``estimates`` computes, over the
 same window of complete decisions, the champion's on-policy click rate and the challenger's
-off-policy one (SNIPS, prefix weights: unbiased under the cascade assumption; Swaminathan &
-Joachims 2015, Kiyohara et al. 2022) with 95 % bootstrap intervals. The rule is Azure
+off-policy one (SNIPS with ``PolicyConfig.weights``: per-slot weights by default, Li et al.
+2018; prefix weights, unbiased under the cascade assumption but with an effective sample size
+that collapses on 10-slot slates under light exploration, Swaminathan & Joachims 2015,
+Kiyohara et al. 2022) with 95 % bootstrap intervals. The rule is Azure
 Personalizer's: promote when the challenger's estimate is higher *and* the lower bound of its
 interval is above the champion's lower bound (``check``; automatic every ``check_every``
 complete decisions when ``auto_promote``, or on an admin's request). Every check is kept in
@@ -117,7 +119,7 @@ class Arena:
         out = {"champion": estimate(champion, "ips", "slot", seed=0).to_dict()}
         challenger = self.decisions.logged(CHALLENGER, window)
         if challenger is not None and challenger.n >= self.policy.min_decisions:
-            out["challenger"] = estimate(challenger, "snips", "prefix", seed=0).to_dict()
+            out["challenger"] = estimate(challenger, "snips", self.policy.weights, seed=0).to_dict()
         return out
 
     def check(self, by: str) -> dict:
