@@ -10,7 +10,6 @@ import pytest
 
 from simulators.server_process import ServerProcess
 from tests.conftest import SNAPSHOT_KEY
-from tests.redis_proc import RedisProcess
 
 GENRES = ("drama", "comedy", "doc")
 

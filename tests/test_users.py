@@ -16,7 +16,7 @@ from engine.config import GuardConfig, PolicyConfig
 from engine.core.arrays import unpack_ids
 from engine.core.guard import GuardedRecommender
 from engine.core.snapshot_codec import encode
-from engine.core.users import erase, profile
+from engine.core.users import profile
 from engine.storage.keys import Keys
 from engine.storage.snapshot_store import SnapshotStore
 from engine.storage.tombstones import Tombstones

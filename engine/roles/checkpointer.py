@@ -124,6 +124,22 @@ class Checkpointer:
                         len(pending), len(erased))
         self.last_snapshot = info
 
+    async def rebuild_live(self) -> None:
+        """What a new process would do, in this one (a role's restart after a crash): an
+        empty guarded model, then the newest good snapshot adopted into it (decoded first,
+        without the lock: serving goes on meanwhile); none: the empty model.
+
+        Raises:
+            redis.exceptions.RedisError: Redis unavailable (the supervisor retries).
+        """
+        latest = await self.latest()
+        async with self.live.lock:
+            self.live.rebuild()
+            self.live.crashed_on = None
+            self.last_snapshot = None
+            if latest is not None:
+                self.adopt(latest)
+
     async def restore_latest(self) -> SnapshotInfo | None:
         """Load the newest good snapshot into ``live`` (at start); None when there is none.
 
@@ -328,7 +344,7 @@ class Checkpointer:
 
             blob = await asyncio.to_thread(capture_and_pack)
             size = len(blob)
-            del arrays, blob
+            arrays = model_arrays = blob = None  # the views and the blob released before the write
             capture_ms = (time.perf_counter() - t0) * 1000.0
             since, clock, dirty_since = self._since, self._clock, self._dirty_since
             self._since = 0

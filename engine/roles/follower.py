@@ -41,7 +41,6 @@ class Follower:
         self.resync_s = resync_s
         self._resync_at = 0.0
         self._refused: set[int] = set()  # snapshot versions that failed verification (logged once)
-        self._crashed_before: str | None = None
 
     async def step(self, block_ms: int = 100, count: int = 256) -> int:
         """Adopt a newer snapshot when one is due, then apply the entries after our
@@ -85,15 +84,5 @@ class Follower:
         Raises:
             redis.exceptions.RedisError: Redis unavailable (the supervisor retries).
         """
-        crashed = self.live.crashed_on
-        if crashed is not None and crashed == self._crashed_before:
-            self.live.quarantine[crashed] = f"crashed the replica twice: {type(exc).__name__}: {exc}"
-            log.error("stream entry %s crashed the replica twice; it will be skipped", crashed)
-        self._crashed_before = crashed
-        latest = await self.checkpointer.latest()
-        async with self.live.lock:
-            self.live.rebuild()
-            self.live.crashed_on = None
-            self.checkpointer.last_snapshot = None
-            if latest is not None:
-                self.checkpointer.adopt(latest)
+        self.live.quarantine_repeated_crash(exc, "replica")
+        await self.checkpointer.rebuild_live()

@@ -43,7 +43,6 @@ class Learner:
         self.dead_written = 0
         self._unwritten: list[DeadLetter] = []  # dead letters Redis has not taken yet
         self._unacked: list[str] = []
-        self._crashed_before: str | None = None
 
     async def position(self) -> None:
         """Create the consumer group if missing and make it deliver the entries after what
@@ -101,16 +100,7 @@ class Learner:
         Raises:
             redis.exceptions.RedisError: Redis unavailable (the supervisor retries).
         """
-        crashed = self.live.crashed_on
-        if crashed is not None and crashed == self._crashed_before:
-            self.live.quarantine[crashed] = f"crashed the learner twice: {type(exc).__name__}: {exc}"
-            log.error("stream entry %s crashed the learner twice; it will be dead-lettered", crashed)
-        self._crashed_before = crashed
-        latest = await self.checkpointer.latest()  # decoded aside: serving goes on meanwhile
-        async with self.live.lock:
-            self.live.rebuild()
-            self.live.crashed_on = None
-            if latest is not None:
-                self.checkpointer.adopt(latest)
+        self.live.quarantine_repeated_crash(exc, "learner")
+        await self.checkpointer.rebuild_live()  # decoded aside: serving goes on meanwhile
         await self.position()
         self._unacked = []  # the rewound group delivers them again

@@ -114,6 +114,7 @@ class LiveModel:
         self.quarantine: dict[str, str] = {}
         self._counted_upto: tuple[int, int] = (-1, -1)
         self.validations: list[tuple[float, float, int]] = []
+        self._crashed_before: str | None = None
         self._progress = asyncio.Event()
 
     @property
@@ -148,6 +149,16 @@ class LiveModel:
         self.guarded = self._factory()
         self.broken = False
         self._wake()
+
+    def quarantine_repeated_crash(self, exc: BaseException, role: str) -> None:
+        """At a restart of ``role`` after ``exc``: quarantine the entry that crashed it twice
+        in a row (``crashed_on`` at this restart and the one before), so the replay sets it
+        aside (stage ``crash``) instead of applying it a third time."""
+        crashed = self.crashed_on
+        if crashed is not None and crashed == self._crashed_before:
+            self.quarantine[crashed] = f"crashed the {role} twice: {type(exc).__name__}: {exc}"
+            log.error("stream entry %s crashed the %s twice; it will be set aside", crashed, role)
+        self._crashed_before = crashed
 
     def _reject(self, entry_id: str | None, stage: str, error: str, fields: dict) -> DeadLetter:
         if entry_id is not None:
