@@ -140,6 +140,10 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.open_bandit:
+        from simulators.open_bandit import main as open_bandit_main
+
+        return open_bandit_main(args)
     from simulators.evaluate import main as evaluate_main
 
     return evaluate_main(args)

@@ -237,12 +237,9 @@ def write_outputs(rows: list[dict], out: Path, stem: str, meta: dict, title: str
 
 
 def main(args: argparse.Namespace) -> int:
-    """``freshrec evaluate LOG [--window N] [--out DIR] ...``, ``--redis-url URL [--candidate
-    NAME=JSON ...]`` (``simulators.stream_decisions``) or ``--open-bandit``."""
-    if args.open_bandit:
-        from simulators.open_bandit import main as open_bandit_main
-
-        return open_bandit_main(args)
+    """``freshrec evaluate LOG [--window N] [--out DIR] ...`` or ``--redis-url URL [--candidate
+    NAME=JSON ...]`` (``simulators.stream_decisions``); ``--open-bandit`` is
+    ``simulators.open_bandit.main`` (the CLI dispatches)."""
     variants = tuple(args.variants.split(","))
     if getattr(args, "redis_url", None):
         from simulators.stream_decisions import from_redis

@@ -44,6 +44,7 @@ from engine.core.exploration import GREEDY, ExplorationPolicy
 from engine.core.masked_ranking import MaskedRanking
 from engine.core.rules import CompiledRules
 from engine.core.diversity import TagCap
+from engine.core.drawn import Drawn
 
 Chooser = Callable[[int, np.ndarray, np.ndarray], tuple[int, int]]
 """``(slot, available rows, probabilities) -> (index into the available rows, row)``; the
@@ -188,11 +189,9 @@ def draw(rec, user: str, k: int, excluded: np.ndarray, context: dict | None, pol
     by ``seed``; excluded: int rows never placed).
 
     Returns:
-        ``engine.core.slates.Drawn`` in slot order, with ``promoted`` flags; fewer than
+        ``engine.core.drawn.Drawn`` in slot order, with ``promoted`` flags; fewer than
         ``k`` slots only when the rules admit fewer items.
     """
-    from engine.core.slates import Drawn
-
     fill = _Fill(rec, MaskedRanking(rec, user, context), rules.allowed(excluded), rules.start_cap())
     n_promoted = _promote(fill, rules, k)
     rng = np.random.default_rng(seed)

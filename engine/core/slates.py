@@ -15,27 +15,14 @@ estimator; ``exploration.logged_marginals``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from engine.core import learned_ranking, ruled_slates
 from engine.core.exploration import (GREEDY, ExplorationPolicy, draw_slate, logged_marginals, slot_expectations,
                                      slot_probabilities)
+from engine.core.drawn import Drawn  # noqa: F401  (re-exported: callers import it from here)
 from engine.core.rules import CompiledRules
-
-
-@dataclass(frozen=True)
-class Drawn:
-    """A drawn slate: catalogue rows best slot first, their scores, per-slot propensities
-    (given the slots above), whether each slot explored (did not hold the greedy choice of
-    the remaining items), and whether it holds a promoted item (None: no promotions)."""
-
-    rows: np.ndarray
-    scores: np.ndarray
-    propensities: np.ndarray
-    explored: np.ndarray
-    promoted: np.ndarray | None = None
 
 
 def policy_of(config, override: dict | None = None) -> ExplorationPolicy:
