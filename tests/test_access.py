@@ -17,7 +17,7 @@ from api.cli import build_parser
 from api.settings import Settings, from_args
 from simulators.harness import free_port, project_env
 from simulators.server_process import ServerProcess
-from tests.conftest import SNAPSHOT_KEY
+from tests.conftest import isolate
 from tests.redis_proc import RedisProcess
 
 SERVE = "serve-key-4f0c2a9d81e7b3"
@@ -62,12 +62,9 @@ def keyed(tmp_path_factory):
     redis = RedisProcess(tmp / "redis").start()
     try:
         with pytest.MonkeyPatch.context() as env:
-            env.setenv("FRESHREC_SNAPSHOT_KEY", SNAPSHOT_KEY)
-            env.setenv("FRESHREC_DATA_DIR", str(tmp / "freshrec-data"))
+            isolate(env, tmp)
             env.setenv("FRESHREC_API_KEYS", json.dumps(KEYS))
             env.setenv("FRESHREC_ADMIN_TOKEN", LEGACY)
-            for name in ("FRESHREC_RATE_LIMIT", "FRESHREC_INSECURE", "FRESHREC_REDIS_URL"):
-                env.delenv(name, raising=False)
             srv = ServerProcess(redis_url=redis.url, extra_args=["--host", "0.0.0.0"],
                                 log_path=tmp / "server.log").start()
         yield srv

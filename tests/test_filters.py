@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from simulators.server_process import ServerProcess
-from tests.conftest import SNAPSHOT_KEY
+from tests.conftest import isolate
 from tests.redis_proc import RedisProcess
 
 GENRES = ("drama", "comedy", "horror", "doc", "kids")
@@ -40,11 +40,7 @@ def world(tmp_path_factory):
     redis = RedisProcess(tmp / "redis").start()
     try:
         with pytest.MonkeyPatch.context() as env:
-            env.setenv("FRESHREC_SNAPSHOT_KEY", SNAPSHOT_KEY)
-            env.setenv("FRESHREC_DATA_DIR", str(tmp / "freshrec-data"))
-            for name in ("FRESHREC_API_KEYS", "FRESHREC_RATE_LIMIT", "FRESHREC_INSECURE", "FRESHREC_REDIS_URL",
-                         "FRESHREC_ADMIN_TOKEN"):
-                env.delenv(name, raising=False)
+            isolate(env, tmp)
             srv = ServerProcess(redis_url=redis.url, log_path=tmp / "server.log",
                                 extra_args=["--engine.full-scan-items", "0", "--engine.candidates-per-source", "4",
                                             "--engine.trending-candidates", "4"]).start()

@@ -58,7 +58,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from simulators.server_process import ServerProcess
-from tests.conftest import SNAPSHOT_KEY
+from tests.conftest import isolate
 from tests.redis_proc import RedisProcess
 
 API_KEY = "fuzz-admin-key-5c1e9a07b3d24f"  # scope admin: every scope
@@ -133,11 +133,8 @@ def fuzz(tmp_path_factory):
     log_path = tmp / "server.log"
     try:
         with pytest.MonkeyPatch.context() as env:
-            env.setenv("FRESHREC_SNAPSHOT_KEY", SNAPSHOT_KEY)
-            env.setenv("FRESHREC_DATA_DIR", str(tmp / "freshrec-data"))
+            isolate(env, tmp)
             env.setenv("FRESHREC_API_KEYS", json.dumps({API_KEY: ["admin"]}))
-            for name in ("FRESHREC_RATE_LIMIT", "FRESHREC_INSECURE", "FRESHREC_REDIS_URL", "FRESHREC_ADMIN_TOKEN"):
-                env.delenv(name, raising=False)
             srv = ServerProcess(redis_url=redis.url, log_path=log_path,
                                 extra_args=["--policies.challenger", '{"ranker": "blend"}']).start()
         try:
