@@ -22,6 +22,10 @@ top-10 query; ``gc.collect()`` before each series, GC left enabled while timing)
     engine       ``Recommender.recommend(user, k=10)`` for known users, rotating through
                  the users with histories. The full production read path: trend +
                  co-occurrence + MF scores, exclusion of seen items, top-k.
+    engine_all_features  the same calls with the ranker that reads every feature group
+                 forced to serve (``Ranker.forced``): serving skips the factor candidate
+                 source's catalogue scan when the serving ranker does not read the factor
+                 score, so this row is the cost when it does.
     engine_cold  ``Recommender.recommend(unknown_user, k=10)``: cold start (trend + item
                  bias, no personal terms).
     engine_tag_filter  ``Recommender.serve(user, k=10, rules=...)`` with a tag filter
@@ -214,6 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     reps = args.repeats
     samples["engine"] = time_calls(rec.recommend, [(known[j % len(known)], K) for j in range(reps)])
 
+    # the same requests with the ranker that reads every feature group forced to serve: the cost
+    # when the stream's selection picks a ranker that reads the factor score (serving then also
+    # scans the whole catalogue for the factor candidate source)
+    serving = rec.ranker.serving
+    rec.ranker.forced = len(rec.ranker.models) - 1
+    samples["engine_all_features"] = time_calls(rec.recommend, [(known[j % len(known)], K) for j in range(reps)])
+    rec.ranker.forced = None
+    rec.ranker._cache.clear()
+    print(f"serving ranker: candidate {serving} (groups {rec.ranker.weights()['candidates'][serving]['groups']})")
+
     cold = [(f"cold-{j}", K) for j in range(reps)]
     samples["engine_cold"] = time_calls(rec.recommend, cold)
     if any(rec.knows_user(u) for u, _ in cold) or rec.model.n_users != len(known):
@@ -273,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         "cooc_entries": pairs,
         "peak_rss_mb_after_setup": round(rss_mb),
         "setup_s": round(setup_s, 2),
+        "serving_ranker": serving,
         "rows": rows,
         "engine_median_ms": engine_p50,
         "target_ms": TARGET_MS,

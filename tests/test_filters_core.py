@@ -108,6 +108,17 @@ def test_k_eligible_items_give_k_slots_even_when_few_and_unpopular(ranker):
     assert len(rec.serve("u1", 50, rules=rules).item_ids) == 12  # only 12 exist
 
 
+@pytest.mark.parametrize("serving", [0, 1])
+def test_a_ranker_without_the_factor_score_still_fills_k_slots_from_the_factor_source(serving):
+    rec = catalogue_world("learned")
+    rec.ranker.forced = serving  # popularity only / no factors: serving skips the factor scan...
+    assert not rec.ranker.uses("factors")
+    rules = Rules(filters=Filters(include_tags=TagFilter(("kids",)), fields=(FieldRange("price", min=240.0),)))
+    s = rec.serve("u1", 10, rules=rules)  # ...but not when the other sources cannot fill the slate
+    assert len(s.item_ids) == 10
+    assert all(int(i[1:]) >= 240 and int(i[1:]) % 5 == 4 for i in s.item_ids)
+
+
 @pytest.mark.parametrize("ranker", ["learned", "blend"])
 def test_the_diversity_cap_holds_and_is_refilled_from_other_tags(ranker):
     rec = catalogue_world(ranker)

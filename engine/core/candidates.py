@@ -21,10 +21,12 @@ import numpy as np
 
 from engine.core.ranking import top_k
 
+COOC_SOURCE_HISTORY = 10  # the user's last positives whose co-occurrence neighbours are candidates
+
 
 def candidates(rec, user: str, excluded: np.ndarray, per_source: int = 100, full_scan: int = 2000,
                factors: bool = True, allowed: np.ndarray | None = None, at_least: int = 0,
-               factor_scores: np.ndarray | None = None) -> np.ndarray:
+               factor_scores=None, cooc_hits: tuple | None = None) -> np.ndarray:
     """Sorted unique catalogue rows to rank for ``user``, none of them in ``excluded``
     (int array, duplicates fine).
 
@@ -34,16 +36,22 @@ def candidates(rec, user: str, excluded: np.ndarray, per_source: int = 100, full
         excluded: rows that must not be returned (seen, hidden, per-request).
         per_source: items per personal source (co-occurrence, factors, new).
         full_scan: catalogues up to this size are returned whole.
-        factors: include the factor-model source (a scan of the whole catalogue; the
-            ranker's training lists leave it out).
+        factors: include the factor-model source (a scan of the whole catalogue). Serving
+            leaves it out when the serving ranker does not read the factor score
+            (``Ranker.uses``): its items would be ranked by the other features only, which the
+            other sources already cover. With ``allowed``, the factor source is still read
+            when the other sources hold fewer than ``at_least`` allowed rows, so the
+            guarantee below holds either way.
         allowed: optional bool mask (n_items,) of the only rows that may be returned (a
             request's filters, ``engine.core.masked_ranking``): every source is restricted
             to it and the factor source takes the best ``max(per_source, at_least)`` allowed
             rows, so the pool holds at least ``min(at_least, allowed rows)`` rows however
             unpopular they are (a catalogue of at most ``full_scan`` items: every allowed row).
         at_least: see ``allowed``.
-        factor_scores: the user's factor scores of every row (``FactorModel.scores``), when
-            the caller already has them (saves the scan).
+        factor_scores: the user's factor scores of every row (``FactorModel.scores``), or a
+            function returning them, when the caller has (or caches) them.
+        cooc_hits: ``engine.core.features.recent_neighbours(rec, user)`` when the caller has
+            it (the source reads the neighbours of the last ``COOC_SOURCE_HISTORY`` of them).
     """
     n = len(rec.catalogue)
     if n <= full_scan:
@@ -52,7 +60,12 @@ def candidates(rec, user: str, excluded: np.ndarray, per_source: int = 100, full
         parts = [rec.bank.head_items(), np.arange(max(0, n - per_source), n)]
         history = rec.positives.get(user)
         if history:
-            _, neighbour, weight = rec.cooc.neighbours(np.asarray(history[-10:], dtype=np.int64))
+            if cooc_hits is None:
+                _, neighbour, weight = rec.cooc.neighbours(np.asarray(history[-COOC_SOURCE_HISTORY:], dtype=np.int64))
+            else:  # most recent first: the last COOC_SOURCE_HISTORY positives are a prefix
+                owner, neighbour, weight = cooc_hits
+                cut = int(np.searchsorted(owner, COOC_SOURCE_HISTORY))
+                neighbour, weight = neighbour[:cut], weight[:cut]
             if allowed is not None and len(neighbour):
                 keep = allowed[neighbour]
                 neighbour, weight = neighbour[keep], weight[keep]
@@ -62,16 +75,22 @@ def candidates(rec, user: str, excluded: np.ndarray, per_source: int = 100, full
                 if len(items) > per_source:
                     items = items[np.argpartition(strength, len(items) - per_source)[len(items) - per_source:]]
                 parts.append(items)
-        if factors:
-            s = rec.model.scores(user, n) if factor_scores is None else factor_scores[:n].copy()
-            if allowed is None:
-                parts.append(top_k(s, per_source, excluded)[0])
-            else:
-                s[~allowed[:n]] = -np.inf
-                parts.append(top_k(s, max(per_source, at_least), excluded)[0])
         pool = np.unique(np.concatenate(parts))
         if allowed is not None:
             pool = pool[allowed[pool]]
+        if excluded.size:
+            pool = pool[~np.isin(pool, excluded)]
+        if factors or (allowed is not None and len(pool) < at_least):
+            scores = factor_scores() if callable(factor_scores) else factor_scores
+            if allowed is None:
+                s = rec.model.scores(user, n) if scores is None else scores[:n].copy()
+                best = top_k(s, per_source, excluded)[0]
+            else:
+                s = rec.model.scores(user, n) if scores is None else scores[:n]
+                s = np.where(allowed[:n], s, -np.inf)  # one pass: a copy with the disallowed rows at -inf
+                best = top_k(s, max(per_source, at_least), excluded)[0]
+            pool = np.union1d(pool, best)
+        return pool
     if excluded.size:
         pool = pool[~np.isin(pool, excluded)]
     return pool

@@ -57,10 +57,11 @@ def feature_names(config) -> list[str]:
     return [name for group in feature_groups(config).values() for name in group]
 
 
-def features(rec, user: str, items: np.ndarray, context: dict | None = None, t: float | None = None) -> np.ndarray:
+def features(rec, user: str, items: np.ndarray, context: dict | None = None, t: float | None = None,
+             cooc_hits: tuple | None = None) -> np.ndarray:
     """Features of catalogue rows ``items`` (int array) for ``user`` in ``context`` at event
     time ``t`` (default: the model's clock), reading ``rec`` (a ``Recommender``) without
-    changing it.
+    changing it. ``cooc_hits``: ``recent_neighbours(rec, user)`` when the caller has it.
 
     Returns:
         float64 array (len(items), len(feature_names(rec.config))).
@@ -71,7 +72,7 @@ def features(rec, user: str, items: np.ndarray, context: dict | None = None, t: 
     out[:, :b] = rec.bank.log_shares(items, t)
     history = rec.positives.get(user)
     c = b + len(HISTORY_SPANS)
-    out[:, b:c] = cooc_features(rec.cooc, history, items) if history else 0.0
+    out[:, b:c] = cooc_features(rec.cooc, history, items, cooc_hits) if history else 0.0
     out[:, c: c + 2] = neighbour_scores(rec.transitions, history, items, (1, 3), directed=True) if history else 0.0
     c += 2
     out[:, c] = rec.model.item_scores(user, items)
@@ -87,29 +88,47 @@ def features(rec, user: str, items: np.ndarray, context: dict | None = None, t: 
     return out
 
 
-def cooc_features(cooc, history: list[int], items: np.ndarray) -> np.ndarray:
+def cooc_features(cooc, history: list[int], items: np.ndarray, hits: tuple | None = None) -> np.ndarray:
     """Co-occurrence scores of ``items`` with the user's last 1, 3, 10 and 20 positives
     (``HISTORY_SPANS``): (len(items), 4)."""
-    return neighbour_scores(cooc, history, items, HISTORY_SPANS)
+    return neighbour_scores(cooc, history, items, HISTORY_SPANS, hits=hits)
 
 
 def neighbour_scores(table, history: list[int], items: np.ndarray, spans: tuple[int, ...],
-                     directed: bool = False) -> np.ndarray:
+                     directed: bool = False, hits: tuple | None = None) -> np.ndarray:
     """For each span h, the summed neighbour weights (``CoOccurrence.neighbours``) of
-    ``items`` from the user's last h positives: (len(items), len(spans))."""
-    recent = np.asarray(history[-spans[-1]:][::-1], dtype=np.int64)  # most recent first
-    owner, neighbour, weight = table.neighbours(recent, directed)
+    ``items`` from the user's last h positives: (len(items), len(spans)). ``hits``: the
+    table's ``neighbours`` of the user's last ``spans[-1]`` (or more) positives, most recent
+    first (``recent_neighbours``), when the caller already has them."""
+    if hits is None:
+        hits = table.neighbours(recent_history(history, spans[-1]), directed)
+    owner, neighbour, weight = hits
     out = np.zeros((len(items), len(spans)))
-    if not len(neighbour):
+    if not len(neighbour) or not len(items):
         return out
-    order = np.argsort(items, kind="stable")
-    sorted_items = items[order]
+    ordered = bool(np.all(items[:-1] <= items[1:]))
+    order = None if ordered else np.argsort(items, kind="stable")
+    sorted_items = items if ordered else items[order]
     loc = np.searchsorted(sorted_items, neighbour)
-    loc[loc == len(items)] = 0
+    np.minimum(loc, len(items) - 1, out=loc)
     hit = sorted_items[loc] == neighbour
-    rows = order[loc[hit]]
-    owner, weight = owner[hit], weight[hit]
-    for col, span in enumerate(spans):
-        keep = owner < span
-        np.add.at(out[:, col], rows[keep], weight[keep])
+    rows = loc[hit] if ordered else order[loc[hit]]
+    weight = weight[hit]
+    cuts = np.searchsorted(owner[hit], spans)  # owners are non-decreasing: each span is a prefix
+    for col, cut in enumerate(cuts.tolist()):
+        out[:, col] = np.bincount(rows[:cut], weights=weight[:cut], minlength=len(items))
     return out
+
+
+def recent_history(history: list[int], n: int) -> np.ndarray:
+    """The user's last ``n`` positives (rows), most recent first (int64)."""
+    return np.asarray(history[-n:][::-1], dtype=np.int64)
+
+
+def recent_neighbours(rec, user: str) -> tuple | None:
+    """``rec.cooc.neighbours`` of the user's last ``HISTORY_SPANS[-1]`` positives, most recent
+    first (owner = position from the most recent), or None for a user without positives:
+    computed once per request, read by the co-occurrence candidate source
+    (``engine.core.candidates``) and the co-occurrence features."""
+    history = rec.positives.get(user)
+    return rec.cooc.neighbours(recent_history(history, HISTORY_SPANS[-1])) if history else None

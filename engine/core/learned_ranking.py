@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.core.arrays import splitmix64
 from engine.core.candidates import candidates
-from engine.core.features import features
+from engine.core.features import features, recent_neighbours
 from engine.core.ranking import top_k
 from engine.core.trend import jitter as tie_breaker  # deterministic per item, < 1e-6
 
@@ -33,12 +33,14 @@ def scored_pool(rec, user: str, excluded: np.ndarray, context: dict | None = Non
     ``with_item`` (a row) is added to the candidates (the guard asks where a given item
     would rank)."""
     c = rec.config
-    pool = candidates(rec, user, excluded, c.candidates_per_source, c.full_scan_items)
+    hits = recent_neighbours(rec, user)
+    pool = candidates(rec, user, excluded, c.candidates_per_source, c.full_scan_items,
+                      factors=rec.ranker.uses("factors"), cooc_hits=hits)
     if with_item is not None and not np.isin(with_item, pool):
         pool = np.sort(np.append(pool, with_item))
     if not len(pool):
         return pool, np.zeros(0)
-    return pool, rec.ranker.score(features(rec, user, pool, context)) + tie_breaker(pool)
+    return pool, rec.ranker.score(features(rec, user, pool, context, cooc_hits=hits)) + tie_breaker(pool)
 
 
 def rank(rec, user: str, excluded: np.ndarray, k: int, context: dict | None = None,
@@ -59,7 +61,7 @@ def should_learn(rec) -> bool:
     return c.ranker_sample >= 1.0 or splitmix64(c.seed, rec.events_learned, 7) < c.ranker_sample * 2.0**64
 
 
-def training_list(rec, user: str, positive: int) -> np.ndarray:
+def training_list(rec, user: str, positive: int, cooc_hits: tuple | None = None) -> np.ndarray:
     """Rows of the list a positive on ``positive`` is learned against, the positive first.
 
     A click on an item the user was shown (a pending impression) is learned against the
@@ -71,10 +73,10 @@ def training_list(rec, user: str, positive: int) -> np.ndarray:
     shown = [j for j in rec.shown_to(user) if j != positive]
     if shown and positive in rec.shown_to(user):
         return np.array([positive, *shown], dtype=np.int64)
-    return candidate_list(rec, user, positive)
+    return candidate_list(rec, user, positive, cooc_hits)
 
 
-def candidate_list(rec, user: str, positive: int) -> np.ndarray:
+def candidate_list(rec, user: str, positive: int, cooc_hits: tuple | None = None) -> np.ndarray:
     """Rows of the list a positive on ``positive`` is learned against: the positive first,
     then up to ``ranker_list - 1`` of the candidates a slate for ``user`` would have been
     drawn from (all of them when fewer; else a uniform sample drawn by stream position: a
@@ -82,7 +84,8 @@ def candidate_list(rec, user: str, positive: int) -> np.ndarray:
     included: training lists without it lost ~0.6 points of HR@10 on MovieTweetings), and
     the items the user was shown and did not click."""
     c = rec.config
-    pool = candidates(rec, user, rec.excluded(user), c.candidates_per_source, c.full_scan_items)
+    pool = candidates(rec, user, rec.excluded(user), c.candidates_per_source, c.full_scan_items,
+                      cooc_hits=cooc_hits)
     pool = pool[pool != positive]
     room = c.ranker_list - 1
     if len(pool) > room:
@@ -96,10 +99,11 @@ def learn(rec, user: str, positive: int, context: dict | None = None, weight: fl
     """One listwise step for a positive (seen in ``context``), its gradient scaled by
     ``weight`` (the guard's trust damping: a sybil's click teaches the ranker a quarter of
     a trusted one); call it before applying the positive."""
-    rows = training_list(rec, user, positive)
+    hits = recent_neighbours(rec, user)
+    rows = training_list(rec, user, positive, hits)
     if len(rows) < 2:
         return
-    F = features(rec, user, rows, context)
+    F = features(rec, user, rows, context, cooc_hits=hits)
     others = [1 + splitmix64(rec.config.seed, rec.events_learned, 100 + n) % (len(rows) - 1)
               for n in range(SCALER_ROWS)]
     rec.ranker.learn_list(F, 0, np.array([0, *others]), weight)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.core.candidates import candidates
-from engine.core.features import features
+from engine.core.features import features, recent_neighbours
 from engine.core.ranking import top_k
 from engine.core.trend import jitter as tie_breaker
 
@@ -51,6 +51,7 @@ class MaskedRanking:
         self.n = len(rec.catalogue)
         self._blend: np.ndarray | None = None
         self._factor: np.ndarray | None = None
+        self._hits: tuple | None | bool = False  # the user's co-occurrence neighbours (False: not read yet)
         self._rows = _EMPTY  # rows scored so far (sorted) and their scores
         self._scores = np.zeros(0)
 
@@ -65,15 +66,22 @@ class MaskedRanking:
                 self._blend = rec.scores(self.user)
             return top_k(np.where(allowed, self._blend, -np.inf), m)
         c = rec.config
-        if self._factor is None:
-            self._factor = rec.model.scores(self.user, self.n)
-        pool = candidates(rec, self.user, _EMPTY, c.candidates_per_source, c.full_scan_items, allowed=allowed,
-                          at_least=m, factor_scores=self._factor)
+        if self._hits is False:
+            self._hits = recent_neighbours(rec, self.user)
+        pool = candidates(rec, self.user, _EMPTY, c.candidates_per_source, c.full_scan_items,
+                          factors=rec.ranker.uses("factors"), allowed=allowed, at_least=m,
+                          factor_scores=self._factor_scores, cooc_hits=self._hits)
         if not len(pool):
             return _EMPTY, np.zeros(0)
         scores = self._scored(pool)
         order = np.argsort(-scores, kind="stable")[:m]  # pool is sorted by row: ties keep the lower row first
         return pool[order], scores[order]
+
+    def _factor_scores(self) -> np.ndarray:
+        """The user's factor scores of every row, computed once per request."""
+        if self._factor is None:
+            self._factor = self.rec.model.scores(self.user, self.n)
+        return self._factor
 
     def _scored(self, pool: np.ndarray) -> np.ndarray:
         """The ranker's scores of ``pool`` (sorted rows), scoring only rows not seen yet."""
@@ -86,7 +94,9 @@ class MaskedRanking:
         new = pool[~hit]
         if len(new):
             rec = self.rec
-            fresh = rec.ranker.score(features(rec, self.user, new, self.context)) + tie_breaker(new)
+            if self._hits is False:
+                self._hits = recent_neighbours(rec, self.user)
+            fresh = rec.ranker.score(features(rec, self.user, new, self.context, cooc_hits=self._hits)) + tie_breaker(new)
             out[~hit] = fresh
             rows, scores = np.concatenate([cached, new]), np.concatenate([cached_scores, fresh])
             order = np.argsort(rows, kind="stable")

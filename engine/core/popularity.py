@@ -101,22 +101,31 @@ class PopularityBank:
         self._enter_heads(idx)
 
     def _enter_heads(self, idx: int) -> None:
-        """Put ``idx`` into every column head it now belongs to (see the class docstring)."""
+        """Put ``idx`` into every column head it now belongs to (see the class docstring):
+        in a full head it replaces the smallest member (the first on ties) when it now has
+        more; all full columns at once."""
         outside = np.flatnonzero(~self.in_head[idx])
+        if not len(outside):
+            return
         m = self.head_size
-        for c in outside.tolist():
-            fill = int(self.head_fill[c])
-            if fill < m:
-                slot = fill
-                self.head_fill[c] = fill + 1
-            else:
-                members = self.heads[c]
-                slot = int(np.argmin(self.counts[members, c]))
-                if self.counts[members[slot], c] >= self.counts[idx, c]:
-                    continue
-                self.in_head[members[slot], c] = False
-            self.heads[c, slot] = idx
+        filling = self.head_fill[outside] < m
+        for c in outside[filling].tolist():  # a head still filling up (the stream's first items)
+            self.heads[c, self.head_fill[c]] = idx
+            self.head_fill[c] += 1
             self.in_head[idx, c] = True
+        full = outside[~filling]
+        if not len(full):
+            return
+        members = self.heads[full]  # (columns, m)
+        vals = self.counts[members, full[:, None]]
+        slot = vals.argmin(axis=1)
+        enter = vals[np.arange(len(full)), slot] < self.counts[idx, full]
+        if enter.any():
+            cols, slot = full[enter], slot[enter]
+            self.in_head[members[enter, slot], cols] = False
+            self.heads[cols, slot] = idx
+            self.in_head[idx, cols] = True
+
     def log_shares(self, idx: np.ndarray, t: float) -> np.ndarray:
         """``log`` of each item's share of the decayed positives, per column, with half a
         positive of additive smoothing (so an item never clicked is half a click below one

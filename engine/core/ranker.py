@@ -92,7 +92,7 @@ class Ranker:
         self.hits = np.zeros(len(self.models))  # decayed hits of each candidate
         self.mass = 0.0  # decayed number of lists
         self.examples = 0
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._cache: dict = {}  # candidate -> parameters, "scaling" -> (means, inv)
 
     @property
     def serving(self) -> int:
@@ -101,6 +101,12 @@ class Ranker:
         if self.forced is not None:
             return self.forced
         return int(np.argmax(self.hits)) if self.mass else 0
+
+    def uses(self, group: str) -> bool:
+        """Whether the serving candidate reads feature group ``group`` (serving skips the
+        work of a group it does not read, e.g. the factor candidate source's scan)."""
+        groups = FEATURE_SETS[self.serving]
+        return groups is None or group in groups
 
     def hit_rate(self) -> list[float | None]:
         """Each candidate's decayed HR@10 on the lists learned so far (None before any)."""
@@ -113,16 +119,26 @@ class Ranker:
         k = self.serving if k is None else k
         cached = self._cache.get(k)
         if cached is None:
-            s, w = self.scaler, self.models[k]._weights
-            means = np.array([s.means.get(n, 0.0) for n in self.names])
-            var = np.array([s.vars.get(n, 0.0) for n in self.names])
-            inv = np.divide(1.0, np.sqrt(var), out=np.zeros_like(var), where=var > 0)
+            means, inv = self._scaling()
+            w = self.models[k]._weights
             weights = np.array([w.get(n, 0.0) for n in self.names])
             if self.reweight:
                 for group, factor in self.reweight.items():
                     for c in self.groups.get(group, ()):
                         weights[self.names.index(c)] *= factor
             cached = self._cache[k] = means, inv, weights
+        return cached
+
+    def _scaling(self) -> tuple[np.ndarray, np.ndarray]:
+        """The scaler's (means, 1 / standard deviations), (features,) each, shared by every
+        candidate (cached with them)."""
+        cached = self._cache.get("scaling")
+        if cached is None:
+            s = self.scaler
+            means = np.array([s.means.get(n, 0.0) for n in self.names])
+            var = np.array([s.vars.get(n, 0.0) for n in self.names])
+            inv = np.divide(1.0, np.sqrt(var), out=np.zeros_like(var), where=var > 0)
+            cached = self._cache["scaling"] = means, inv
         return cached
 
     def score(self, features: np.ndarray, k: int | None = None) -> np.ndarray:

