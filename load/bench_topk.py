@@ -58,12 +58,15 @@ import argparse
 import copy
 import gc
 import json
+import os
 import resource
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the freshrec command runs (api/cli.py)
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
