@@ -23,9 +23,10 @@ from engine.core.recommender import Recommender, Served  # noqa: E402
 _IDS = [f"i{n}" for n in range(100)]
 
 
-def constant_slate(self, user_id: str, k: int = 10, exclude=(), context=None, policy=None, seed=0) -> Served:
+def constant_slate(self, user_id: str, k: int = 10, exclude=(), context=None, policy=None, seed=0,
+                   rules=None) -> Served:
     """The first ``k`` of 100 fixed items: no model read, no exclusions."""
-    return Served(_IDS[:k], [0.0] * k, [1.0] * k, [False] * k)
+    return Served(_IDS[:k], [0.0] * k, [1.0] * k, [False] * k, [False] * k)
 
 
 def main() -> None:
