@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.core.features import recent_neighbours
 from engine.core.ranking import top_k
 
 COOC_SOURCE_HISTORY = 10  # the user's last positives whose co-occurrence neighbours are candidates
@@ -51,7 +52,8 @@ def candidates(rec, user: str, excluded: np.ndarray, per_source: int = 100, full
         factor_scores: the user's factor scores of every row (``FactorModel.scores``), or a
             function returning them, when the caller has (or caches) them.
         cooc_hits: ``engine.core.features.recent_neighbours(rec, user)`` when the caller has
-            it (the source reads the neighbours of the last ``COOC_SOURCE_HISTORY`` of them).
+            it (read here otherwise); the source takes the neighbours of the last
+            ``COOC_SOURCE_HISTORY`` positives.
     """
     n = len(rec.catalogue)
     if n <= full_scan:
@@ -60,12 +62,9 @@ def candidates(rec, user: str, excluded: np.ndarray, per_source: int = 100, full
         parts = [rec.bank.head_items(), np.arange(max(0, n - per_source), n)]
         history = rec.positives.get(user)
         if history:
-            if cooc_hits is None:
-                _, neighbour, weight = rec.cooc.neighbours(np.asarray(history[-COOC_SOURCE_HISTORY:], dtype=np.int64))
-            else:  # most recent first: the last COOC_SOURCE_HISTORY positives are a prefix
-                owner, neighbour, weight = cooc_hits
-                cut = int(np.searchsorted(owner, COOC_SOURCE_HISTORY))
-                neighbour, weight = neighbour[:cut], weight[:cut]
+            owner, neighbour, weight = recent_neighbours(rec, user) if cooc_hits is None else cooc_hits
+            cut = int(np.searchsorted(owner, COOC_SOURCE_HISTORY))  # most recent first: a prefix
+            neighbour, weight = neighbour[:cut], weight[:cut]
             if allowed is not None and len(neighbour):
                 keep = allowed[neighbour]
                 neighbour, weight = neighbour[keep], weight[keep]

@@ -51,7 +51,8 @@ class MaskedRanking:
         self.n = len(rec.catalogue)
         self._blend: np.ndarray | None = None
         self._factor: np.ndarray | None = None
-        self._hits: tuple | None | bool = False  # the user's co-occurrence neighbours (False: not read yet)
+        self._hits: tuple | None = None  # the user's co-occurrence neighbours (``_cooc_hits``)
+        self._hits_read = False
         self._rows = _EMPTY  # rows scored so far (sorted) and their scores
         self._scores = np.zeros(0)
 
@@ -66,11 +67,9 @@ class MaskedRanking:
                 self._blend = rec.scores(self.user)
             return top_k(np.where(allowed, self._blend, -np.inf), m)
         c = rec.config
-        if self._hits is False:
-            self._hits = recent_neighbours(rec, self.user)
         pool = candidates(rec, self.user, _EMPTY, c.candidates_per_source, c.full_scan_items,
                           factors=rec.ranker.uses("factors"), allowed=allowed, at_least=m,
-                          factor_scores=self._factor_scores, cooc_hits=self._hits)
+                          factor_scores=self._factor_scores, cooc_hits=self._cooc_hits())
         if not len(pool):
             return _EMPTY, np.zeros(0)
         scores = self._scored(pool)
@@ -83,6 +82,13 @@ class MaskedRanking:
             self._factor = self.rec.model.scores(self.user, self.n)
         return self._factor
 
+    def _cooc_hits(self) -> tuple | None:
+        """The user's co-occurrence neighbours (``features.recent_neighbours``), read once per
+        request."""
+        if not self._hits_read:
+            self._hits, self._hits_read = recent_neighbours(self.rec, self.user), True
+        return self._hits
+
     def _scored(self, pool: np.ndarray) -> np.ndarray:
         """The ranker's scores of ``pool`` (sorted rows), scoring only rows not seen yet."""
         cached, cached_scores = self._rows, self._scores
@@ -94,9 +100,7 @@ class MaskedRanking:
         new = pool[~hit]
         if len(new):
             rec = self.rec
-            if self._hits is False:
-                self._hits = recent_neighbours(rec, self.user)
-            fresh = rec.ranker.score(features(rec, self.user, new, self.context, cooc_hits=self._hits)) + tie_breaker(new)
+            fresh = rec.ranker.score(features(rec, self.user, new, self.context, cooc_hits=self._cooc_hits())) + tie_breaker(new)
             out[~hit] = fresh
             rows, scores = np.concatenate([cached, new]), np.concatenate([cached_scores, fresh])
             order = np.argsort(rows, kind="stable")
