@@ -402,7 +402,11 @@ def main(argv: list[str] | None = None) -> int:
                     r["checkpoints"] = sum(1 for a, b in m["checkpoints"] if b >= r["t_begin"] and a <= r["t_end"])
                 result["end"] = {"guard": {k: v for k, v in m["guard"].items() if k != "events"},
                                  "guard_events": m["guard"]["events"], "size": m["size"],
-                                 "events_learned": m["events_learned"], "rss_mib": round(rss_mb(server.proc.pid), 1)}
+                                 "events_learned": m["events_learned"],
+                                 "serving_ranker": None if m.get("ranker") is None else {
+                                     "candidate": m["ranker"]["serving"],
+                                     "groups": m["ranker"]["candidates"][m["ranker"]["serving"]]["groups"]},
+                                 "rss_mib": round(rss_mb(server.proc.pid), 1)}
         finally:
             server.stop()
 

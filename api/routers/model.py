@@ -45,7 +45,8 @@ async def health_ready(node: NodeDep):
 
 @router.get("/model")
 async def model(node: NodeDep) -> dict:
-    """Model version, learning progress, last snapshot, stream lag and freshness."""
+    """Model version, learning progress, last snapshot, stream lag and freshness; the learned
+    ranker's serving candidate, feature groups, decayed hit rates and weights (``ranker``)."""
     rec = node.recommender
     cp = node.checkpointer
     snap = cp.last_snapshot
@@ -76,6 +77,7 @@ async def model(node: NodeDep) -> dict:
                    "max_users": rec.config.max_users, "user_ttl_s": rec.config.user_ttl_s,
                    "max_items": rec.config.max_items, "items_from_feedback": rec.config.items_from_feedback},
         "size": rec.stats(),
+        "ranker": rec.ranker.weights() if rec.learned else None,
         "guard": node.live.guarded.stats(),
         "policies": {"challenger": node.policies.challenger is not None,
                      "estimates": node.live.guarded.arena.estimates()},

@@ -89,6 +89,39 @@ class PackedIds:
         return self._text[: self._bytes], self._lengths[: self._n]
 
 
+def without(rows: np.ndarray, drop: np.ndarray) -> np.ndarray:
+    """The entries of ``rows`` (sorted int array) not in ``drop`` (int array, any order,
+    repeats fine), order kept: ``rows[~np.isin(rows, drop)]`` by one sort of ``drop`` and a
+    binary search (a third of ``np.isin``'s time at a few hundred rows).
+
+    >>> without(np.array([1, 3, 5, 7]), np.array([7, 1, 1]))
+    array([3, 5])
+    """
+    if not drop.size or not rows.size:
+        return rows
+    d = np.sort(drop)
+    loc = np.searchsorted(d, rows)
+    np.minimum(loc, len(d) - 1, out=loc)
+    return rows[d[loc] != rows]
+
+
+def sum_by_key(keys: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``keys`` (int (m,), sorted) and the sum of ``weights`` (m,) per key, each
+    sum in input order (equal to ``np.unique(keys, return_inverse=True)`` + ``np.bincount``,
+    bit for bit, at ~3/4 of its cost).
+
+    >>> sum_by_key(np.array([4, 2, 4]), np.array([1.0, 2.0, 3.0]))
+    (array([2, 4]), array([2., 4.]))
+    """
+    if not len(keys):
+        return keys, np.zeros(0)
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    first = np.concatenate(([True], k[1:] != k[:-1]))
+    group = np.cumsum(first) - 1  # sequential sums per key, in input order (as bincount adds)
+    return k[first], np.bincount(group, weights=weights[order])
+
+
 def unpack_ids(text: np.ndarray, lengths: np.ndarray) -> list[str]:
     """The id list packed by ``PackedIds`` (UTF-8 bytes, per-id character lengths)."""
     joined = text.tobytes().decode()

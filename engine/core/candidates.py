@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.core.arrays import sum_by_key, without
 from engine.core.features import recent_neighbours
 from engine.core.ranking import top_k
 
@@ -69,16 +70,14 @@ def candidates(rec, user: str, excluded: np.ndarray, per_source: int = 100, full
                 keep = allowed[neighbour]
                 neighbour, weight = neighbour[keep], weight[keep]
             if len(neighbour):
-                items, inverse = np.unique(neighbour, return_inverse=True)
-                strength = np.bincount(inverse, weights=weight)
+                items, strength = sum_by_key(neighbour, weight)
                 if len(items) > per_source:
                     items = items[np.argpartition(strength, len(items) - per_source)[len(items) - per_source:]]
                 parts.append(items)
         pool = np.unique(np.concatenate(parts))
         if allowed is not None:
             pool = pool[allowed[pool]]
-        if excluded.size:
-            pool = pool[~np.isin(pool, excluded)]
+        pool = without(pool, excluded)
         if factors or (allowed is not None and len(pool) < at_least):
             scores = factor_scores() if callable(factor_scores) else factor_scores
             if allowed is None:
@@ -90,6 +89,4 @@ def candidates(rec, user: str, excluded: np.ndarray, per_source: int = 100, full
                 best = top_k(s, max(per_source, at_least), excluded)[0]
             pool = np.union1d(pool, best)
         return pool
-    if excluded.size:
-        pool = pool[~np.isin(pool, excluded)]
-    return pool
+    return without(pool, excluded)

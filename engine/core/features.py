@@ -58,31 +58,44 @@ def feature_names(config) -> list[str]:
 
 
 def features(rec, user: str, items: np.ndarray, context: dict | None = None, t: float | None = None,
-             cooc_hits: tuple | None = None) -> np.ndarray:
+             cooc_hits: tuple | None = None, groups: frozenset[str] | None = None) -> np.ndarray:
     """Features of catalogue rows ``items`` (int array) for ``user`` in ``context`` at event
     time ``t`` (default: the model's clock), reading ``rec`` (a ``Recommender``) without
     changing it. ``cooc_hits``: ``recent_neighbours(rec, user)`` when the caller has it.
+    ``groups``: the feature groups to compute (None: all); the other columns are 0.
+    Serving passes the serving ranker's (``Ranker.serving_groups``), whose score gives the
+    other columns weight 0, so a popularity-only ranker pays for no co-occurrence lookup.
 
     Returns:
         float64 array (len(items), len(feature_names(rec.config))).
     """
     t = rec.clock if t is None else t
+    want = (lambda g: True) if groups is None else groups.__contains__
     b = rec.bank.columns
-    out = np.empty((len(items), b + len(HISTORY_SPANS) + 8))
-    out[:, :b] = rec.bank.log_shares(items, t)
+    out = (np.empty if groups is None else np.zeros)((len(items), b + len(HISTORY_SPANS) + 8))
+    if want("popularity"):
+        out[:, :b] = rec.bank.log_shares(items, t)
     history = rec.positives.get(user)
     c = b + len(HISTORY_SPANS)
-    out[:, b:c] = cooc_features(rec.cooc, history, items, cooc_hits) if history else 0.0
-    out[:, c: c + 2] = neighbour_scores(rec.transitions, history, items, (1, 3), directed=True) if history else 0.0
+    with_history = want("history")
+    if want("co-occurrence") or with_history:
+        out[:, b:c] = cooc_features(rec.cooc, history, items, cooc_hits) if history else 0.0
+    if want("transitions"):
+        out[:, c: c + 2] = neighbour_scores(rec.transitions, history, items, (1, 3), directed=True) if history else 0.0
     c += 2
-    out[:, c] = rec.model.item_scores(user, items)
-    out[:, c + 1] = np.log1p(rec.bank.events - rec.added_at[items])
-    seen = rec.seen.get(user)
-    activity = np.log1p(len(seen)) if seen else 0.0
-    out[:, c + 2] = out[:, b + 2] * activity
-    out[:, c + 3] = out[:, c] * activity
-    out[:, c + 4] = rec.context_pop.lift(items, context)
-    out[:, c + 5] = rec.tags.affinity(user, items)
+    if want("factors") or with_history:
+        out[:, c] = rec.model.item_scores(user, items)
+    if want("age"):
+        out[:, c + 1] = np.log1p(rec.bank.events - rec.added_at[items])
+    if with_history:
+        seen = rec.seen.get(user)
+        activity = np.log1p(len(seen)) if seen else 0.0
+        out[:, c + 2] = out[:, b + 2] * activity
+        out[:, c + 3] = out[:, c] * activity
+    if want("context"):
+        out[:, c + 4] = rec.context_pop.lift(items, context)
+    if want("metadata"):
+        out[:, c + 5] = rec.tags.affinity(user, items)
     if rec.ablated is not None:
         out[:, rec.ablated] = 0.0
     return out
@@ -125,10 +138,20 @@ def recent_history(history: list[int], n: int) -> np.ndarray:
     return np.asarray(history[-n:][::-1], dtype=np.int64)
 
 
-def recent_neighbours(rec, user: str) -> tuple | None:
-    """``rec.cooc.neighbours`` of the user's last ``HISTORY_SPANS[-1]`` positives, most recent
-    first (owner = position from the most recent), or None for a user without positives:
-    computed once per request, read by the co-occurrence candidate source
-    (``engine.core.candidates``) and the co-occurrence features."""
+def recent_neighbours(rec, user: str, n: int = HISTORY_SPANS[-1]) -> tuple | None:
+    """``rec.cooc.neighbours`` of the user's last ``n`` positives (default
+    ``HISTORY_SPANS[-1]``, what the co-occurrence features read), most recent first (owner =
+    position from the most recent), or None for a user without positives: computed once per
+    request, read by the co-occurrence candidate source (``engine.core.candidates``) and the
+    co-occurrence features."""
     history = rec.positives.get(user)
-    return rec.cooc.neighbours(recent_history(history, HISTORY_SPANS[-1])) if history else None
+    return rec.cooc.neighbours(recent_history(history, n)) if history else None
+
+
+def serving_neighbours(rec, user: str, groups: frozenset[str] | None, source_history: int) -> tuple | None:
+    """``recent_neighbours`` for a request whose ranker reads ``groups``: of the last
+    ``HISTORY_SPANS[-1]`` positives when it reads a co-occurrence feature, else only of the
+    last ``source_history`` (what the co-occurrence candidate source reads)."""
+    if groups is None or "co-occurrence" in groups or "history" in groups:
+        return recent_neighbours(rec, user)
+    return recent_neighbours(rec, user, min(source_history, HISTORY_SPANS[-1]))

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from engine.core.arrays import splitmix64
-from engine.core.candidates import candidates
-from engine.core.features import features, recent_neighbours
+from engine.core.candidates import COOC_SOURCE_HISTORY, candidates
+from engine.core.features import features, recent_neighbours, serving_neighbours
 from engine.core.ranking import top_k
 from engine.core.trend import jitter as tie_breaker  # deterministic per item, < 1e-6
 
@@ -33,14 +33,16 @@ def scored_pool(rec, user: str, excluded: np.ndarray, context: dict | None = Non
     ``with_item`` (a row) is added to the candidates (the guard asks where a given item
     would rank)."""
     c = rec.config
-    hits = recent_neighbours(rec, user)
+    groups = rec.ranker.serving_groups()
+    hits = serving_neighbours(rec, user, groups, COOC_SOURCE_HISTORY)
     pool = candidates(rec, user, excluded, c.candidates_per_source, c.full_scan_items,
                       factors=rec.ranker.uses("factors"), cooc_hits=hits)
     if with_item is not None and not np.isin(with_item, pool):
         pool = np.sort(np.append(pool, with_item))
     if not len(pool):
         return pool, np.zeros(0)
-    return pool, rec.ranker.score(features(rec, user, pool, context, cooc_hits=hits)) + tie_breaker(pool)
+    F = features(rec, user, pool, context, cooc_hits=hits, groups=groups)
+    return pool, rec.ranker.score(F) + tie_breaker(pool)
 
 
 def rank(rec, user: str, excluded: np.ndarray, k: int, context: dict | None = None,

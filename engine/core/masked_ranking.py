@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.core.candidates import candidates
-from engine.core.features import features, recent_neighbours
+from engine.core.candidates import COOC_SOURCE_HISTORY, candidates
+from engine.core.features import features, serving_neighbours
 from engine.core.ranking import top_k
 from engine.core.trend import jitter as tie_breaker
 
@@ -83,10 +83,11 @@ class MaskedRanking:
         return self._factor
 
     def _cooc_hits(self) -> tuple | None:
-        """The user's co-occurrence neighbours (``features.recent_neighbours``), read once per
+        """The user's co-occurrence neighbours (``features.serving_neighbours``), read once per
         request."""
         if not self._hits_read:
-            self._hits, self._hits_read = recent_neighbours(self.rec, self.user), True
+            self._hits = serving_neighbours(self.rec, self.user, self.rec.ranker.serving_groups(), COOC_SOURCE_HISTORY)
+            self._hits_read = True
         return self._hits
 
     def _scored(self, pool: np.ndarray) -> np.ndarray:
@@ -100,7 +101,9 @@ class MaskedRanking:
         new = pool[~hit]
         if len(new):
             rec = self.rec
-            fresh = rec.ranker.score(features(rec, self.user, new, self.context, cooc_hits=self._cooc_hits())) + tie_breaker(new)
+            F = features(rec, self.user, new, self.context, cooc_hits=self._cooc_hits(),
+                         groups=rec.ranker.serving_groups())
+            fresh = rec.ranker.score(F) + tie_breaker(new)
             out[~hit] = fresh
             rows, scores = np.concatenate([cached, new]), np.concatenate([cached_scores, fresh])
             order = np.argsort(rows, kind="stable")

@@ -59,6 +59,7 @@ class PopularityBank:
         self.head_size = head_size
         self.heads = np.full((c, head_size), -1, dtype=np.int64)  # item per slot, -1 = empty
         self.head_fill = np.zeros(c, dtype=np.int64)
+        self._head_items: np.ndarray | None = None  # head_items(), until a head changes
         self.in_head = np.zeros((0, c), dtype=bool)
         self.counts = np.zeros((0, c))
         self.total = np.zeros(c)
@@ -109,6 +110,8 @@ class PopularityBank:
             return
         m = self.head_size
         filling = self.head_fill[outside] < m
+        if filling.any():
+            self._head_items = None
         for c in outside[filling].tolist():  # a head still filling up (the stream's first items)
             self.heads[c, self.head_fill[c]] = idx
             self.head_fill[c] += 1
@@ -122,6 +125,7 @@ class PopularityBank:
         enter = vals[np.arange(len(full)), slot] < self.counts[idx, full]
         if enter.any():
             cols, slot = full[enter], slot[enter]
+            self._head_items = None
             self.in_head[members[enter, slot], cols] = False
             self.heads[cols, slot] = idx
             self.in_head[idx, cols] = True
@@ -136,8 +140,11 @@ class PopularityBank:
         return np.log(self.counts[idx] + 0.5 * unit) - np.log(self.total + 0.5 * unit)
 
     def head_items(self) -> np.ndarray:
-        """Every item in any column's head (sorted, unique): the trending candidates."""
-        return np.unique(self.heads[self.heads >= 0])
+        """Every item in any column's head (sorted, unique): the trending candidates. Kept
+        until a head changes; callers must not modify it."""
+        if self._head_items is None:
+            self._head_items = np.unique(self.heads[self.heads >= 0])
+        return self._head_items
 
     def _rebase(self, clock: np.ndarray) -> None:
         factor = np.exp(-self.rates * (clock - self.ref))
@@ -162,6 +169,7 @@ class PopularityBank:
         self.total = arrays["pop_total"].copy()
         self.ref = arrays["pop_ref"].copy()
         self.heads = arrays["pop_heads"].copy()
+        self._head_items = None
         self.head_fill = arrays["pop_head_fill"].copy()
         self.in_head = np.zeros((0, self.columns), dtype=bool)
         self.in_head = ensure_capacity(self.in_head, self.n, False)

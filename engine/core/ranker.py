@@ -108,6 +108,13 @@ class Ranker:
         groups = FEATURE_SETS[self.serving]
         return groups is None or group in groups
 
+    def serving_groups(self) -> frozenset[str] | None:
+        """The feature groups the serving candidate reads (None: every group). Serving
+        computes only these (``engine.core.features.features``' ``groups``): the other
+        columns have weight 0 in its score, so the scores are the same."""
+        groups = FEATURE_SETS[self.serving]
+        return None if groups is None else frozenset(groups)
+
     def hit_rate(self) -> list[float | None]:
         """Each candidate's decayed HR@10 on the lists learned so far (None before any)."""
         return [round(float(h / self.mass), 4) if self.mass else None for h in self.hits]
