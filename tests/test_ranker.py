@@ -46,6 +46,34 @@ def test_serving_and_learning_use_the_same_features():
     assert expected.shape == (len(expected_rows), len(feature_names(rec.config)))
 
 
+def test_serving_reads_only_the_serving_rankers_groups_and_scores_the_same():
+    """Serving computes only the groups the serving candidate reads (and, without a
+    co-occurrence feature, the neighbours of fewer positives): every candidate, forced to
+    serve, gets exactly the scores the full feature matrix gives, on a catalogue large enough
+    for the candidate sources."""
+    from engine.core.trend import jitter
+
+    rec = trained(n_users=30, n_items=120, n_events=1500, full_scan_items=20, candidates_per_source=15)
+    full_groups = 0
+    for k in range(len(rec.ranker.models)):
+        rec.ranker.forced = k
+        rec.ranker._cache.clear()
+        groups = rec.ranker.serving_groups()
+        full_groups += groups is None
+        for user in sorted(rec.seen)[:8] + ["stranger"]:
+            pool, scores = learned_ranking.scored_pool(rec, user, rec.excluded(user))
+            assert len(pool) > 0
+            F = features(rec, user, pool)
+            np.testing.assert_array_equal(scores, rec.ranker.score(F) + jitter(pool))
+            if groups is not None:  # the columns it does not read are not computed
+                G = features(rec, user, pool, groups=groups)
+                read = rec.ranker.columns[k]
+                np.testing.assert_array_equal(G[:, read], F[:, read])
+                unread = np.setdiff1d(np.arange(F.shape[1]), read)
+                assert not G[:, unread].any() and F[:, unread].any()
+    assert full_groups == 1
+
+
 def test_the_ranker_learns_which_signal_predicts_the_next_positive():
     """A stream where users always click the item that co-occurs with their last one, and
     popularity says nothing: the co-occurrence weight grows past the popularity weights."""
