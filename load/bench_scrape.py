@@ -422,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{r['name']} {r['loadavg_1m']}" for r in rows) + f" on {os.cpu_count()} cores")
     print_table(["row", "requests", "srv_p50_ms", "srv_p99_ms", "p99_in_val", "cli_p99_ms", "scrape_rps",
                  "scrape_p99", "validations", "val_s_p50", "val_slices", "rollbacks", "ckpts"], [t[:-1] for t in table], first=19, width=12)
+    ranker = result.get("end", {}).get("serving_ranker")
+    if ranker:
+        print(f"serving ranker: candidate {ranker['candidate']} (groups {ranker['groups']})")
     by = {r["name"]: r for r in rows}
     acc, idle = by["scrape_validations"], by["idle"]
     passed = acc["server_p99_ms"] is not None and acc["server_p99_ms"] <= TARGET_P99_MS
