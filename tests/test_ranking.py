@@ -81,3 +81,21 @@ def test_top_k_is_exact_with_ties_exclusions_and_few_eligible_items():
         np.testing.assert_array_equal(top, expected)  # the k best scores, best first
         np.testing.assert_array_equal(scores[idx], top)
         assert len(set(idx.tolist())) == len(idx) and not set(idx.tolist()) & set(exclude.tolist())
+
+
+def test_top_k_with_a_catalogue_of_ties_takes_the_lowest_tied_rows():
+    """Most of a large catalogue tied at one score (items the factor model never learned sit
+    at 0): the top k are the rows above the tie and then the lowest tied rows, in order."""
+    rng = np.random.default_rng(5)
+    for above_tie in (0, 3, 50, 400):
+        scores = np.zeros(200_000)
+        rows = rng.choice(200_000, above_tie, replace=False)
+        scores[rows] = rng.random(above_tie) + 0.1
+        scores[rng.choice(200_000, 500, replace=False)] -= 1.0  # a few below the tie
+        exclude = rng.choice(200_000, 30, replace=False)
+        idx, top = top_k(scores.copy(), 100, exclude)
+        masked = scores.copy()
+        masked[exclude] = -np.inf
+        expected = np.lexsort((np.arange(len(masked)), -masked))[:100]  # by score, then the lower row
+        assert idx.tolist() == expected.tolist()
+        np.testing.assert_array_equal(top, masked[expected])
