@@ -14,7 +14,10 @@ per-slot propensities, the probabilities three target policies give the same slo
 * ``uniform``: a uniformly random slate of the candidates.
 
 Each target is then estimated from the log (IPS, SNIPS, DR with a position click-rate
-reward model; 95 % bootstrap intervals) with four kinds of weights: ``iips`` (per slot, the
+reward model; 95 % bootstrap intervals; with ``iips`` weights also DR with two reward models
+fitted on the log, ``engine.core.click_model``: ``dr_pbm`` the position-based click model,
+``dr_cal`` the logging ranker's score calibrated per slot, whose target term for an item
+outside the logged slate uses the frozen ranker's score of it) with four kinds of weights: ``iips`` (per slot, the
 *marginal* probabilities of the item in its slot, ``exploration.logged_marginals``: the
 position-based estimator of Li et al. 2018, unbiased here because the world's clicks
 depend only on the item and its slot), ``slot`` (per slot, probabilities given the logged
@@ -60,6 +63,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from engine.core.click_model import fit_calibrated_score, fit_position_based
+from engine.core.features import features
 from engine.core.exploration import ExplorationPolicy, draw_slate, logged_marginals, slot_probabilities
 from engine.core.model import stable_hash
 from engine.core.ope import LoggedSlates, estimate
@@ -154,6 +159,10 @@ def _expected_by_user(sim: Simulation, name: str, policy: ExplorationPolicy, see
     return value, split, logged_clicks
 
 VARIANTS = ("iips", "slot", "prefix", "slate")  # iips: the slot variant with marginal propensities
+ROWS = [(e, v) for e in ("ips", "snips", "dr") for v in VARIANTS] + [("dr_pbm", "iips"), ("dr_cal", "iips")]
+"""(estimator, weights) pairs reported. DR's reward model: ``dr`` the click rate by position;
+``dr_pbm`` the position-based click model fitted on the log, ``dr_cal`` the logging ranker's
+score calibrated per slot on the log (both ``engine.core.click_model``)."""
 
 
 def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 20_000, epsilon: float = 0.1,
@@ -171,6 +180,8 @@ def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 2
     cond = {name: [] for name in POLICIES}
     marg = {name: [] for name in POLICIES}
     rewards, logs, log_marg = [], [], []
+    shown, pools, target_rows = [], [], {"greedy": [], "reweighted": []}  # for the click models' DR
+    score_of = {"logged": [], "greedy": [], "reweighted": [], "uniform": []}  # the logging ranker's scores
     for n, row in enumerate(tqdm(users[:logged].tolist(), desc=f"seed {seed} logging", disable=not progress,
                                  mininterval=1.0, leave=False)):
         user = w.user_ids[row]
@@ -182,6 +193,15 @@ def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 2
         rewards.append((w.rng.random(len(items)) < _click_probs(sim, row, items)).astype(np.float64))
         logs.append(d.propensities)
         log_marg.append(logged_marginals(scores, d.positions, logging_policy))
+        shown.append(rows)
+        pools.append(pool)
+        target_rows["greedy"].append(pool[np.argsort(-scores, kind="stable")[:K]])  # the greedy draw's slate
+        with _Reweighted(rec, True):
+            target_rows["reweighted"].append(draw(rec, user, K, excluded, None, POLICIES["reweighted"], 0).rows)
+        score_of["logged"].append(scores[d.positions])
+        score_of["greedy"].append(np.sort(scores)[::-1][:K])
+        score_of["reweighted"].append(rec.ranker.score(features(rec, user, target_rows["reweighted"][-1])))
+        score_of["uniform"].append(scores)
         for name, policy in POLICIES.items():
             if name == "reweighted":
                 with _Reweighted(rec, True):
@@ -194,6 +214,17 @@ def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 2
     R, L, LM = np.array(rewards), np.array(logs), np.array(log_marg)
     ctr = R.mean(axis=0)  # the reward model of DR: click rate by position
     rhat = np.broadcast_to(ctr, R.shape)
+    # the reward model of DR with a click model: a position-based model fitted on the log
+    S = np.array(shown)
+    pbm = fit_position_based(S.ravel(), np.tile(np.arange(K), len(S)), R.ravel() > 0, len(rec.catalogue), K)
+    pbm_rhat = pbm.slate(S)
+    pbm_target = {name: pbm.slate(np.array(target_rows[name])) for name in target_rows}
+    pbm_target["uniform"] = pbm.examination[None, :K] * pbm.mean_appeal(pools)[:, None]  # every pool item at every slot
+    slot = np.arange(K)[None, :]
+    cal = fit_calibrated_score(np.array(score_of["logged"]).ravel(), np.tile(np.arange(K), len(S)), R.ravel() > 0, K)
+    cal_rhat = cal.predict(np.array(score_of["logged"]), slot)
+    cal_target = {name: cal.predict(np.array(score_of[name]), slot) for name in ("greedy", "reweighted")}
+    cal_target["uniform"] = np.array([cal.predict(sc[:, None], slot).mean(axis=0) for sc in score_of["uniform"]])
     out = {"seed": seed, "logged_clicks_per_slate": round(float(R.sum(axis=1).mean()), 4), "targets": {}}
     act = w.activity[w.established] / w.activity[w.established].sum()  # P(a request is from each user)
     for k, (name, policy) in enumerate(POLICIES.items()):
@@ -215,15 +246,19 @@ def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 2
         oracle = float(per_user[users[:logged]].mean())  # the target on the logged requests themselves
         logs_by_variant = {
             "iips": LoggedSlates(rewards=R, logging=LM, target=np.array(marg[name]), rhat=rhat, target_rhat=rhat),
-            "cond": LoggedSlates(rewards=R, logging=L, target=np.array(cond[name]), rhat=rhat, target_rhat=rhat)}
+            "cond": LoggedSlates(rewards=R, logging=L, target=np.array(cond[name]), rhat=rhat, target_rhat=rhat),
+            "pbm": LoggedSlates(rewards=R, logging=LM, target=np.array(marg[name]), rhat=pbm_rhat,
+                                target_rhat=pbm_target[name]),
+            "cal": LoggedSlates(rewards=R, logging=LM, target=np.array(marg[name]), rhat=cal_rhat,
+                                target_rhat=cal_target[name])}
         rows = {}
-        for est in ("ips", "snips", "dr"):
-            for variant in VARIANTS:
-                log = logs_by_variant["iips" if variant == "iips" else "cond"]
-                e = estimate(log, est, "slot" if variant == "iips" else variant, seed=seed).to_dict()
-                rows[f"{est}/{variant}"] = {"value": e["value"], "low": e["low"], "high": e["high"], "ess": e["ess"],
-                                            "rel_error": round(abs(e["value"] - true) / true, 4) if true else None,
-                                            "covered": bool(e["low"] <= true <= e["high"])}
+        for est, variant in ROWS:
+            model = est.partition("_")[2]  # the click model of dr_pbm / dr_cal
+            log = logs_by_variant[model or ("iips" if variant == "iips" else "cond")]
+            e = estimate(log, "dr" if model else est, "slot" if variant == "iips" else variant, seed=seed).to_dict()
+            rows[f"{est}/{variant}"] = {"value": e["value"], "low": e["low"], "high": e["high"], "ess": e["ess"],
+                                        "rel_error": round(abs(e["value"] - true) / true, 4) if true else None,
+                                        "covered": bool(e["low"] <= true <= e["high"])}
         out["targets"][name] = {"truth": round(true, 4), "truth_sampled": sampled,
                                 "same_requests": round(oracle, 4), "support": support, "estimates": rows}
     return out
@@ -235,24 +270,27 @@ def summarise(runs: list[dict], variant: str = "iips") -> dict:
     every target, and the truth inside the 95 % interval in >= 90 % of the seeds."""
     table = {}
     for name in POLICIES:
-        for est in ("ips", "snips", "dr"):
-            for var in VARIANTS:
-                key = f"{est}/{var}"
-                errs = [r["targets"][name]["estimates"][key]["rel_error"] for r in runs]
-                cov = sum(r["targets"][name]["estimates"][key]["covered"] for r in runs)
-                table[f"{name} {key}"] = {"median_rel_error": round(float(np.median(errs)), 4),
-                                          "max_rel_error": round(float(np.max(errs)), 4),
-                                          "within_10pct": sum(e <= 0.10 for e in errs), "covered": cov,
-                                          "seeds": len(runs)}
+        for est, var in ROWS:
+            key = f"{est}/{var}"
+            errs = [r["targets"][name]["estimates"][key]["rel_error"] for r in runs]
+            cov = sum(r["targets"][name]["estimates"][key]["covered"] for r in runs)
+            table[f"{name} {key}"] = {"median_rel_error": round(float(np.median(errs)), 4),
+                                      "max_rel_error": round(float(np.max(errs)), 4),
+                                      "within_10pct": sum(e <= 0.10 for e in errs), "covered": cov,
+                                      "seeds": len(runs)}
     passed = all(table[f"{name} {est}/{variant}"]["within_10pct"] == len(runs)
                  and table[f"{name} {est}/{variant}"]["covered"] >= 0.9 * len(runs)
                  for name in POLICIES for est in ("snips", "dr"))
+    by_model = {dr: all(table[f"{name} {est}/{variant}"]["within_10pct"] == len(runs)
+                        and table[f"{name} {est}/{variant}"]["covered"] >= 0.9 * len(runs)
+                        for name in POLICIES for est in ("snips", dr)) for dr in ("dr_pbm", "dr_cal")}
     support = {name: {b: {"value_share": round(float(np.mean([r["targets"][name]["support"][b]["value_share"]
                                                                for r in runs])), 4),
                           "logged_clicks": round(float(np.mean([r["targets"][name]["support"][b]["logged_clicks"]
                                                                 for r in runs])), 1)}
                       for b in SUPPORT_BINS} for name in POLICIES}
-    return {"variant_judged": variant, "table": table, "passed": passed, "support": support}
+    return {"variant_judged": variant, "table": table, "passed": passed, "passed_with": by_model,
+            "support": support}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.perf_counter() - t0:.0f}s] seed {seed}: " + ", ".join(
             f"{n} truth {t['truth']:.3f} (sampled {t['truth_sampled']['value']:.3f}, same requests "
             f"{t['same_requests']:.3f}) snips/iips {t['estimates']['snips/iips']['value']:.3f} "
-            f"dr/iips {t['estimates']['dr/iips']['value']:.3f}" for n, t in r["targets"].items()), flush=True)
+            f"dr/iips {t['estimates']['dr/iips']['value']:.3f} dr_pbm/iips {t['estimates']['dr_pbm/iips']['value']:.3f} "
+            f"dr_cal/iips {t['estimates']['dr_cal/iips']['value']:.3f}"
+            for n, t in r["targets"].items()), flush=True)
     summary = summarise(runs)
     print(f"\n{'target estimator/variant':<28}{'median rel err':>15}{'max':>8}{'<=10 %':>8}{'covered':>9}")
     for key, row in summary["table"].items():
@@ -284,7 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'target':<12}" + "".join(f"{b:>26}" for b in SUPPORT_BINS))
     for name, bins in summary["support"].items():
         print(f"{name:<12}" + "".join(f"{v['value_share']:>16.4f} ({v['logged_clicks']:>7.1f})" for v in bins.values()))
-    print(f"judged by {summary['variant_judged']} weights: {'PASS' if summary['passed'] else 'FAIL'}")
+    print(f"judged by {summary['variant_judged']} weights, SNIPS and DR (position click rate): "
+          f"{'PASS' if summary['passed'] else 'FAIL'}; " + "; ".join(
+              f"SNIPS and {dr}: {'PASS' if ok else 'FAIL'}" for dr, ok in summary["passed_with"].items()))
     (out / "ope_experiment.json").write_text(json.dumps({"runs": runs, "summary": summary}, indent=2))
     print(f"wrote {out / 'ope_experiment.json'}")
     return 0 if summary["passed"] else 1
