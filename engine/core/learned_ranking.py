@@ -93,7 +93,8 @@ def candidate_list(rec, user: str, positive: int, cooc_hits: tuple | None = None
     if len(pool) > room:
         rng = np.random.default_rng(splitmix64(c.seed, rec.events_learned, 9))
         pool = pool[np.sort(rng.choice(len(pool), room, replace=False))]
-    shown = [j for j in rec.shown_to(user) if j != positive and not np.isin(j, pool)]
+    in_pool = set(pool.tolist())
+    shown = [j for j in rec.shown_to(user) if j != positive and j not in in_pool]
     return np.concatenate([[positive], pool, shown]).astype(np.int64)
 
 
