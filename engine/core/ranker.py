@@ -105,7 +105,7 @@ class Ranker:
     def uses(self, group: str) -> bool:
         """Whether the serving candidate reads feature group ``group`` (serving skips the
         work of a group it does not read, e.g. the factor candidate source's scan)."""
-        groups = FEATURE_SETS[self.serving]
+        groups = self.serving_groups()
         return groups is None or group in groups
 
     def serving_groups(self) -> frozenset[str] | None:
