@@ -60,6 +60,20 @@ def test_field_ranges_are_inclusive_and_items_without_the_field_fail():
     assert Filters(fields=(FieldRange("price"),)).mask(a, n).tolist() == [True, True, True, False]
 
 
+def test_a_filter_mask_is_built_once_and_rebuilt_when_metadata_changes():
+    a = attrs_of({0: (["x"], {"price": 1.0}), 1: (["y"], {"price": 5.0}), 2: (["x"], {})})
+    f = Filters(include_tags=TagFilter(("x",)), fields=(FieldRange("price", max=2.0),))
+    first = f.mask(a, 3)
+    assert first.tolist() == [True, False, False]
+    assert Filters(include_tags=TagFilter(("x",)), fields=(FieldRange("price", max=2.0),)).mask(a, 3) is first
+    with pytest.raises(ValueError):
+        first[1] = True  # shared between requests: read only
+    a.set(2, ["x"], {"price": 0.5})  # a PUT changes what the same filter admits
+    assert f.mask(a, 3).tolist() == [True, False, True]
+    a.grow(4)  # a new item, no metadata yet
+    assert f.mask(a, 4).tolist() == [True, False, True, False]
+
+
 def test_unknown_tags_and_fields_are_named_with_their_location():
     a = attrs_of({0: (["x"], {"price": 1.0})})
     with pytest.raises(UnknownName) as e:

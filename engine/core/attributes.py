@@ -26,6 +26,8 @@ import numpy as np
 
 from engine.core.arrays import ensure_capacity
 
+MEMO_ENTRIES = 16  # masks kept by ``ItemAttributes.memo`` (each n_items bytes)
+
 
 class ItemAttributes:
     """Per-tag row sets and per-field value columns of the catalogue rows.
@@ -43,6 +45,9 @@ class ItemAttributes:
         self.fields: dict[str, np.ndarray] = {}
         self._row_fields: dict[int, tuple[str, ...]] = {}
         self.n = 0
+        self.version = 0  # bumped by every ``set``: what ``memo`` keys its entries on
+        self._memo: dict = {}
+        self._memo_version = 0
 
     def grow(self, n: int) -> None:
         """Make room for ``n`` rows (new rows: no tags, ``NaN`` fields)."""
@@ -60,6 +65,7 @@ class ItemAttributes:
             ValueError: a field value that is not a finite number (the API refuses these).
         """
         self.grow(row + 1)
+        self.version += 1
         for t in self.row_tags.pop(row, ()):
             self._tag_rows[t].discard(row)
             self._tag_cache.pop(t, None)
@@ -94,6 +100,25 @@ class ItemAttributes:
         self.set(row)
 
     # ------------------------------------------------------------------ reads
+    def memo(self, key, build):
+        """``build()`` for ``key`` (hashable), kept until the next ``set`` (at most
+        ``MEMO_ENTRIES`` entries, the oldest dropped first): a request's filter mask is
+        built once for as long as no item's metadata changes (``engine.core.filters``). The
+        value is shared: callers must not modify it. An unhashable key is built every time."""
+        if self._memo_version != self.version:
+            self._memo.clear()
+            self._memo_version = self.version
+        try:
+            hit = self._memo.get(key)
+        except TypeError:
+            return build()
+        if hit is None:
+            hit = build()
+            if len(self._memo) >= MEMO_ENTRIES:
+                del self._memo[next(iter(self._memo))]
+            self._memo[key] = hit
+        return hit
+
     def tag_id(self, tag: str) -> int | None:
         """Id of ``tag``, or None when no item was ever PUT with it."""
         return self.tag_ids.get(tag)

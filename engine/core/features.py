@@ -119,13 +119,15 @@ def neighbour_scores(table, history: list[int], items: np.ndarray, spans: tuple[
     out = np.zeros((len(items), len(spans)))
     if not len(neighbour) or not len(items):
         return out
+    # Which neighbours are among ``items``: one gather from a catalogue-sized bool mask (most
+    # neighbours of a long history are not candidates), then a binary search of the hits only.
+    listed = np.zeros(max(int(items.max()), int(neighbour.max())) + 1, dtype=bool)
+    listed[items] = True
+    hit = listed[neighbour]
     ordered = bool(np.all(items[:-1] <= items[1:]))
     order = None if ordered else np.argsort(items, kind="stable")
-    sorted_items = items if ordered else items[order]
-    loc = np.searchsorted(sorted_items, neighbour)
-    np.minimum(loc, len(items) - 1, out=loc)
-    hit = sorted_items[loc] == neighbour
-    rows = loc[hit] if ordered else order[loc[hit]]
+    loc = np.searchsorted(items if ordered else items[order], neighbour[hit])
+    rows = loc if ordered else order[loc]
     weight = weight[hit]
     cuts = np.searchsorted(owner[hit], spans)  # owners are non-decreasing: each span is a prefix
     for col, cut in enumerate(cuts.tolist()):

@@ -82,7 +82,14 @@ class Filters:
 
         Raises:
             UnknownName: a tag or field no item was ever PUT with (``loc`` + its position).
+
+        The mask is shared (read only) and kept until an item's metadata next changes
+        (``ItemAttributes.memo``): repeated requests with the same filters build it once.
         """
+        return attrs.memo(("filters", self, n), lambda: self._build(attrs, n, loc))
+
+    def _build(self, attrs: ItemAttributes, n: int, loc: tuple) -> np.ndarray:
+        """``mask`` without the memo (a fresh, read-only array)."""
         keep = np.ones(n, dtype=bool)
         inc, exc = self.include_tags, self.exclude_tags
         if inc is not None and inc.tags:
@@ -91,6 +98,7 @@ class Filters:
             keep &= ~tag_mask(attrs, exc.tags, exc.match, n, (*loc, "exclude_tags", "tags"))
         for j, r in enumerate(self.fields):
             keep &= range_mask(attrs, r, n, (*loc, "fields", j, "field"))
+        keep.flags.writeable = False
         return keep
 
 
