@@ -135,6 +135,9 @@ class EngineConfig(BaseModel):
     trending_candidates: int = setting(64, "items", "items kept in each popularity column's head (trending "
                                        "candidates)", ge=1)
     full_scan_items: int = setting(2000, "items", "catalogues up to this size are ranked whole", ge=0)
+    train_factor_rows: int = setting(20000, "items", "rows the factor-model source of a training list scores at "
+                                     "most (a sample of larger catalogues, drawn by stream position): the "
+                                     "learner's cost per positive stops growing with the catalogue", ge=1)
     context_buckets: int = setting(32, "", "hash buckets of context key=value pairs (per-context popularity; "
                                    "4 B per item each)", ge=1, le=1024)
     ranker_ablate: tuple[Literal["popularity", "co-occurrence", "transitions", "factors", "age", "history",

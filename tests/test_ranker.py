@@ -120,3 +120,23 @@ def test_candidates_exclude_what_they_must_and_cover_new_items():
     assert not set(pool.tolist()) & {0, 1, 2}
     assert rec.catalogue.get("brand-new") in pool.tolist()
     assert np.all(np.diff(pool) > 0)
+
+
+def test_a_training_lists_factor_source_scores_a_bounded_sample_of_a_large_catalogue():
+    from engine.core.candidates import sampled_factor_best
+
+    rec = trained(n_items=400, n_events=3000, full_scan_items=10)
+    n = len(rec.catalogue)
+    excluded = rec.excluded("u1")
+    for key in range(5):
+        best = sampled_factor_best(rec, "u1", n, 5, excluded, 100, key)
+        step = -(-n // 100)
+        sample = np.arange(key % step, n, step)
+        assert len(sample) <= 100 and set(best.tolist()) <= set(sample.tolist())
+        assert not set(best.tolist()) & set(excluded.tolist())
+        eligible = np.setdiff1d(sample, excluded)
+        expected = eligible[np.argsort(-rec.model.item_scores("u1", eligible), kind="stable")[:5]]
+        assert best.tolist() == expected.tolist()  # the sample's best, best first
+    # a catalogue within the bound is scanned whole: the same pool as without a bound
+    assert np.array_equal(candidates(rec, "u1", excluded, 5, 10, factor_rows=n, sample_key=3),
+                          candidates(rec, "u1", excluded, 5, 10))

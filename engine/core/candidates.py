@@ -28,7 +28,8 @@ COOC_SOURCE_HISTORY = 10  # the user's last positives whose co-occurrence neighb
 
 def candidates(rec, user: str, excluded: np.ndarray, per_source: int = 100, full_scan: int = 2000,
                factors: bool = True, allowed: np.ndarray | None = None, at_least: int = 0,
-               factor_scores=None, cooc_hits: tuple | None = None) -> np.ndarray:
+               factor_scores=None, cooc_hits: tuple | None = None, factor_rows: int | None = None,
+               sample_key: int = 0) -> np.ndarray:
     """Sorted unique catalogue rows to rank for ``user``, none of them in ``excluded``
     (int array, duplicates fine).
 
@@ -55,6 +56,14 @@ def candidates(rec, user: str, excluded: np.ndarray, per_source: int = 100, full
         cooc_hits: ``engine.core.features.recent_neighbours(rec, user)`` when the caller has
             it (read here otherwise); the source takes the neighbours of the last
             ``COOC_SOURCE_HISTORY`` positives.
+        factor_rows: without ``allowed``, the factor source scores at most this many rows: a
+            larger catalogue is scored on a systematic sample (every ``ceil(n /
+            factor_rows)``-th row from an offset chosen by ``sample_key``), so its best
+            ``per_source`` are among the best-scored items of the catalogue at a cost that
+            stops growing with it (the learner's training lists, ``train_factor_rows``).
+            None: the whole catalogue (serving).
+        sample_key: a non-negative integer choosing the sample's offset (the stream position's
+            hash, so a replay samples the same rows).
     """
     n = len(rec.catalogue)
     if n <= full_scan:
@@ -80,7 +89,9 @@ def candidates(rec, user: str, excluded: np.ndarray, per_source: int = 100, full
         pool = without(pool, excluded)
         if factors or (allowed is not None and len(pool) < at_least):
             scores = factor_scores() if callable(factor_scores) else factor_scores
-            if allowed is None:
+            if allowed is None and factor_rows is not None and n > factor_rows:
+                best = sampled_factor_best(rec, user, n, per_source, excluded, factor_rows, sample_key)
+            elif allowed is None:
                 s = rec.model.scores(user, n) if scores is None else scores[:n].copy()
                 best = top_k(s, per_source, excluded)[0]
             else:
@@ -90,3 +101,15 @@ def candidates(rec, user: str, excluded: np.ndarray, per_source: int = 100, full
             pool = np.union1d(pool, best)
         return pool
     return without(pool, excluded)
+
+
+def sampled_factor_best(rec, user: str, n: int, k: int, excluded: np.ndarray, rows: int, key: int) -> np.ndarray:
+    """The ``k`` best rows by the factor model among a systematic sample of about ``rows`` of
+    the catalogue's ``n`` rows (every ``ceil(n / rows)``-th row from offset ``key`` modulo the
+    step), none in ``excluded``: int64 (<= k,), best first. Cost O(rows * factors)."""
+    step = -(-n // rows)
+    sample = np.arange(key % step, n, step)
+    s = rec.model.item_scores(user, sample)
+    drop = excluded[(excluded - sample[0]) % step == 0] if excluded.size else excluded
+    idx = top_k(s, k, (drop - sample[0]) // step if drop.size else None)[0]
+    return sample[idx]

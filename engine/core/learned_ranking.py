@@ -83,11 +83,14 @@ def candidate_list(rec, user: str, positive: int, cooc_hits: tuple | None = None
     then up to ``ranker_list - 1`` of the candidates a slate for ``user`` would have been
     drawn from (all of them when fewer; else a uniform sample drawn by stream position: a
     sampled softmax, whose uniform proposal needs no correction; the factor-model source
-    included: training lists without it lost ~0.6 points of HR@10 on MovieTweetings), and
-    the items the user was shown and did not click."""
+    included: training lists without it lost ~0.6 points of HR@10 on MovieTweetings; on a
+    catalogue of more than ``train_factor_rows`` items it scores a sample of that many rows,
+    drawn by stream position, so a step's cost is bounded), and the items the user was
+    shown and did not click."""
     c = rec.config
     pool = candidates(rec, user, rec.excluded(user), c.candidates_per_source, c.full_scan_items,
-                      cooc_hits=cooc_hits)
+                      cooc_hits=cooc_hits, factor_rows=c.train_factor_rows,
+                      sample_key=splitmix64(c.seed, rec.events_learned, 11))
     pool = pool[pool != positive]
     room = c.ranker_list - 1
     if len(pool) > room:
