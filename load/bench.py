@@ -15,7 +15,8 @@ process) for every row:
    ``POST /feedback/batch`` (1000 click events per call, item ``i<j>`` clicked by user
    ``u<j % users>``, users = items // 10), then ``GET /model/learned`` on the last event id.
 3. Rows against freshrec (classes in ``load/scenarios.py``): ``recommend`` (RecommendOnly,
-   k=10, known users), ``recommend_learning`` (the same while ``FeedbackFirehose`` posts
+   k=10, known users), ``recommend_explore`` (the same with epsilon-greedy exploration at
+   0.05 on every request; PASS/FAIL lines for both: server p99 <= 1 ms), ``recommend_learning`` (the same while ``FeedbackFirehose`` posts
    2,200 click events/s through ``/feedback/batch``; only ``/recommend`` requests are counted,
    and ``recommend_learning_learner_events_per_s`` is what the learner took in meanwhile),
    ``mix`` (5 /recommend : 1 /feedback click on a known item),
@@ -95,6 +96,7 @@ from simulators.harness import Child, free_port  # noqa: E402
 from simulators.server_process import ServerProcess  # noqa: E402
 
 BATCH = 1000
+SERVER_P99_TARGET_MS = 1.0  # /recommend server-side p99 at 100k items (issues 13 and 15)
 SPIKE_LOW = 4
 SPIKE_RATE = 30.0
 CORES_NOTE = (
@@ -599,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
 
         # 3. rows
         results.append(run_row("recommend", server.url, scenarios.RecommendOnly, args.users, args.duration))
+        results.append(run_row("recommend_explore", server.url, scenarios.RecommendExplore, args.users,
+                               args.duration))
         before, tb = model_info(server.url), time.monotonic()
         scenarios.FeedbackFirehose.sent = 0
         results.append(run_row("recommend_learning", server.url, scenarios.RecommendOnly, args.users, args.duration,
@@ -674,12 +678,21 @@ def main(argv: list[str] | None = None) -> int:
         scale_out = round(by[replicas_name]["rps"] / by["recommend"]["rps"], 3)
         print(f"ratio {replicas_name}/recommend rps: {scale_out} (the load generator shares the same cores)")
     print(f"learner_events_per_s (feedback row): {learner_eps}")
+    targets = {}
+    for name in ("recommend", "recommend_explore"):
+        p99 = by.get(name, {}).get("server_p99_ms")
+        if p99 is not None:
+            targets[name] = p99 <= SERVER_P99_TARGET_MS
+            print(f"{'PASS' if targets[name] else 'FAIL'}: {name} server p99 {p99:.3f} ms "
+                  f"(target <= {SERVER_P99_TARGET_MS} ms at {args.items} items)")
     bench = {
         "rows": rows,
         "ratio_recommend_over_bare": ratio,
         "ratio_route_only_over_bare": route_ratio,
         "ratio_replicas_over_recommend": scale_out,
         "learner_events_per_s": learner_eps,
+        "server_p99_target_ms": SERVER_P99_TARGET_MS,
+        "server_p99_pass": targets,
         "freshness_across_replicas_ms": across,
         "freshness_across_replicas_note": ("client-measured: a click gets its 202 from replica A (API + learner) "
                                            "until replica B (serve --no-learner, same Redis) reports it learned "

@@ -45,6 +45,7 @@ from locust import LoadTestShape, constant, constant_throughput, task
 from locust.contrib.fasthttp import FastHttpUser
 
 K = 10
+EXPLORE_EPSILON = 0.05  # RecommendExplore's per-request epsilon
 N_USERS = int(os.environ.get("FRESHREC_LOAD_USERS", "10000"))
 N_ITEMS = int(os.environ.get("FRESHREC_LOAD_ITEMS", "100000"))
 _SEEDS = itertools.count(1)
@@ -90,6 +91,16 @@ class RecommendOnly(_FreshrecUser):
     @task
     def recommend(self) -> None:
         _post(self.client, "/recommend", self.recommend_body())
+
+
+class RecommendExplore(_FreshrecUser):
+    """Only ``POST /recommend`` (k=10) for known users, with epsilon-greedy exploration at
+    ``EXPLORE_EPSILON`` set on the request (issue 15: the cost of exploring)."""
+
+    @task
+    def recommend(self) -> None:
+        _post(self.client, "/recommend", {**self.recommend_body(), "explore": {"kind": "epsilon",
+                                                                              "epsilon": EXPLORE_EPSILON}})
 
 
 class Mix(_FreshrecUser):

@@ -163,3 +163,16 @@ def test_logged_marginals_of_greedy_and_uniform_are_exact():
     np.testing.assert_array_equal(logged_marginals(scores, np.array([1, 4, 2]), GREEDY), [1.0, 0.0, 0.0])
     np.testing.assert_allclose(logged_marginals(scores, np.array([3, 0, 1]), ExplorationPolicy("epsilon", epsilon=1.0)),
                                [0.2, 0.2, 0.2], rtol=1e-12)
+
+
+@pytest.mark.parametrize("eps", [0.05, 0.5, 1.0])
+def test_epsilon_draws_report_the_matrix_propensities_exactly_and_which_slots_are_the_greedy_choice(eps):
+    rng = np.random.default_rng(0)
+    policy = ExplorationPolicy("epsilon", eps)
+    for trial in range(200):
+        n = int(rng.integers(1, 40))
+        scores = np.round(rng.normal(size=n), 1)  # ties on purpose: the lowest index wins them
+        d = draw_slate(scores, int(rng.integers(0, 15)), policy, trial)
+        assert np.array_equal(d.propensities, slot_probabilities(scores, d.positions, policy))  # bit for bit
+        assert np.array_equal(d.at_best, slot_probabilities(scores, d.positions, GREEDY) == 1.0)
+        assert len(set(d.positions.tolist())) == len(d.positions) == min(n, len(d.at_best))

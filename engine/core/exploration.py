@@ -91,11 +91,15 @@ class SlateDraw:
         positions: (m,) int64 indices into the pool, best slot first; ``m = min(k, n)``.
         propensities: (m,) float64, probability of each slot's item given the slots before it.
         slate_propensity: their product (probability of the ordered slate).
+        at_best: (m,) bool, whether each slot holds the best remaining item by the scores the
+            slate was drawn with (the greedy choice given the slots before it), or None when
+            the draw did not compute it (softmax).
     """
 
     positions: np.ndarray
     propensities: np.ndarray
     slate_propensity: float
+    at_best: np.ndarray | None = None
 
 
 def adjusted_scores(scores: np.ndarray, policy: ExplorationPolicy, new: np.ndarray | None = None) -> np.ndarray:
@@ -242,27 +246,46 @@ def draw_slate(scores: np.ndarray, k: int, policy: ExplorationPolicy, seed: int,
         keys = s / policy.temperature + rng.gumbel(size=len(s))
         positions = np.argsort(-keys, kind="stable")[:m]
     elif policy.kind == "epsilon" and policy.epsilon > 0:
-        rng = np.random.default_rng(seed)
-        order = np.argsort(-s, kind="stable")  # best first, lowest index on ties
-        explore = rng.random(m) < policy.epsilon
-        picks = rng.random(m)
-        left = np.ones(len(s), dtype=bool)
-        chosen = []
-        for j in range(m):
-            if explore[j]:
-                pool = np.flatnonzero(left)
-                i = int(pool[min(int(picks[j] * len(pool)), len(pool) - 1)])
-            else:
-                i = int(order[np.argmax(left[order])])
-            left[i] = False
-            chosen.append(i)
-        positions = np.array(chosen, dtype=np.int64)
+        return _draw_epsilon(s, m, policy.epsilon, seed)
     else:
         positions = np.argsort(-s, kind="stable")[:m]
     positions = positions.astype(np.int64)
     props = slot_probabilities(s, positions, ExplorationPolicy(policy.kind, policy.epsilon, policy.temperature))
     return SlateDraw(positions, props, float(np.prod(props)))
 
+
+
+def _draw_epsilon(s: np.ndarray, m: int, eps: float, seed: int) -> SlateDraw:
+    """``draw_slate`` for epsilon-greedy over adjusted scores ``s`` (n,): at slot ``j`` an
+    exploring pick (probability ``eps``) is uniform over the ``n - j`` remaining items, else
+    the best remaining one, so the drawn item's propensity is ``eps / (n - j) + (1 - eps)``
+    when it is the best remaining item and ``eps / (n - j)`` otherwise: the closed form of
+    ``slot_probabilities`` (the same floating-point operations, the same values), computed
+    during the draw instead of from (m, n) matrices."""
+    n = len(s)
+    rng = np.random.default_rng(seed)
+    order = np.argsort(-s, kind="stable").tolist()  # best first, lowest index on ties
+    explore = (rng.random(m) < eps).tolist()
+    picks = rng.random(m).tolist()
+    left = np.ones(n, dtype=bool)
+    chosen, props, at_best = [], [], []
+    head = 0  # order[head] is the best remaining item
+    for j in range(m):
+        while not left[order[head]]:
+            head += 1
+        best = order[head]
+        if explore[j]:
+            remaining = np.flatnonzero(left)
+            i = int(remaining[min(int(picks[j] * len(remaining)), len(remaining) - 1)])
+        else:
+            i = best
+        left[i] = False
+        chosen.append(i)
+        p = eps / (n - j)
+        props.append(p + (1.0 - eps) if i == best else p)
+        at_best.append(i == best)
+    out = np.array(props)
+    return SlateDraw(np.array(chosen, dtype=np.int64), out, float(np.prod(out)), np.array(at_best, dtype=bool))
 
 
 def logged_marginals(scores: np.ndarray, logged_positions: np.ndarray, policy: ExplorationPolicy,

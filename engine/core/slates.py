@@ -82,8 +82,11 @@ def draw(rec, user: str, k: int, excluded: np.ndarray, context: dict | None, pol
         order = np.argsort(-scores, kind="stable")[:k]
         return Drawn(pool[order], scores[order], np.ones(len(order)), np.zeros(len(order), dtype=bool))
     d = draw_slate(scores, k, policy, seed, new)
-    greedy = slot_probabilities(scores, d.positions, GREEDY)  # 1 where the slot holds the greedy choice
-    return Drawn(pool[d.positions], scores[d.positions], d.propensities, greedy < 0.5)
+    if d.at_best is not None and not policy.new_item_bonus:  # drawn from the ranker's own scores
+        explored = ~d.at_best
+    else:  # explored: the slot does not hold the ranker's greedy choice given the slots above it
+        explored = slot_probabilities(scores, d.positions, GREEDY) < 0.5
+    return Drawn(pool[d.positions], scores[d.positions], d.propensities, explored)
 
 
 def target(rec, user: str, rows: np.ndarray, excluded: np.ndarray, context: dict | None,
