@@ -267,7 +267,7 @@ def _draw_epsilon(s: np.ndarray, m: int, eps: float, seed: int) -> SlateDraw:
     order = np.argsort(-s, kind="stable").tolist()  # best first, lowest index on ties
     explore = (rng.random(m) < eps).tolist()
     picks = rng.random(m).tolist()
-    left = np.ones(n, dtype=bool)
+    left = [True] * n  # a Python list: the loop reads single entries (a pool is ~50 items)
     chosen, props, at_best = [], [], []
     head = 0  # order[head] is the best remaining item
     for j in range(m):
@@ -275,8 +275,8 @@ def _draw_epsilon(s: np.ndarray, m: int, eps: float, seed: int) -> SlateDraw:
             head += 1
         best = order[head]
         if explore[j]:
-            remaining = np.flatnonzero(left)
-            i = int(remaining[min(int(picks[j] * len(remaining)), len(remaining) - 1)])
+            remaining = [r for r, free in enumerate(left) if free]  # ascending, as np.flatnonzero
+            i = remaining[min(int(picks[j] * len(remaining)), len(remaining) - 1)]
         else:
             i = best
         left[i] = False
