@@ -88,10 +88,11 @@ def candidates(rec, user: str, excluded: np.ndarray, per_source: int = 100, full
             pool = pool[allowed[pool]]
         pool = without(pool, excluded)
         if factors or (allowed is not None and len(pool) < at_least):
-            scores = factor_scores() if callable(factor_scores) else factor_scores
             if allowed is None and factor_rows is not None and n > factor_rows:
                 best = sampled_factor_best(rec, user, n, per_source, excluded, factor_rows, sample_key)
-            elif allowed is None:
+                return np.union1d(pool, best)
+            scores = factor_scores() if callable(factor_scores) else factor_scores  # the whole catalogue's
+            if allowed is None:
                 s = rec.model.scores(user, n) if scores is None else scores[:n].copy()
                 best = top_k(s, per_source, excluded)[0]
             else:
