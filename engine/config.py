@@ -151,6 +151,10 @@ class EngineConfig(BaseModel):
         "(0-10, positive from 8)")
     reward_window_s: float = setting(1800.0, "s", "an impression with no click on that item within this much event "
                                 "time becomes a negative", gt=0)
+    hide_ignored: bool = setting(True, "", "an impression that becomes a negative also hides its item from that "
+                                 "user's later slates (each slate moves on to items not yet shown: exploration by "
+                                 "elimination); off: only the negative is learned and the item stays a candidate "
+                                 "(a shop that may show an item again)")
     max_clock_skew_s: float = setting(300.0, "s", "an event time more than this far in the future of its "
                                       "acceptance time is refused at intake (422 naming timestamp) and "
                                       "dead-lettered by the learner, so no clock jumps ahead", gt=0)

@@ -13,7 +13,14 @@ items (an item in the true top-10 of at least one sampled user when it arrives) 
 slate of such a user: the median number of steps from arrival to the first time, and the
 share that ever do.
 
-    python -m simulators.exploration_scenario [--seeds 3] [--steps 18000] [--out DIR]
+By default the engine hides an item from a user once an impression of it was ignored
+(``EngineConfig.hide_ignored``): every slate moves on to items that user has not been
+shown, which is exploration by elimination, so a policy's own exploration has less left to
+find. ``--keep-ignored`` runs the engine that keeps ignored items as candidates (only the
+negative is learned): the feedback loop at its strongest, an engine that shows its ranked
+items again and again.
+
+    python -m simulators.exploration_scenario [--seeds 3] [--steps 18000] [--keep-ignored] [--out DIR]
 """
 
 from __future__ import annotations
@@ -57,11 +64,12 @@ def add_items(w: World, n: int, boost: float) -> list[int]:
 
 
 def run(setting: str, seed: int, steps: int = 18_000, arrival_every: int = 300, batch: int = 10,
-        boost: float = 1.0, progress: bool = True) -> dict:
-    """One engine setting on one seed; cumulative CTR and the reach of good new items."""
+        boost: float = 1.0, progress: bool = True, hide_ignored: bool = True) -> dict:
+    """One engine setting on one seed; cumulative CTR and the reach of good new items
+    (``hide_ignored``: ``EngineConfig.hide_ignored``)."""
     cfg = WorldConfig(organic_rate=0.05)
     w = World(cfg, seed)
-    sim = Simulation(w, guard=False, engine=SETTINGS[setting])
+    sim = Simulation(w, guard=False, engine={**SETTINGS[setting], "hide_ignored": hide_ignored})
     sample = np.sort(w.metric_rng.choice(w.established, 300, replace=False))
     imps = clicks = 0
     arrivals: dict[int, int] = {}  # good new item -> step it arrived
@@ -93,7 +101,7 @@ def run(setting: str, seed: int, steps: int = 18_000, arrival_every: int = 300, 
                 reached[j] = step - arrivals[j]
         sim.step_no += 1
     delays = sorted(reached.values())
-    return {"setting": setting, "seed": seed, "ctr": clicks / imps if imps else 0.0, "good_new_items": len(arrivals),
+    return {"setting": setting, "seed": seed, "hide_ignored": hide_ignored, "ctr": clicks / imps if imps else 0.0, "good_new_items": len(arrivals),
             "reached_share": round(len(reached) / len(arrivals), 3) if arrivals else None,
             "median_steps_to_reach": float(statistics.median(delays)) if delays else None}
 
@@ -120,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=18_000)
+    p.add_argument("--keep-ignored", action="store_true",
+                   help="the engine keeps ignored items as candidates (EngineConfig.hide_ignored off)")
     p.add_argument("--out", default="freshrec-out/exploration")
     a = p.parse_args(argv)
     out = Path(a.out)
@@ -128,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed in range(a.seeds):
         for setting in SETTINGS:
-            rows.append(run(setting, seed, a.steps))
+            rows.append(run(setting, seed, a.steps, hide_ignored=not a.keep_ignored))
             r = rows[-1]
             print(f"[{time.perf_counter() - t0:.0f}s] seed {seed} {setting}: CTR {r['ctr']:.4f}, good new items reached "
                   f"{r['reached_share']} after a median {r['median_steps_to_reach']} steps", flush=True)
@@ -145,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{setting:<16}{s['ctr']:>8.4f}{s['ratio']:>8.3f}{s['reached_share']:>9.3f}{s['median_steps_to_reach']:>8.0f}")
     best = max(summary, key=lambda k: summary[k]["ctr"])
     print(f"best: {best}, {summary[best]['ratio']}x no exploration (>= 1.1: {summary[best]['ratio'] >= 1.1})")
-    (out / "exploration.json").write_text(json.dumps({"rows": rows, "summary": summary, "best": best}, indent=2))
+    (out / "exploration.json").write_text(json.dumps({"hide_ignored": not a.keep_ignored, "rows": rows,
+                                                       "summary": summary, "best": best}, indent=2))
     print(f"wrote {out / 'exploration.json'}")
     return 0
 

@@ -1,6 +1,7 @@
 """Event semantics: ratings by threshold, impressions that expire into negatives, clicks,
 stream encoding."""
 
+import numpy as np
 import pytest
 
 from engine import EngineConfig, Event, Recommender
@@ -25,6 +26,32 @@ def test_impression_becomes_negative_after_reward_window_in_event_time():
     assert not rec.pending
     assert rec.catalogue.get("shown") in rec.seen["u"]  # learned as a negative
     assert "u" not in rec.positives
+
+
+def test_an_ignored_impression_stays_a_candidate_without_hide_ignored():
+    def score(rec) -> float:  # the factor model's score of "shown" for u
+        return float(rec.model.item_scores("u", np.array([rec.catalogue.get("shown")]))[0])
+
+    def after_ignored(hide: bool):
+        rec = Recommender(EngineConfig(reward_window_s=60, hide_ignored=hide, seed=3))
+        for n in range(30):  # "shown" is liked by others, so it ranks high for u
+            rec.apply(Event(f"v{n}", "shown", "click", timestamp=n))
+            rec.apply(Event(f"v{n}", f"x{n}", "click", timestamp=n))
+        rec.apply(Event("u", "x0", "click", timestamp=999))
+        rec.apply(Event("u", "shown", "impression", timestamp=1000))
+        before = score(rec)
+        rec.apply(Event("w", "y", "click", timestamp=1061))  # the window is over: a negative
+        assert not rec.pending
+        return rec, before, score(rec)
+
+    hidden, _, _ = after_ignored(True)
+    assert "shown" not in [r.item_id for r in hidden.recommend("u", k=50)]
+    kept, before, after = after_ignored(False)
+    assert "shown" in [r.item_id for r in kept.recommend("u", k=50)]  # still a candidate
+    assert after < before  # the negative was learned
+    assert "u" not in kept.seen or kept.catalogue.get("shown") not in kept.seen["u"]
+    kept.apply(Event("u", "shown", "impression", timestamp=2000))  # shown again: pending again
+    assert ("u", kept.catalogue.get("shown")) in kept.pending
 
 
 def test_click_within_window_resolves_the_impression_as_positive():

@@ -439,15 +439,19 @@ class Recommender:
         self._log_n = n + 1
 
     def _expire_impressions(self) -> None:
-        """Impressions whose reward window has passed (engine clock) become negatives."""
+        """Impressions whose reward window has passed (engine clock) become negatives; with
+        ``hide_ignored`` (the default) their items are also seen (not shown to that user again)."""
         heap = self._expiry
         while heap and heap[0][0] <= self.clock:
             deadline, user, idx = heapq.heappop(heap)
             if self.pending.get((user, idx)) == deadline:
                 self._resolve(user, idx)
-                # an ignored impression is a negative and, like any interaction, is not shown
-                # to that user again (which also makes slates explore)
-                self._negative(user, self.catalogue.ids[idx], idx)
+                if self.config.hide_ignored:
+                    # an ignored impression is a negative and, like any interaction, is not
+                    # shown to that user again (which also makes slates explore)
+                    self._negative(user, self.catalogue.ids[idx], idx)
+                else:  # only the factor model's negative: not an interaction, not seen
+                    self.model.learn(user, self.catalogue.ids[idx], idx, 0.0)
 
     # ------------------------------------------------------------------ snapshots
     def state(self, copy: bool = True, cooc: bool = True) -> tuple[dict[str, np.ndarray], dict]:
