@@ -101,7 +101,8 @@ def run(setting: str, seed: int, steps: int = 18_000, arrival_every: int = 300, 
                 reached[j] = step - arrivals[j]
         sim.step_no += 1
     delays = sorted(reached.values())
-    return {"setting": setting, "seed": seed, "hide_ignored": hide_ignored, "ctr": clicks / imps if imps else 0.0, "good_new_items": len(arrivals),
+    return {"setting": setting, "seed": seed, "hide_ignored": hide_ignored, "ctr": clicks / imps if imps else 0.0,
+            "good_new_items": len(arrivals),
             "reached_share": round(len(reached) / len(arrivals), 3) if arrivals else None,
             "median_steps_to_reach": float(statistics.median(delays)) if delays else None}
 
