@@ -22,7 +22,12 @@ outside the logged slate uses the frozen ranker's score of it) with four kinds o
 position-based estimator of Li et al. 2018, unbiased here because the world's clicks
 depend only on the item and its slot), ``slot`` (per slot, probabilities given the logged
 slots above: biased for a target whose slates differ from the logged prefix), ``prefix``
-(cascade) and ``slate`` (whole slate).
+(cascade), ``slate`` (whole slate) and ``pbm`` (the position-based estimator of Li et al.
+2018: a logged item weighted by its examination-weighted exposure over all slots under the
+target against the logger's, ``engine.core.ope``'s ``pbm`` variant, with the examination
+``theta`` of the position-based click model fitted on the log; it sees a target that puts
+the logger's top items in low slots, which per-slot weights cannot, and is as good as that
+fitted ``theta``).
 
 The truth is the target run on-policy, exactly: the model is frozen and a request's user is
 drawn with probability proportional to the world's activity weights, so the target's value
@@ -67,7 +72,7 @@ from engine.core.click_model import fit_calibrated_score, fit_position_based
 from engine.core.features import features
 from engine.core.exploration import ExplorationPolicy, draw_slate, logged_marginals, slot_probabilities
 from engine.core.model import stable_hash
-from engine.core.ope import LoggedSlates, estimate
+from engine.core.ope import LoggedSlates, estimate, pbm_exposure
 from engine.core.slates import draw, pool_and_scores, probabilities
 from simulators.synthetic import K, Simulation, World, WorldConfig
 
@@ -158,8 +163,9 @@ def _expected_by_user(sim: Simulation, name: str, policy: ExplorationPolicy, see
         np.add.at(logged_clicks[n], bins[reach], (m * pool_c[at[inside]][:, None] * bias[None, :])[reach])
     return value, split, logged_clicks
 
-VARIANTS = ("iips", "slot", "prefix", "slate")  # iips: the slot variant with marginal propensities
-ROWS = [(e, v) for e in ("ips", "snips", "dr") for v in VARIANTS] + [("dr_pbm", "iips"), ("dr_cal", "iips")]
+VARIANTS = ("iips", "slot", "prefix", "slate", "pbm")  # iips: the slot variant with marginal propensities
+ROWS = [(e, v) for e in ("ips", "snips", "dr") for v in VARIANTS] + [("dr_pbm", "iips"), ("dr_cal", "iips"),
+                                                                     ("dr_pbm", "pbm")]
 """(estimator, weights) pairs reported. DR's reward model: ``dr`` the click rate by position;
 ``dr_pbm`` the position-based click model fitted on the log, ``dr_cal`` the logging ranker's
 score calibrated per slot on the log (both ``engine.core.click_model``)."""
@@ -180,6 +186,7 @@ def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 2
     cond = {name: [] for name in POLICIES}
     marg = {name: [] for name in POLICIES}
     rewards, logs, log_marg = [], [], []
+    log_all, target_all = [], {name: [] for name in POLICIES}  # (K, K): logged item j's marginal at every slot
     shown, pools, target_rows = [], [], {"greedy": [], "reweighted": []}  # for the click models' DR
     score_of = {"logged": [], "greedy": [], "reweighted": [], "uniform": []}  # the logging ranker's scores
     for n, row in enumerate(tqdm(users[:logged].tolist(), desc=f"seed {seed} logging", disable=not progress,
@@ -199,6 +206,12 @@ def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 2
         target_rows["greedy"].append(pool[best])
         with _Reweighted(rec, True):
             target_rows["reweighted"].append(draw(rec, user, K, excluded, None, POLICIES["reweighted"], 0).rows)
+        rank = np.empty(len(pool), dtype=np.int64)
+        rank[np.argsort(-scores, kind="stable")] = np.arange(len(pool))
+        log_all.append(_rank_marginals(len(pool), K, logging_policy)[rank[d.positions]])
+        for name, slate in (("greedy", pool[best]), ("reweighted", target_rows["reweighted"][-1])):
+            target_all[name].append((rows[:, None] == slate[None, :K]).astype(np.float64))  # one-hot at its slot
+        target_all["uniform"].append(np.full((len(rows), K), 1.0 / len(pool)))
         score_of["logged"].append(scores[d.positions])
         score_of["greedy"].append(scores[best])
         score_of["reweighted"].append(rec.ranker.score(features(rec, user, target_rows["reweighted"][-1])))
@@ -226,6 +239,8 @@ def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 2
     cal_rhat = cal.predict(np.array(score_of["logged"]), slot)
     cal_target = {name: cal.predict(np.array(score_of[name]), slot) for name in ("greedy", "reweighted")}
     cal_target["uniform"] = np.array([cal.predict(sc[:, None], slot).mean(axis=0) for sc in score_of["uniform"]])
+    theta = pbm.examination[:K]  # the position-based weights' examination, fitted on the log
+    log_exposure = pbm_exposure(np.array(log_all), theta)
     out = {"seed": seed, "logged_clicks_per_slate": round(float(R.sum(axis=1).mean()), 4), "targets": {}}
     act = w.activity[w.established] / w.activity[w.established].sum()  # P(a request is from each user)
     for k, (name, policy) in enumerate(POLICIES.items()):
@@ -252,10 +267,19 @@ def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 2
                                 target_rhat=pbm_target[name]),
             "cal": LoggedSlates(rewards=R, logging=LM, target=np.array(marg[name]), rhat=cal_rhat,
                                 target_rhat=cal_target[name])}
+        exposure = dict(logging_exposure=log_exposure, examination=theta,
+                        target_exposure=pbm_exposure(np.array(target_all[name]), theta))
+        logs_by_variant["pbmw"] = LoggedSlates(rewards=R, logging=LM, target=np.array(marg[name]), rhat=rhat,
+                                               target_rhat=rhat, **exposure)
+        logs_by_variant["pbmw_pbm"] = LoggedSlates(rewards=R, logging=LM, target=np.array(marg[name]),
+                                                   rhat=pbm_rhat, target_rhat=pbm_target[name], **exposure)
         rows = {}
         for est, variant in ROWS:
             model = est.partition("_")[2]  # the click model of dr_pbm / dr_cal
-            log = logs_by_variant[model or ("iips" if variant == "iips" else "cond")]
+            if variant == "pbm":
+                log = logs_by_variant["pbmw_pbm" if model else "pbmw"]
+            else:
+                log = logs_by_variant[model or ("iips" if variant == "iips" else "cond")]
             e = estimate(log, "dr" if model else est, "slot" if variant == "iips" else variant, seed=seed).to_dict()
             rows[f"{est}/{variant}"] = {"value": e["value"], "low": e["low"], "high": e["high"], "ess": e["ess"],
                                         "rel_error": round(abs(e["value"] - true) / true, 4) if true else None,
@@ -285,7 +309,7 @@ def summarise(runs: list[dict], variant: str = "iips") -> dict:
                    for name in POLICIES for est in ("snips", dr))
 
     passed = passes("dr")
-    by_model = {dr: passes(dr) for dr in ("dr_pbm", "dr_cal")}
+    by_model = {dr: passes(dr) for dr in ("dr_pbm", "dr_cal") if (dr, variant) in ROWS}
     support = {name: {b: {"value_share": round(float(np.mean([r["targets"][name]["support"][b]["value_share"]
                                                                for r in runs])), 4),
                           "logged_clicks": round(float(np.mean([r["targets"][name]["support"][b]["logged_clicks"]
@@ -317,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             f"dr_cal/iips {t['estimates']['dr_cal/iips']['value']:.3f}"
             for n, t in r["targets"].items()), flush=True)
     summary = summarise(runs)
+    by_pbm = summarise(runs, "pbm")
     print(f"\n{'target estimator/variant':<28}{'median rel err':>15}{'max':>8}{'<=10 %':>8}{'covered':>9}")
     for key, row in summary["table"].items():
         print(f"{key:<28}{row['median_rel_error']:>15.4f}{row['max_rel_error']:>8.3f}{row['within_10pct']:>6}/"
@@ -329,9 +354,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"judged by {summary['variant_judged']} weights, SNIPS and DR (position click rate): "
           f"{'PASS' if summary['passed'] else 'FAIL'}; " + "; ".join(
               f"SNIPS and {dr}: {'PASS' if ok else 'FAIL'}" for dr, ok in summary["passed_with"].items()))
-    (out / "ope_experiment.json").write_text(json.dumps({"runs": runs, "summary": summary}, indent=2))
+    print(f"judged by pbm weights (theta fitted on the log), SNIPS and DR (position click rate): "
+          f"{'PASS' if by_pbm['passed'] else 'FAIL'}; " + "; ".join(
+              f"SNIPS and {dr}: {'PASS' if ok else 'FAIL'}" for dr, ok in by_pbm["passed_with"].items()))
+    (out / "ope_experiment.json").write_text(json.dumps({"runs": runs, "summary": summary, "summary_pbm": by_pbm},
+                                                        indent=2))
     print(f"wrote {out / 'ope_experiment.json'}")
-    return 0 if summary["passed"] else 1
+    return 0 if summary["passed"] or by_pbm["passed"] else 1
 
 
 if __name__ == "__main__":

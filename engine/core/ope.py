@@ -46,6 +46,27 @@ Weights (``variant``):
 ``slate``
     ``W_i = prod_j pi_ij / prod_j mu_ij`` for every slot: no assumption on clicks at all,
     the most variance (Swaminathan et al. 2017's baseline).
+``pbm``
+    the position-based estimator of Li et al. 2018 (their PBM estimator): under the
+    position-based click model ``P(c = 1 | a, j) = theta_j gamma_a`` an item's clicks in any
+    slot tell its appeal, so the logged item ``a`` in slot ``j`` is weighted by its
+    examination-weighted *exposure* under each policy, whatever slot it was logged in:
+
+    .. math::
+
+        w_{ij} = \\frac{\\sum_l \\pi(a_{ij}, l \\mid x_i) \\, \\theta_l}{\\sum_l \\mu(a_{ij}, l \\mid x_i) \\, \\theta_l}
+
+    with marginal slot probabilities (``pbm_exposure``). A logger that shows its best item
+    almost only in the top slot still supports a target that puts it lower, where ``slot``
+    weights see (almost) nothing. Needs the exposures and ``theta`` in the log
+    (``LoggedSlates.logging_exposure``, ``target_exposure``, ``examination``; ``theta``
+    fitted on the log by ``engine.core.click_model.fit_position_based``). Unbiased when the
+    clicks follow the PBM with that ``theta``, and the target's items are shown by the
+    logger somewhere. Its SNIPS divides by the per-slate control variate
+    ``sum_j theta_j w_ij / sum_j theta_j``, whose expectation under the logger is 1 (not
+    per slot: a slot's weights do not average 1 here). Its DR is unbiased for a reward
+    model of the same form ``theta_j g_a`` whatever the appeals ``g`` (the PBM fitted on
+    the log is one), not for any reward model.
 
 Each ``Estimate`` carries a 95 % interval (percentile bootstrap over slates, seeded and
 vectorised, or the empirical Bernstein bound of Maurer & Pontil 2009, "Empirical Bernstein
@@ -61,7 +82,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 ESTIMATORS = ("ips", "snips", "dr")
-VARIANTS = ("slot", "prefix", "slate")
+VARIANTS = ("slot", "prefix", "slate", "pbm")
 INTERVALS = ("bootstrap", "bernstein")
 MIN_CLICKS = 30
 THIN_ESS_SHARE = 0.05
@@ -83,11 +104,19 @@ class LoggedSlates:
         rhat: optional (n, k) reward model's prediction for each logged item (DR only).
         target_rhat: optional (n, k) target's expected reward-model value at each slot given
             the logged items above it (``exploration.slot_expectations``; DR only).
+        logging_exposure, target_exposure: optional (n, k) examination-weighted exposure of
+            each logged item under the logging / target policy, ``sum_l P(item in slot l)
+            theta_l`` with marginal slot probabilities (``pbm_exposure``); the logging one > 0
+            on logged slots (the logger showed the item). ``pbm`` weights only.
+        examination: optional (k,) examination probability ``theta`` of each slot, > 0
+            (``engine.core.click_model.PositionBased.examination``); with the exposures.
 
     Raises:
         ValueError: shapes differ or are not 2-D, a NaN/inf, rewards outside [0, 1], a
             logging probability outside (0, 1] or a target probability outside [0, 1] on an
-            unmasked slot, only one of ``rhat`` / ``target_rhat``.
+            unmasked slot, only one of ``rhat`` / ``target_rhat``, only some of the exposures
+            and ``examination``, a non-positive logging exposure on a logged slot or a
+            negative target exposure, an ``examination`` not of shape (k,) or not > 0.
     """
 
     rewards: np.ndarray
@@ -96,6 +125,9 @@ class LoggedSlates:
     mask: np.ndarray | None = None
     rhat: np.ndarray | None = None
     target_rhat: np.ndarray | None = None
+    logging_exposure: np.ndarray | None = None
+    target_exposure: np.ndarray | None = None
+    examination: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         r = np.asarray(self.rewards, dtype=np.float64)
@@ -128,6 +160,20 @@ class LoggedSlates:
         if self.rhat is not None:
             self.rhat = clean("rhat", self.rhat, 0.0)
             self.target_rhat = clean("target_rhat", self.target_rhat, 0.0)
+        pbm = (self.logging_exposure, self.target_exposure, self.examination)
+        if any(a is not None for a in pbm):
+            if any(a is None for a in pbm):
+                raise ValueError("logging_exposure, target_exposure and examination go together (all or none)")
+            self.logging_exposure = clean("logging_exposure", self.logging_exposure, 1.0)
+            self.target_exposure = clean("target_exposure", self.target_exposure, 0.0)
+            if np.any(self.logging_exposure <= 0):
+                raise ValueError("logging_exposure must be > 0 on logged slots: the logger did show every logged item")
+            if np.any(self.target_exposure < 0):
+                raise ValueError("target_exposure must be >= 0")
+            theta = np.asarray(self.examination, dtype=np.float64)
+            if theta.shape != (r.shape[1],) or not np.all(np.isfinite(theta)) or np.any(theta <= 0):
+                raise ValueError(f"examination must be ({r.shape[1]},) finite and > 0, got shape {theta.shape}")
+            self.examination = theta
 
     @property
     def n(self) -> int:
@@ -190,12 +236,39 @@ class Estimate:
 
 
 # ------------------------------------------------------------------------------ weights
+def pbm_exposure(marginals: np.ndarray, examination: np.ndarray) -> np.ndarray:
+    """Examination-weighted exposure of logged items for ``pbm`` weights:
+    ``sum_l marginals[..., l] * examination[l]``.
+
+    Args:
+        marginals: (n, k, s) marginal probability that the item logged in slot ``j`` of slate
+            ``i`` is put in slot ``l`` by a policy (``exploration.logged_marginals`` of that
+            item at every slot; one-hot for a deterministic slate, 0 where the policy does not
+            show it).
+        examination: (s,) examination probability of each slot (``theta``).
+
+    Returns:
+        (n, k) exposures.
+
+    Raises:
+        ValueError: the last axis of ``marginals`` is not ``len(examination)``.
+    """
+    m, theta = np.asarray(marginals, dtype=np.float64), np.asarray(examination, dtype=np.float64)
+    if m.ndim != 3 or m.shape[-1] != theta.shape[0]:
+        raise ValueError(f"marginals must be (n, k, {theta.shape[0]}), got shape {m.shape}")
+    return m @ theta
+
+
 def slot_weights(log: LoggedSlates, variant: str = "slot") -> np.ndarray:
     """(n, k) importance weight of every logged slot under ``variant`` (0 on masked slots).
 
     Raises:
-        ValueError: an unknown variant.
+        ValueError: an unknown variant, ``pbm`` on a log without exposures.
     """
+    if variant == "pbm":
+        if log.examination is None:
+            raise ValueError("pbm weights need logging_exposure, target_exposure and examination in the log")
+        return np.where(log.mask, log.target_exposure / log.logging_exposure, 0.0)
     ratio = log.target / log.logging  # masked slots: 1 / 1
     if variant == "slot":
         w = ratio
@@ -216,7 +289,7 @@ def prior_weights(log: LoggedSlates, variant: str = "slot") -> np.ndarray:
     Raises:
         ValueError: an unknown variant.
     """
-    if variant == "slot":
+    if variant in ("slot", "pbm"):
         v = np.ones(log.rewards.shape)
     elif variant in ("prefix", "slate"):
         ratio = log.target / log.logging
@@ -251,6 +324,10 @@ def _terms(log: LoggedSlates, estimator: str, variant: str) -> tuple[np.ndarray,
     if estimator == "ips":
         return w * log.rewards, m, w
     if estimator == "snips":
+        if variant == "pbm":  # one normaliser per slate, mean 1 under the logger (module docstring)
+            theta = np.where(log.mask, log.examination[None, :], 0.0)
+            norm = np.sum(theta * w, axis=1) / np.maximum(theta.sum(axis=1), 1e-300)
+            return w * log.rewards, norm[:, None] * m, w
         return w * log.rewards, w, w
     if estimator == "dr":
         if log.rhat is None:
@@ -337,7 +414,8 @@ def estimate(log: LoggedSlates, estimator: str = "ips", variant: str = "slot", i
     Args:
         log: the logged slates with target probabilities.
         estimator: ``"ips"``, ``"snips"`` or ``"dr"`` (see the module docstring).
-        variant: ``"slot"``, ``"prefix"`` or ``"slate"`` weights.
+        variant: ``"slot"``, ``"prefix"``, ``"slate"`` or ``"pbm"`` weights (``pbm``: the log
+            carries the exposures and ``examination``).
         interval: ``"bootstrap"`` (percentile, ``resamples`` resamples seeded by ``seed``) or
             ``"bernstein"`` (Maurer & Pontil 2009).
         alpha: 1 - confidence (0.05: a 95 % interval).
@@ -347,7 +425,7 @@ def estimate(log: LoggedSlates, estimator: str = "ips", variant: str = "slot", i
 
     Raises:
         ValueError: an unknown estimator / variant / interval, an empty log, ``dr`` without
-            ``rhat`` in the log, or bad interval parameters.
+            ``rhat`` in the log, ``pbm`` without exposures, or bad interval parameters.
     """
     if interval not in INTERVALS:
         raise ValueError(f"interval must be one of {INTERVALS}, not {interval!r}")
