@@ -13,6 +13,10 @@ not rated, drawn with ``P(i) ~ exp(popularity * q_i + taste * <x_u, y_i> - recen
 distribution. Every random choice comes from one seeded generator.
 
     python -m simulators.rating_log OUT.csv [--users 900] [--items 1600] [--ratings 100000] [--seed 0]
+        [--popularity 1] [--taste 2.5] [--recency 1]
+
+(``--recency 0``: old items are drawn as readily as new ones, so all-time popularity is the
+strong anchor rather than a short trend, as in a catalogue of old films rated in sittings.)
 
 writes ``user_id,item_id,rating,timestamp`` (time-ordered), the format ``freshrec replay
 --format csv`` reads.
@@ -88,8 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--items", type=int, default=1600)
     p.add_argument("--ratings", type=int, default=100_000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--popularity", type=float, default=1.0, help="weight of an item's popularity in a sitting's draw")
+    p.add_argument("--taste", type=float, default=2.5, help="weight of the user's taste in a sitting's draw")
+    p.add_argument("--recency", type=float, default=1.0,
+                   help="weight of novelty: the draw's logit falls by recency * log(1 + age in days); 0: a stationary catalogue")
     a = p.parse_args(argv)
-    rows = generate(a.users, a.items, a.ratings, a.seed)
+    rows = generate(a.users, a.items, a.ratings, a.seed, popularity=a.popularity, taste=a.taste, recency=a.recency)
     write_csv(rows, a.out)
     print(f"wrote {len(rows)} ratings of {a.users} users on {a.items} items to {a.out}")
     return 0
