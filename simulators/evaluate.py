@@ -136,6 +136,10 @@ def logged_slates(decisions: list[dict], policy: str) -> LoggedSlates | None:
     return LoggedSlates(arrays["rewards"], arrays["logging"], arrays["target"], mask=mask, **model)
 
 
+LOG_VARIANTS = ("slot", "prefix", "slate")
+"""The weights a decision log supports (``engine.core.ope.VARIANTS`` but ``pbm``)."""
+
+
 def evaluate(decisions: list[dict], variants: tuple[str, ...] = ("slot", "slate"), interval: str = "bootstrap",
              resamples: int = 2000, seed: int = 0) -> list[dict]:
     """One row per policy x estimator x variant (``Estimate.to_dict()`` plus ``policy``).
@@ -240,7 +244,12 @@ def main(args: argparse.Namespace) -> int:
     """``freshrec evaluate LOG [--window N] [--out DIR] ...`` or ``--redis-url URL [--candidate
     NAME=JSON ...]`` (``simulators.stream_decisions``); ``--open-bandit`` is
     ``simulators.open_bandit.main`` (the CLI dispatches)."""
-    variants = tuple(args.variants.split(","))
+    variants = tuple(v.strip() for v in args.variants.split(","))
+    unknown = [v for v in variants if v not in LOG_VARIANTS]
+    if unknown:
+        raise SystemExit(f"freshrec evaluate: --variants {','.join(unknown)}: expected some of {', '.join(LOG_VARIANTS)}"
+                         + (" (pbm weights need every logged item's exposure over all slots, which a decision log "
+                            "does not carry yet; simulators.ope_experiment computes them)" if "pbm" in unknown else ""))
     if getattr(args, "redis_url", None):
         from simulators.stream_decisions import from_redis
 

@@ -72,3 +72,11 @@ def test_the_command_prints_a_table_and_writes_json_and_png(tmp_path, capsys):
     data = json.loads((out / "evaluate.json").read_text())
     assert data["decisions"] == 150 and len(data["estimates"]) == 2 * 2 + 3 * 2
     assert (out / "evaluate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_unknown_or_unsupported_variant_is_refused_by_name(tmp_path):
+    path = write(tmp_path / "log.jsonl", [decision(i) for i in range(3)])
+    with pytest.raises(SystemExit, match="--variants slt: expected some of slot, prefix, slate"):
+        main(["evaluate", str(path), "--variants", "slot,slt", "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit, match="pbm weights need every logged item's exposure"):
+        main(["evaluate", str(path), "--variants", "pbm", "--out", str(tmp_path / "out")])
