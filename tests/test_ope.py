@@ -1,7 +1,9 @@
 """Off-policy estimators on cases with a known answer: on-policy IPS is the mean reward
 exactly, IPS / SNIPS / DR are unbiased on a two-armed bandit with known CTRs and their 95 %
 intervals cover the truth, DR with a perfect reward model has no variance, the slate
-variants are unbiased for Plackett-Luce slates, and thin or missing support is reported."""
+variants are unbiased for Plackett-Luce slates, thin or missing support is reported, and the
+position-based weights estimate a target that moves the logger's items to slots it never
+uses for them."""
 
 import itertools
 
@@ -232,10 +234,11 @@ PBM_APPEAL = np.array([0.6, 0.2])  # items A, B
 SWAPPED = float(PBM_THETA[0] * PBM_APPEAL[1] + PBM_THETA[1] * PBM_APPEAL[0])  # the target's slate (B, A): 0.5 clicks
 
 
-def swapped_log(n: int, rewards: np.ndarray | None = None, eps: float = 0.0, seed: int = 0) -> LoggedSlates:
+def swapped_log(n: int, rewards=None, eps: float = 0.0, seed: int = 0) -> LoggedSlates:
     """A logger that shows (A, B), or (B, A) with probability ``eps``, and a target that
     always shows (B, A); clicks follow the position-based model PBM_THETA x PBM_APPEAL. Per slot the
-    target's pairs (B in slot 0, A in slot 1) have logging probability ``eps``."""
+    target's pairs (B in slot 0, A in slot 1) have logging probability ``eps``. ``rewards``:
+    optional function of the (n, 2) click probabilities (default: sampled clicks)."""
     rng = np.random.default_rng(seed)
     swap = rng.random(n) < eps
     items = np.where(swap[:, None], [[1, 0]], [[0, 1]])
@@ -243,8 +246,7 @@ def swapped_log(n: int, rewards: np.ndarray | None = None, eps: float = 0.0, see
     r = (rng.random((n, 2)) < p).astype(float) if rewards is None else rewards(p)
     mu_all = np.where(items[:, :, None] == 0, [[1 - eps, eps]], [[eps, 1 - eps]])  # item -> P(slot l)
     pi_all = np.where(items[:, :, None] == 0, [[0.0, 1.0]], [[1.0, 0.0]])
-    mu_slot = np.take_along_axis(mu_all, np.arange(2)[None, :, None].repeat(n, 0), axis=2)[..., 0]
-    pi_slot = np.take_along_axis(pi_all, np.arange(2)[None, :, None].repeat(n, 0), axis=2)[..., 0]
+    mu_slot, pi_slot = np.diagonal(mu_all, axis1=1, axis2=2), np.diagonal(pi_all, axis1=1, axis2=2)  # own slot
     return LoggedSlates(r, np.maximum(mu_slot, 1e-12), pi_slot, rhat=PBM_THETA[None, :] * PBM_APPEAL[items],
                         target_rhat=np.broadcast_to(PBM_THETA * PBM_APPEAL[[1, 0]], (n, 2)),
                         logging_exposure=pbm_exposure(mu_all, PBM_THETA), target_exposure=pbm_exposure(pi_all, PBM_THETA),
