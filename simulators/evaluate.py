@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.core.ope import LoggedSlates, estimate_all
+from engine.core.ope import VARIANTS, LoggedSlates, estimate_all
 
 LOGGING = "logging"
 REQUIRED = ("recommendation_id", "user_id", "t", "items", "logging", "rewards", "targets")
@@ -136,8 +136,9 @@ def logged_slates(decisions: list[dict], policy: str) -> LoggedSlates | None:
     return LoggedSlates(arrays["rewards"], arrays["logging"], arrays["target"], mask=mask, **model)
 
 
-LOG_VARIANTS = ("slot", "prefix", "slate")
-"""The weights a decision log supports (``engine.core.ope.VARIANTS`` but ``pbm``)."""
+LOG_VARIANTS = tuple(v for v in VARIANTS if v != "pbm")
+"""The weights a decision log supports: ``engine.core.ope.VARIANTS`` but ``pbm``, whose
+all-slot exposures a decision log does not carry."""
 
 
 def evaluate(decisions: list[dict], variants: tuple[str, ...] = ("slot", "slate"), interval: str = "bootstrap",
