@@ -25,9 +25,14 @@ slots above: biased for a target whose slates differ from the logged prefix), ``
 (cascade), ``slate`` (whole slate) and ``pbm`` (the position-based estimator of Li et al.
 2018: a logged item weighted by its examination-weighted exposure over all slots under the
 target against the logger's, ``engine.core.ope``'s ``pbm`` variant, with the examination
-``theta`` of the position-based click model fitted on the log; it sees a target that puts
-the logger's top items in low slots, which per-slot weights cannot, and is as good as that
-fitted ``theta``).
+``theta`` harvested from the log: the (user, item) pairs that the logger's exploration showed
+in two slots give each slot's examination relative to the top one, whatever the user's
+appeal (``engine.core.position_bias``, Agarwal et al. 2019; the item-level EM of
+``click_model`` confounds personal relevance with position and makes ``theta`` fall too
+steeply, reported as ``examination.em_item_appeal`` beside the harvested and the world's
+``theta``); it sees a target that puts the logger's top items in low slots, which per-slot
+weights cannot, and is as good as that ``theta``. Its DR rows use reward models of the
+PBM form with that ``theta`` held (``dr_pbm``) or the calibrated score (``dr_cal``)).
 
 The truth is the target run on-policy, exactly: the model is frozen and a request's user is
 drawn with probability proportional to the world's activity weights, so the target's value
@@ -73,6 +78,7 @@ from engine.core.features import features
 from engine.core.exploration import ExplorationPolicy, draw_slate, logged_marginals, slot_probabilities
 from engine.core.model import stable_hash
 from engine.core.ope import LoggedSlates, estimate, pbm_exposure
+from engine.core.position_bias import harvest_examination
 from engine.core.slates import draw, pool_and_scores, probabilities
 from simulators.synthetic import K, Simulation, World, WorldConfig
 
@@ -165,7 +171,7 @@ def _expected_by_user(sim: Simulation, name: str, policy: ExplorationPolicy, see
 
 VARIANTS = ("iips", "slot", "prefix", "slate", "pbm")  # iips: the slot variant with marginal propensities
 ROWS = [(e, v) for e in ("ips", "snips", "dr") for v in VARIANTS] + [("dr_pbm", "iips"), ("dr_cal", "iips"),
-                                                                     ("dr_pbm", "pbm")]
+                                                                     ("dr_pbm", "pbm"), ("dr_cal", "pbm")]
 """(estimator, weights) pairs reported. DR's reward model: ``dr`` the click rate by position;
 ``dr_pbm`` the position-based click model fitted on the log, ``dr_cal`` the logging ranker's
 score calibrated per slot on the log (both ``engine.core.click_model``)."""
@@ -239,9 +245,24 @@ def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 2
     cal_rhat = cal.predict(np.array(score_of["logged"]), slot)
     cal_target = {name: cal.predict(np.array(score_of[name]), slot) for name in ("greedy", "reweighted")}
     cal_target["uniform"] = np.array([cal.predict(sc[:, None], slot).mean(axis=0) for sc in score_of["uniform"]])
-    theta = pbm.examination[:K]  # the position-based weights' examination, fitted on the log
+    # the position-based weights' examination, harvested from the (user, item) pairs the logger's
+    # exploration moved between slots (engine.core.position_bias), and the PBM reward model of
+    # their DR fitted with that theta held (the form the pbm DR is unbiased for)
+    pair_keys = users[:logged, None].astype(np.int64) * len(rec.catalogue) + S
+    try:
+        theta = harvest_examination(pair_keys.ravel(), np.tile(np.arange(K), len(S)), R.ravel() > 0, K).examination
+    except ValueError:  # a slot the log never moves a clicked pair through (a tiny log): the item-level EM's
+        theta = pbm.examination[:K] / pbm.examination[0]
+    pbm_h = fit_position_based(S.ravel(), np.tile(np.arange(K), len(S)), R.ravel() > 0, len(rec.catalogue), K,
+                               examination=theta)
+    pbm_h_target = {name: pbm_h.slate(np.array(target_rows[name])) for name in target_rows}
+    pbm_h_target["uniform"] = theta[None, :] * pbm_h.mean_appeal(pools)[:, None]
     log_exposure = pbm_exposure(np.array(log_all), theta)
-    out = {"seed": seed, "logged_clicks_per_slate": round(float(R.sum(axis=1).mean()), 4), "targets": {}}
+    world_theta = sim.pos_bias[:K] / sim.pos_bias[0]
+    out = {"seed": seed, "logged_clicks_per_slate": round(float(R.sum(axis=1).mean()), 4),
+           "examination": {"world": np.round(world_theta, 4).tolist(), "harvested": np.round(theta, 4).tolist(),
+                           "em_item_appeal": np.round(pbm.examination[:K] / pbm.examination[0], 4).tolist()},
+           "targets": {}}
     act = w.activity[w.established] / w.activity[w.established].sum()  # P(a request is from each user)
     for k, (name, policy) in enumerate(POLICIES.items()):
         per_user, split, logged_clicks = _expected_by_user(sim, name, policy, seed, logging_policy)
@@ -272,12 +293,14 @@ def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 2
         logs_by_variant["pbmw"] = LoggedSlates(rewards=R, logging=LM, target=np.array(marg[name]), rhat=rhat,
                                                target_rhat=rhat, **exposure)
         logs_by_variant["pbmw_pbm"] = LoggedSlates(rewards=R, logging=LM, target=np.array(marg[name]),
-                                                   rhat=pbm_rhat, target_rhat=pbm_target[name], **exposure)
+                                                   rhat=pbm_h.slate(S), target_rhat=pbm_h_target[name], **exposure)
+        logs_by_variant["pbmw_cal"] = LoggedSlates(rewards=R, logging=LM, target=np.array(marg[name]),
+                                                   rhat=cal_rhat, target_rhat=cal_target[name], **exposure)
         rows = {}
         for est, variant in ROWS:
             model = est.partition("_")[2]  # the click model of dr_pbm / dr_cal
             if variant == "pbm":
-                log = logs_by_variant["pbmw_pbm" if model else "pbmw"]
+                log = logs_by_variant[f"pbmw_{model}" if model else "pbmw"]
             else:
                 log = logs_by_variant[model or ("iips" if variant == "iips" else "cond")]
             e = estimate(log, "dr" if model else est, "slot" if variant == "iips" else variant, seed=seed).to_dict()
@@ -339,7 +362,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{t['same_requests']:.3f}) snips/iips {t['estimates']['snips/iips']['value']:.3f} "
             f"dr/iips {t['estimates']['dr/iips']['value']:.3f} dr_pbm/iips {t['estimates']['dr_pbm/iips']['value']:.3f} "
             f"dr_cal/iips {t['estimates']['dr_cal/iips']['value']:.3f}"
-            for n, t in r["targets"].items()), flush=True)
+            for n, t in r["targets"].items())
+              + f"; theta at slot {K} harvested {r['examination']['harvested'][-1]:.3f}, "
+              f"item-level EM {r['examination']['em_item_appeal'][-1]:.3f}, world {r['examination']['world'][-1]:.3f}",
+              flush=True)
     summary = summarise(runs)
     by_pbm = summarise(runs, "pbm")
     print(f"\n{'target estimator/variant':<28}{'median rel err':>15}{'max':>8}{'<=10 %':>8}{'covered':>9}")
@@ -354,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"judged by {summary['variant_judged']} weights, SNIPS and DR (position click rate): "
           f"{'PASS' if summary['passed'] else 'FAIL'}; " + "; ".join(
               f"SNIPS and {dr}: {'PASS' if ok else 'FAIL'}" for dr, ok in summary["passed_with"].items()))
-    print(f"judged by pbm weights (theta fitted on the log), SNIPS and DR (position click rate): "
+    print(f"judged by pbm weights (theta harvested from the log), SNIPS and DR (position click rate): "
           f"{'PASS' if by_pbm['passed'] else 'FAIL'}; " + "; ".join(
               f"SNIPS and {dr}: {'PASS' if ok else 'FAIL'}" for dr, ok in by_pbm["passed_with"].items()))
     (out / "ope_experiment.json").write_text(json.dumps({"runs": runs, "summary": summary, "summary_pbm": by_pbm},

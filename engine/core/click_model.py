@@ -76,7 +76,8 @@ class PositionBased:
 
 
 def fit_position_based(items: np.ndarray, slots: np.ndarray, clicks: np.ndarray, n_items: int, n_slots: int,
-                       iterations: int = 50, prior_strength: float = 2.0) -> PositionBased:
+                       iterations: int = 50, prior_strength: float = 2.0,
+                       examination: np.ndarray | None = None) -> PositionBased:
     """Fit a PBM by EM on logged impressions.
 
     Args:
@@ -87,9 +88,12 @@ def fit_position_based(items: np.ndarray, slots: np.ndarray, clicks: np.ndarray,
         iterations: EM steps (each is a few vectorised passes over the m impressions).
         prior_strength: pseudo-impressions of each item's Beta prior, centred on the mean
             appeal of the current step.
+        examination: optional (n_slots,) ``theta`` held fixed (for example harvested from
+            the log, ``engine.core.position_bias``): then only the appeals are fitted.
 
     Raises:
-        ValueError: arrays of different lengths, ids out of range, or no impression.
+        ValueError: arrays of different lengths, ids out of range, no impression, or an
+            ``examination`` not of shape (n_slots,) or outside [0, 1].
     """
     items, slots = np.asarray(items, dtype=np.int64), np.asarray(slots, dtype=np.int64)
     c = np.asarray(clicks, dtype=np.float64)
@@ -101,7 +105,13 @@ def fit_position_based(items: np.ndarray, slots: np.ndarray, clicks: np.ndarray,
         raise ValueError("an item or slot id is out of range")
     shown_at = np.bincount(slots, minlength=n_slots).astype(np.float64)
     shown = np.bincount(items, minlength=n_items).astype(np.float64)
-    theta = np.full(n_slots, 0.5)
+    fixed = examination is not None
+    if fixed:
+        theta = np.asarray(examination, dtype=np.float64)
+        if theta.shape != (n_slots,) or not np.all((theta >= 0) & (theta <= 1)):
+            raise ValueError(f"examination must be (n_slots,) = ({n_slots},) in [0, 1]")
+    else:
+        theta = np.full(n_slots, 0.5)
     gamma = np.full(n_items, min(0.5, 2.0 * c.mean() + 1e-6))
     clicked = c > 0
     for _ in range(iterations):
@@ -109,8 +119,9 @@ def fit_position_based(items: np.ndarray, slots: np.ndarray, clicks: np.ndarray,
         miss = np.maximum(1.0 - t * g, 1e-12)
         examined = np.where(clicked, 1.0, t * (1.0 - g) / miss)
         attractive = np.where(clicked, 1.0, (1.0 - t) * g / miss)
-        theta = np.divide(np.bincount(slots, examined, n_slots), shown_at, out=np.full(n_slots, 0.5),
-                          where=shown_at > 0)
+        if not fixed:
+            theta = np.divide(np.bincount(slots, examined, n_slots), shown_at, out=np.full(n_slots, 0.5),
+                              where=shown_at > 0)
         mean = float(attractive.mean())
         gamma = (np.bincount(items, attractive, n_items) + prior_strength * mean) / (shown + prior_strength)
     return PositionBased(np.clip(theta, 0.0, 1.0), np.clip(gamma, 0.0, 1.0))
