@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 
+from simulators.datasets import TIME_UNITS
+
 
 def _settings(args: argparse.Namespace):
     from api.settings import from_args
@@ -184,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--columns", default="user_id,item_id,rating,timestamp",
                    help="CSV header names for user,item,rating,timestamp")
     r.add_argument("--delimiter", default=",")
+    r.add_argument("--time-unit", choices=["auto", *TIME_UNITS], default="auto",
+                   help="unit of a CSV's numeric timestamps (default auto: by their magnitude; ISO 8601 "
+                        "date-times are read as they are)")
     r.set_defaults(func=_replay)
 
     im = sub.add_parser("import", help="append a historical log to the stream (resumable) for the learner to learn",

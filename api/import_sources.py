@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from api.schemas import FeedbackRequest
 from engine.core.events import Event, InvalidEvent, Semantics
 from engine.core.trust import UNVETTED
-from simulators.datasets import BadRow, iter_csv, iter_movietweetings
+from simulators.datasets import TIME_UNITS, BadRow, detect_time_unit, iter_csv, iter_movietweetings
 
 FORMATS = ("auto", "movietweetings", "csv", "jsonl")
 _BY_SUFFIX = {".dat": "movietweetings", ".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -34,30 +34,37 @@ _BY_SUFFIX = {".dat": "movietweetings", ".csv": "csv", ".tsv": "csv", ".jsonl": 
 @dataclass(frozen=True)
 class Source:
     """How to read one log: ``path``, ``format`` (``movietweetings``, ``csv``, ``jsonl``),
-    and for CSV the ``columns`` (user, item, rating, timestamp header names) and
-    ``delimiter``."""
+    and for CSV the ``columns`` (user, item, rating, timestamp header names), ``delimiter``
+    and ``time_unit`` of numeric timestamps (``s``, ``ms``, ``us``, ``ns``: resolved, never
+    ``auto``; ``source_of`` detects it)."""
 
     path: Path
     format: str
     columns: tuple[str, str, str, str] = ("user_id", "item_id", "rating", "timestamp")
     delimiter: str = ","
+    time_unit: str = "s"
 
     def options(self) -> dict:
         """The parse options that decide the event sequence (part of the source id)."""
         out = {"format": self.format}
         if self.format == "csv":
             out.update(columns=list(self.columns), delimiter=self.delimiter)
+            if self.time_unit != "s":  # seconds: the id of a source read before units existed
+                out.update(time_unit=self.time_unit)
         return out
 
 
 def source_of(path: str | Path, fmt: str = "auto", columns: str = "user_id,item_id,rating,timestamp",
-              delimiter: str = ",") -> Source:
+              delimiter: str = ",", time_unit: str = "auto") -> Source:
     """A ``Source`` from command-line values; ``auto`` picks the format by the file's suffix
     (``.dat`` MovieTweetings, ``.csv`` / ``.tsv`` CSV, ``.jsonl`` / ``.ndjson`` / ``.json``
     JSON lines).
 
     Raises:
-        ValueError: an unknown format, a suffix ``auto`` cannot place, or not four column names.
+        ValueError: an unknown format, a suffix ``auto`` cannot place, not four column
+            names, or an unknown ``time_unit`` (``auto`` or ``TIME_UNITS``; ``auto`` reads a
+            CSV's first rows, ``simulators.datasets.detect_time_unit``).
+        OSError: ``auto`` and the CSV cannot be read.
     """
     path = Path(path)
     if fmt not in FORMATS:
@@ -70,7 +77,13 @@ def source_of(path: str | Path, fmt: str = "auto", columns: str = "user_id,item_
     cols = tuple(c.strip() for c in columns.split(","))
     if len(cols) != 4 or not all(cols):
         raise ValueError("--columns needs four names: user,item,rating,timestamp")
-    return Source(path, fmt, cols, delimiter)  # type: ignore[arg-type]
+    if time_unit != "auto" and time_unit not in TIME_UNITS:
+        raise ValueError(f"--time-unit {time_unit}: expected auto or one of {', '.join(TIME_UNITS)}")
+    if fmt != "csv":
+        time_unit = "s"
+    elif time_unit == "auto":
+        time_unit = detect_time_unit(path, cols[3], delimiter)
+    return Source(path, fmt, cols, delimiter, time_unit)  # type: ignore[arg-type]
 
 
 def source_id(source: Source) -> tuple[str, str]:
@@ -100,7 +113,7 @@ def load_events(source: Source, semantics: Semantics) -> list[Event]:
     if source.format == "jsonl":
         return list(_jsonl(source.path, semantics))
     rows = (iter_movietweetings(source.path) if source.format == "movietweetings"
-            else iter_csv(source.path, source.columns, source.delimiter))
+            else iter_csv(source.path, source.columns, source.delimiter, source.time_unit))
     names = dict(zip(("user_id", "item_id", "value", "timestamp"),
                      source.columns if source.format == "csv" else ("user", "item", "rating", "timestamp")))
     events = []

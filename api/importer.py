@@ -34,7 +34,7 @@ from engine.storage.bulk_append import BulkAppender, ConcurrentImport, ensure_sc
 from engine.storage.feedback_log import SchemaMismatch
 from engine.storage.keys import Keys
 from engine.storage.redis_server import resolve
-from simulators.datasets import BadRow
+from simulators.datasets import TIME_UNITS, BadRow
 
 WAIT_POLL_S = 0.2  # how often --wait asks the learner's group how far it got
 
@@ -46,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--columns", default="user_id,item_id,rating,timestamp",
                    help="CSV header names for user,item,rating,timestamp")
     p.add_argument("--delimiter", default=",", help="CSV delimiter")
+    p.add_argument("--time-unit", choices=["auto", *TIME_UNITS], default="auto",
+                   help="unit of a CSV's numeric timestamps (default auto: by their magnitude; ISO 8601 "
+                        "date-times are read as they are)")
     p.add_argument("--batch", type=int, default=2000, help="events per pipelined transaction")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="import only the first N events")
     p.add_argument("--wait", action="store_true", help="wait until the learner has learned everything")
@@ -67,7 +70,7 @@ def import_log(args: argparse.Namespace, settings: Settings, before_batch=None) 
         TimeoutError: ``--wait`` and the learner did not finish within ``--timeout``.
         redis.exceptions.RedisError: Redis unavailable (committed batches stay; re-run).
     """
-    source = source_of(args.log, args.format, args.columns, args.delimiter)
+    source = source_of(args.log, args.format, args.columns, args.delimiter, args.time_unit)
     semantics = Semantics(settings.engine.events)
     t_read = time.perf_counter()
     events = load_events(source, semantics)

@@ -44,6 +44,29 @@ def to_unix_seconds(value) -> float:
     raise ValueError("must be a number or an ISO-8601 date")
 
 
+MAX_UNIX_S = 1e11
+"""Largest event time ``/feedback`` takes (unix seconds; the year 5138): a larger number is
+another unit, which ``unix_seconds_in_range`` names."""
+
+
+def unix_seconds_in_range(t: float) -> float:
+    """``t`` (unix seconds) if in [0, ``MAX_UNIX_S``].
+
+    Raises:
+        ValueError: negative, or above ``MAX_UNIX_S``; the message names the unit the
+            number looks like (milliseconds, microseconds, nanoseconds: JavaScript's
+            ``Date.now()`` is milliseconds) and how to convert it.
+    """
+    if t < 0:
+        raise ValueError(f"must be unix seconds >= 0, got {t!r}")
+    if t > MAX_UNIX_S:
+        unit, per = next(((u, f) for edge, u, f in ((1e17, "nanoseconds", 1e9), (1e14, "microseconds", 1e6))
+                          if t >= edge), ("milliseconds", 1e3))
+        raise ValueError(f"must be unix seconds (<= {MAX_UNIX_S:.0e}); {t!r} looks like {unit}: send "
+                         f"{t / per:.3f}, or an ISO 8601 date-time")
+    return t
+
+
 NumberOrDate = Annotated[float | str, BeforeValidator(to_unix_seconds)]
 """A number, or an ISO-8601 date / date-time (converted to unix seconds; no zone = UTC)."""
 
@@ -199,7 +222,10 @@ class FeedbackRequest(BaseModel):
         description="an event type of the deployment's schema (GET /model: schema)", examples=["click"])
     value: float | None = None
     recommendation_id: Annotated[str, StringConstraints(max_length=128)] | None = None
-    timestamp: float | None = Field(None, ge=0, le=1e11)
+    timestamp: NumberOrDate | None = Field(
+        None, description="event time: unix seconds (0 to 1e11), or an ISO 8601 date-time (no zone = UTC); "
+        "default: when the server accepts it", examples=[1733097600, "2024-12-02T00:00:00Z"],
+        json_schema_extra={"minimum": 0, "maximum": MAX_UNIX_S})
     context: Context | None = Field(None, description="the request context the event happened in (default: the "
                                     "context of the slate it answers)")
     event_key: Id | None = Field(None, description="client-chosen id of this event (e.g. a uuid4), kept across "
@@ -212,6 +238,11 @@ class FeedbackRequest(BaseModel):
         if v is not None and not math.isfinite(v):
             raise ValueError("value must be a finite number")
         return v
+
+    @field_validator("timestamp")
+    @classmethod
+    def _unix_seconds(cls, v: float | None) -> float | None:
+        return None if v is None else unix_seconds_in_range(v)
 
 
 class FeedbackAccepted(BaseModel):

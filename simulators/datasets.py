@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import csv
+import itertools
+import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 BUNDLED = Path(__file__).resolve().parent / "data" / "movietweetings-100k"
+
+TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+"""Seconds per unit of a numeric timestamp column (``--time-unit``; ``auto``: ``time_unit_of``)."""
+_UNIT_EDGES = ((1e17, "ns"), (1e14, "us"), (1e11, "ms"))
+DETECT_ROWS = 10_000
+"""Rows of a CSV that ``detect_time_unit`` reads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +48,55 @@ def _number(path, line: int, field: str, text: str) -> float:
     return value
 
 
+def _timestamp(path, line: int, field: str, text: str, scale: float) -> float:
+    """Unix seconds of a timestamp cell: a number in the column's unit (``scale`` seconds
+    per unit) or an ISO 8601 date-time (``2015-03-04``, ``2015-03-04 12:00:05``,
+    ``2015-03-04T12:00:05Z``, ``...+02:00``; without an offset: UTC)."""
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            when = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise BadRow(path, line, field, f"{text!r} is neither a number (unix time) nor an ISO 8601 date-time "
+                                            "such as 2015-03-04T12:00:05Z") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return when.timestamp()
+    if value != value or value in (float("inf"), float("-inf")):
+        raise BadRow(path, line, field, f"{text!r} is not a finite number")
+    return value * scale
+
+
+def time_unit_of(values) -> str:
+    """The unit of numeric unix timestamps, by the median magnitude: ``"ns"`` from 1e17,
+    ``"us"`` from 1e14, ``"ms"`` from 1e11, else ``"s"``. Unix seconds stay below 1e11
+    until the year 5138, and milliseconds (microseconds, nanoseconds) of any time after
+    1973-03 are above 1e11 (1e14, 1e17), so the edges separate the units for every date
+    from 1973 to 5138; a log of relative times (seconds from 0) reads as seconds.
+    Empty: ``"s"``."""
+    mags = [abs(float(v)) for v in values]
+    if not mags:
+        return "s"
+    median = statistics.median(mags)
+    return next((unit for edge, unit in _UNIT_EDGES if median >= edge), "s")
+
+
+def detect_time_unit(path: str | Path, column: str = "timestamp", delimiter: str = ",",
+                     rows: int = DETECT_ROWS) -> str:
+    """``time_unit_of`` the numeric cells of ``column`` in the first ``rows`` rows of a CSV
+    with a header (ISO 8601 cells carry their own unit and are skipped; a missing column
+    reads as ``"s"``, and reading the rows reports it)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        values = []
+        for r in itertools.islice(csv.DictReader(fh, delimiter=delimiter), rows):
+            try:
+                values.append(float(r.get(column) or "nan"))
+            except ValueError:
+                continue
+        return time_unit_of(v for v in values if v == v and abs(v) != float("inf"))
+
+
 def iter_movietweetings(path: str | Path = BUNDLED / "ratings.dat") -> Iterator[tuple[int, Rating]]:
     """``(line number, Rating)`` of ``user::item::rating::ts`` lines, in file order.
 
@@ -67,16 +125,24 @@ def load_movietweetings(path: str | Path = BUNDLED / "ratings.dat") -> list[Rati
 
 
 def iter_csv(path: str | Path, columns: tuple[str, str, str, str] = ("user_id", "item_id", "rating", "timestamp"),
-             delimiter: str = ",") -> Iterator[tuple[int, Rating]]:
+             delimiter: str = ",", time_unit: str = "s") -> Iterator[tuple[int, Rating]]:
     """``(line number, Rating)`` of a CSV with a header naming the (user, item, rating,
-    timestamp) columns, in file order.
+    timestamp) columns, in file order. Timestamps are numbers in ``time_unit`` (``s``,
+    ``ms``, ``us``, ``ns``, or ``auto``: ``detect_time_unit``) or ISO 8601 date-times, and
+    come out in unix seconds.
 
     Raises:
         KeyError: a named column is missing from the header.
-        BadRow: a row without one of the columns, or a rating / timestamp that is not a
-            finite number.
+        ValueError: an unknown ``time_unit``.
+        BadRow: a row without one of the columns, a rating that is not a finite number, or
+            a timestamp that is neither a finite number nor an ISO 8601 date-time.
     """
     user, item, rating, ts = columns
+    if time_unit == "auto":
+        time_unit = detect_time_unit(path, ts, delimiter)
+    if time_unit not in TIME_UNITS:
+        raise ValueError(f"time unit {time_unit!r}: expected auto or one of {', '.join(TIME_UNITS)}")
+    scale = TIME_UNITS[time_unit]
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
         missing = [c for c in columns if c not in (reader.fieldnames or [])]
@@ -88,18 +154,19 @@ def iter_csv(path: str | Path, columns: tuple[str, str, str, str] = ("user_id", 
                 if r.get(name) is None:
                     raise BadRow(path, n, name, "missing (the row has fewer fields than the header)")
             yield n, Rating(str(r[user]), str(r[item]), _number(path, n, rating, r[rating]),
-                            _number(path, n, ts, r[ts]))
+                            _timestamp(path, n, ts, r[ts], scale))
 
 
 def load_csv(path: str | Path, columns: tuple[str, str, str, str] = ("user_id", "item_id", "rating", "timestamp"),
-             delimiter: str = ",") -> list[Rating]:
+             delimiter: str = ",", time_unit: str = "s") -> list[Rating]:
     """Read a CSV with a header naming (user, item, rating, timestamp) columns; stable-sorted
-    by timestamp.
+    by timestamp (unix seconds; ``time_unit`` as ``iter_csv``).
 
     Raises:
         KeyError: a named column is missing from the header.
+        ValueError: an unknown ``time_unit``.
         BadRow: a malformed row (see ``iter_csv``).
     """
-    rows = [r for _, r in iter_csv(path, columns, delimiter)]
+    rows = [r for _, r in iter_csv(path, columns, delimiter, time_unit)]
     rows.sort(key=lambda r: r.timestamp)
     return rows

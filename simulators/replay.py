@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from engine.config import EngineConfig, EventType
 from engine.core.events import Semantics
 from engine.core.features import feature_groups
 from simulators.anchors import PopularityAnchors
-from simulators.datasets import BUNDLED, Rating, load_csv, load_movietweetings
+from simulators.datasets import BUNDLED, Rating, detect_time_unit, load_csv, load_movietweetings
 from simulators.metrics import hit_and_ndcg
 from simulators.prequential import BATCH_PERIODS_S, prequential
 from simulators.server_process import ServerProcess
@@ -237,12 +238,21 @@ def _plot(hits: dict[str, np.ndarray], path: Path, dataset: str, window: int = 2
     plt.close(fig)
 
 
+UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+
+
 def _load(args: argparse.Namespace) -> list[Rating]:
     if args.format == "csv":
         cols = tuple(c.strip() for c in args.columns.split(","))
         if len(cols) != 4:
             raise SystemExit("--columns needs four names: user,item,rating,timestamp")
-        rows = load_csv(args.data, cols, args.delimiter)
+        unit = getattr(args, "time_unit", "auto")
+        if unit == "auto":
+            unit = detect_time_unit(args.data, cols[3], args.delimiter)
+            if unit != "s":
+                print(f"timestamps of {cols[3]!r} read as {UNIT_NAMES[unit]} (by their magnitude; "
+                      "--time-unit sets it)")
+        rows = load_csv(args.data, cols, args.delimiter, unit)
     else:
         rows = load_movietweetings(args.data)
     return rows[: args.limit] if args.limit else rows
@@ -359,9 +369,26 @@ def main(args: argparse.Namespace) -> int:
     ratings = _load(args)
     rating = rating_semantics(ratings, args.rating_scale, args.positive_threshold)
     server_args = ("--config", args.config) if args.config else ()
-    results = run(ratings, args.url, Path(args.out), Path(args.data).name, rating, server_args,
-                  batch=not args.no_batch, ablation=args.ablation, exploration=args.exploration)
+    try:
+        results = run(ratings, args.url, Path(args.out), Path(args.data).name, rating, server_args,
+                      batch=not args.no_batch, ablation=args.ablation, exploration=args.exploration)
+    except httpx.HTTPStatusError as exc:
+        print(f"freshrec replay: the server refused {exc.request.method} {exc.request.url.path} "
+              f"({exc.response.status_code}): {_detail(exc.response)}", file=sys.stderr)
+        return 2
     return _verdict(results)
+
+
+def _detail(response: httpx.Response) -> str:
+    """An error response's detail, the fields it names first (FastAPI's 422 ``detail`` list)."""
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        return response.text[:500]
+    if isinstance(detail, list):
+        return "; ".join(f"{'.'.join(str(p) for p in d.get('loc', ()))}: {d.get('msg', d)}" for d in detail
+                         if isinstance(d, dict)) or str(detail)
+    return str(detail)
 
 
 def _verdict(results: dict) -> int:

@@ -87,6 +87,19 @@ def test_bad_input_gets_422_naming_the_field(http, path, body, field):
     assert field in r.text
 
 
+def test_a_timestamp_in_another_unit_is_named_and_an_iso_date_is_accepted(http):
+    millis = http.post("/feedback", json={"user_id": "u", "item_id": "i", "event": "click",
+                                          "timestamp": 1_733_097_600_123})
+    assert millis.status_code == 422
+    (error,) = millis.json()["detail"]
+    assert error["loc"] == ["body", "timestamp"] and "milliseconds" in error["msg"] and "1733097600.123" in error["msg"]
+    iso = http.post("/feedback", json={"user_id": "u", "item_id": "i", "event": "click",
+                                       "timestamp": "2024-12-02T01:00:00+01:00"})
+    assert iso.status_code == 202
+    assert learned(http, iso.json()["event_id"])
+    assert http.get("/model").json()["event_clock"] == 1_733_097_600.0  # 01:00 at +01:00 is 00:00 UTC
+
+
 def test_bad_input_creates_no_state_and_does_not_crash_the_worker(http):
     bad_json = http.post("/feedback", content=b"{not json", headers={"content-type": "application/json"})
     assert bad_json.status_code == 422

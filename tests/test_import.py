@@ -16,7 +16,8 @@ from redis.asyncio import Redis
 from api import importer
 from api.import_sources import load_events, source_id, source_of
 from api.cli import build_parser
-from engine.core.events import from_fields
+from engine.config import EngineConfig
+from engine.core.events import Semantics, from_fields
 from engine.core.guard import GuardedRecommender
 from engine.storage.keys import Keys
 from engine.storage.snapshot_store import SnapshotStore
@@ -190,5 +191,10 @@ def test_the_same_file_read_with_other_options_is_another_source(tmp_path):
     one = source_id(source_of(path, "csv", delimiter=";"))
     two = source_id(source_of(path, "csv", delimiter=","))
     assert one[1] == two[1] and one[0] != two[0]  # same bytes, other event sequence: no resume across them
+    auto = source_of(path, "csv", delimiter=";")  # 10: seconds by magnitude, the id of a source read as seconds
+    assert auto.time_unit == "s" and source_id(auto) == one
+    millis = source_of(path, "csv", delimiter=";", time_unit="ms")
+    assert source_id(millis)[0] != one[0]
+    assert [e.timestamp for e in load_events(millis, Semantics(EngineConfig().events))] == [0.01]
     with pytest.raises(ValueError, match="--format"):
         source_of(tmp_path / "log.txt")

@@ -47,6 +47,22 @@ def test_a_replay_refuses_a_server_that_reads_ratings_differently(stars, redis_s
     assert "reads ratings differently" in r.stderr and "--rating-scale 1:5" in r.stderr
 
 
+def test_a_log_in_milliseconds_replays_as_seconds_and_a_refused_event_ends_with_the_servers_reason(tmp_path):
+    log = tmp_path / "ms.csv"
+    log.write_text("user_id,item_id,rating,timestamp\n" + "".join(
+        f"u{n % 7},i{n % 11},{1 + n % 5},{(1_425_470_400 + 60 * n) * 1000}\n" for n in range(40)))
+    ok = cli("replay", str(log), "--format", "csv", "--rating-scale", "1:5", "--positive-threshold", "4",
+             "--no-batch", "--out", str(tmp_path / "ok"))
+    assert "read as milliseconds" in ok.stdout
+    res = json.loads((tmp_path / "ok" / "results.json").read_text())
+    assert res["events"] == 40 and res["positives_learned"] > 0
+    forced = cli("replay", str(log), "--format", "csv", "--rating-scale", "1:5", "--positive-threshold", "4",
+                 "--no-batch", "--time-unit", "s", "--out", str(tmp_path / "forced"))
+    assert forced.returncode == 2
+    assert "refused POST /feedback" in forced.stderr and "timestamp" in forced.stderr
+    assert "looks like milliseconds" in forced.stderr and "Traceback" not in forced.stderr
+
+
 def test_semantics_default_to_the_datas_scale_and_its_top_quarter():
     rows = [Rating("u", "i", v, 0.0) for v in (1, 3, 5)]
     assert rating_semantics(rows) == {"role": "rating", "min": 1, "max": 5, "positive_threshold": 4.0}

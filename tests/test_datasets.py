@@ -1,0 +1,46 @@
+"""Rating logs read the way their files write time: numeric timestamps in seconds,
+milliseconds, microseconds or nanoseconds (told by their magnitude unless given), or ISO
+8601 date-times, all into unix seconds (simulators.datasets)."""
+
+import pytest
+
+from simulators.datasets import BadRow, load_csv, time_unit_of
+
+SECONDS = [1_425_470_405, 1_425_470_400, 1_425_556_800]  # 2015-03-04 12:00:05, 12:00:00, 2015-03-05 12:00 UTC
+
+
+def write(path, stamps):
+    path.write_text("user_id,item_id,rating,timestamp\n"
+                    + "".join(f"u{n},i{n},4,{t}\n" for n, t in enumerate(stamps)))
+    return path
+
+
+def test_the_unit_of_numeric_timestamps_is_told_by_their_magnitude():
+    assert time_unit_of(SECONDS) == "s"
+    assert time_unit_of([t * 1000 for t in SECONDS]) == "ms"
+    assert time_unit_of([t * 10**6 for t in SECONDS]) == "us"
+    assert time_unit_of([t * 10**9 for t in SECONDS]) == "ns"
+    assert time_unit_of([0, 60, 3600]) == "s"  # relative times
+    assert time_unit_of([]) == "s"
+
+
+@pytest.mark.parametrize("stamps", [
+    [t * 1000 for t in SECONDS],
+    [t * 10**6 + 250 for t in SECONDS],
+    ["2015-03-04T12:00:05Z", "2015-03-04 12:00:00", "2015-03-05T13:00:00+01:00"],
+])
+def test_a_log_in_another_unit_or_in_dates_reads_as_the_same_seconds(tmp_path, stamps):
+    expected = [r.timestamp for r in load_csv(write(tmp_path / "s.csv", SECONDS))]
+    got = [r.timestamp for r in load_csv(write(tmp_path / "x.csv", stamps), time_unit="auto")]
+    assert got == pytest.approx(expected, abs=1e-3)
+    assert [r.item_id for r in load_csv(tmp_path / "x.csv", time_unit="auto")] == ["i1", "i0", "i2"]  # time order
+
+
+def test_a_given_unit_overrides_the_magnitude_and_a_bad_cell_names_line_and_field(tmp_path):
+    log = write(tmp_path / "ms.csv", [t * 1000 for t in SECONDS])
+    assert load_csv(log, time_unit="s")[0].timestamp == SECONDS[1] * 1000
+    with pytest.raises(ValueError, match="time unit"):
+        load_csv(log, time_unit="hours")
+    bad = write(tmp_path / "bad.csv", ["2015-03-04", "last tuesday"])
+    with pytest.raises(BadRow, match=r"bad.csv:3: timestamp: 'last tuesday' is neither a number"):
+        load_csv(bad, time_unit="auto")
