@@ -172,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("data", help="ratings file (MovieTweetings ratings.dat or CSV)")
     r.add_argument("--format", choices=["movietweetings", "csv"], default="movietweetings")
     r.add_argument("--rating-scale", default=None, metavar="MIN:MAX",
-                   help="the data's rating scale (default: the range in the data)")
+                   help="the data's rating scale (default: the range in the data; a negative minimum "
+                        "needs the = form, --rating-scale=-10:10)")
     r.add_argument("--positive-threshold", type=float, default=None, metavar="X",
                    help="a rating >= X is a positive (default: the top quarter of the scale)")
     r.add_argument("--config", default=None, metavar="FILE", help="TOML settings for the replay's server")

@@ -301,14 +301,15 @@ def run(ratings: list[Rating], url: str | None, out: Path, dataset: str, rating:
         diff = [f"{k}: server {theirs.get(k)!r}, data {v!r}" for k, v in rating.items() if theirs.get(k) != v]
         if diff:
             raise SystemExit(f"the server at {url} reads ratings differently from this data ({'; '.join(diff)}); "
-                             f"start it with --rating-scale {rating['min']:g}:{rating['max']:g} "
-                             f"--positive-threshold {rating['positive_threshold']:g}, or replay without --url")
+                             f"start it with --rating-scale={rating['min']:g}:{rating['max']:g} "
+                             f"--positive-threshold={rating['positive_threshold']:g}, or replay without --url")
         results = replay(ratings, url, dataset)
     else:
         data_dir = out / "redis"
         shutil.rmtree(data_dir, ignore_errors=True)  # a replay starts from an empty model
-        flags = ["--rating-scale", f"{rating['min']:g}:{rating['max']:g}",
-                 "--positive-threshold", f"{rating['positive_threshold']:g}", *server_args]
+        # the "--flag=value" form: a negative value ("-10:10") would read as an option
+        flags = [f"--rating-scale={rating['min']:g}:{rating['max']:g}",
+                 f"--positive-threshold={rating['positive_threshold']:g}", *server_args]
         with ServerProcess(data_dir=data_dir, extra_args=flags, log_path=out / "server.log") as server:
             results = replay(ratings, server.url, dataset)
     config = EngineConfig(events={"rating": rating})

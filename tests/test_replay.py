@@ -44,7 +44,7 @@ def test_a_replay_refuses_a_server_that_reads_ratings_differently(stars, redis_s
         r = cli("replay", str(stars), "--format", "csv", "--positive-threshold", "4", "--url", srv.url,
                 "--no-batch", "--out", str(tmp_path / "out"))
     assert r.returncode != 0
-    assert "reads ratings differently" in r.stderr and "--rating-scale 1:5" in r.stderr
+    assert "reads ratings differently" in r.stderr and "--rating-scale=1:5" in r.stderr
 
 
 def test_a_log_in_milliseconds_replays_as_seconds_and_a_refused_event_ends_with_the_servers_reason(tmp_path):
@@ -61,6 +61,18 @@ def test_a_log_in_milliseconds_replays_as_seconds_and_a_refused_event_ends_with_
     assert forced.returncode == 2
     assert "refused POST /feedback" in forced.stderr and "timestamp" in forced.stderr
     assert "looks like milliseconds" in forced.stderr and "Traceback" not in forced.stderr
+
+
+def test_a_scale_with_a_negative_minimum_reaches_the_server(tmp_path):
+    log = tmp_path / "jokes.tsv"  # Jester-like: continuous ratings from -10 to 10, tab-separated, other names
+    log.write_text("uid\tjoke\tscore\twhen\n" + "".join(
+        f"u{n % 7}\tj{n % 11}\t{-10 + (n * 7.3) % 20:.2f}\t{1_425_470_400 + 60 * n}\n" for n in range(60)))
+    r = cli("replay", str(log), "--format", "csv", "--delimiter", "\t", "--columns", "uid,joke,score,when",
+            "--rating-scale=-10:10", "--positive-threshold", "5", "--no-batch", "--out", str(tmp_path / "out"))
+    assert r.returncode in (0, 1), r.stderr[-2000:]  # 1: a verdict on the tiny log, not a refused start
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["schema"]["rating"]["min"] == -10 and res["schema"]["rating"]["positive_threshold"] == 5
+    assert res["positives_learned"] > 0
 
 
 def test_semantics_default_to_the_datas_scale_and_its_top_quarter():
