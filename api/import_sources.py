@@ -126,7 +126,7 @@ def load_events(source: Source, semantics: Semantics) -> list[Event]:
 
 
 def _jsonl(path: Path, semantics: Semantics):
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:  # utf-8-sig: a BOM (Excel) is dropped
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue

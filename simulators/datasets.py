@@ -87,7 +87,7 @@ def detect_time_unit(path: str | Path, column: str = "timestamp", delimiter: str
     """``time_unit_of`` the numeric cells of ``column`` in the first ``rows`` rows of a CSV
     with a header (ISO 8601 cells carry their own unit and are skipped; a missing column
     reads as ``"s"``, and reading the rows reports it)."""
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # utf-8-sig: a BOM (Excel) is dropped
         values = []
         for r in itertools.islice(csv.DictReader(fh, delimiter=delimiter), rows):
             try:
@@ -104,7 +104,7 @@ def iter_movietweetings(path: str | Path = BUNDLED / "ratings.dat") -> Iterator[
         BadRow: a line without four ``::``-separated fields, or a rating / timestamp that is
             not a finite number (the message names the line and the field).
     """
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:  # utf-8-sig: a BOM (Excel) is dropped
         for n, line in enumerate(fh, 1):
             parts = line.rstrip("\n").split("::")
             if len(parts) != 4:
@@ -143,7 +143,7 @@ def iter_csv(path: str | Path, columns: tuple[str, str, str, str] = ("user_id", 
     if time_unit not in TIME_UNITS:
         raise ValueError(f"time unit {time_unit!r}: expected auto or one of {', '.join(TIME_UNITS)}")
     scale = TIME_UNITS[time_unit]
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # utf-8-sig: a BOM (Excel) is dropped
         reader = csv.DictReader(fh, delimiter=delimiter)
         missing = [c for c in columns if c not in (reader.fieldnames or [])]
         if missing:

@@ -33,7 +33,7 @@ from engine.config import EngineConfig, EventType
 from engine.core.events import Semantics
 from engine.core.features import feature_groups
 from simulators.anchors import PopularityAnchors
-from simulators.datasets import BUNDLED, Rating, detect_time_unit, load_csv, load_movietweetings
+from simulators.datasets import BUNDLED, BadRow, Rating, detect_time_unit, load_csv, load_movietweetings
 from simulators.metrics import hit_and_ndcg
 from simulators.prequential import BATCH_PERIODS_S, prequential
 from simulators.server_process import ServerProcess
@@ -367,7 +367,11 @@ def exploration_cost(ratings: list[Rating], config: EngineConfig, epsilon: float
 
 def main(args: argparse.Namespace) -> int:
     """``freshrec replay``: exits 1 when the model learned nothing worth trusting."""
-    ratings = _load(args)
+    try:
+        ratings = _load(args)
+    except (BadRow, KeyError, ValueError, OSError) as exc:  # the message names the file, line and field
+        print(f"freshrec replay: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
+        return 2
     rating = rating_semantics(ratings, args.rating_scale, args.positive_threshold)
     server_args = ("--config", args.config) if args.config else ()
     try:

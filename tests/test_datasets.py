@@ -44,3 +44,10 @@ def test_a_given_unit_overrides_the_magnitude_and_a_bad_cell_names_line_and_fiel
     bad = write(tmp_path / "bad.csv", ["2015-03-04", "last tuesday"])
     with pytest.raises(BadRow, match=r"bad.csv:3: timestamp: 'last tuesday' is neither a number"):
         load_csv(bad, time_unit="auto")
+
+
+def test_an_excel_export_with_a_byte_order_mark_and_crlf_lines_reads_its_header(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbfuser_id,item_id,rating,timestamp\r\nu,i,4,1425470400\r\n")
+    (row,) = load_csv(path, time_unit="auto")
+    assert (row.user_id, row.item_id, row.value, row.timestamp) == ("u", "i", 4.0, 1425470400.0)

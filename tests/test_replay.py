@@ -75,6 +75,14 @@ def test_a_scale_with_a_negative_minimum_reaches_the_server(tmp_path):
     assert res["positives_learned"] > 0
 
 
+def test_a_log_the_replay_cannot_read_ends_with_a_message_naming_it(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("user,item,stars,ts\nu,i,4,1\n")
+    r = cli("replay", str(log), "--format", "csv", "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "missing column(s) ['user_id', 'item_id', 'rating', 'timestamp']" in r.stderr and "'stars'" in r.stderr
+
+
 def test_semantics_default_to_the_datas_scale_and_its_top_quarter():
     rows = [Rating("u", "i", v, 0.0) for v in (1, 3, 5)]
     assert rating_semantics(rows) == {"role": "rating", "min": 1, "max": 5, "positive_threshold": 4.0}
