@@ -184,8 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--url", default=None, help="running freshrec server (default: start one on embedded Redis)")
     r.add_argument("--limit", type=int, default=None, help="replay only the first N events (time order)")
     r.add_argument("--out", default="freshrec-out/replay")
-    r.add_argument("--columns", default="user_id,item_id,rating,timestamp",
-                   help="CSV header names for user,item,rating,timestamp")
+    r.add_argument("--columns", default=None,
+                   help="CSV header names for user,item,rating,timestamp, or user,item,timestamp for an implicit "
+                        "log (every row a positive); default user_id,item_id,rating,timestamp, without rating "
+                        "when the header has none")
     r.add_argument("--delimiter", default=",")
     r.add_argument("--time-unit", choices=["auto", *TIME_UNITS], default="auto",
                    help="unit of a CSV's numeric timestamps (default auto: by their magnitude; ISO 8601 "

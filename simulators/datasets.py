@@ -12,6 +12,10 @@ from pathlib import Path
 
 BUNDLED = Path(__file__).resolve().parent / "data" / "movietweetings-100k"
 
+IMPLICIT_VALUE = 1.0
+"""The value of every row of an implicit log (no rating column): a positive on the scale
+0:1 with threshold 1, which is how ``freshrec replay`` declares such a log to its server."""
+
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 """Seconds per unit of a numeric timestamp column (``--time-unit``; ``auto``: ``time_unit_of``)."""
 _UNIT_EDGES = ((1e17, "ns"), (1e14, "us"), (1e11, "ms"))
@@ -124,10 +128,12 @@ def load_movietweetings(path: str | Path = BUNDLED / "ratings.dat") -> list[Rati
     return rows
 
 
-def iter_csv(path: str | Path, columns: tuple[str, str, str, str] = ("user_id", "item_id", "rating", "timestamp"),
+def iter_csv(path: str | Path, columns: tuple[str, str, str | None, str] = ("user_id", "item_id", "rating", "timestamp"),
              delimiter: str = ",", time_unit: str = "s") -> Iterator[tuple[int, Rating]]:
     """``(line number, Rating)`` of a CSV with a header naming the (user, item, rating,
-    timestamp) columns, in file order. Timestamps are numbers in ``time_unit`` (``s``,
+    timestamp) columns, in file order. A rating column of ``None`` reads an implicit log
+    (views, clicks, purchases without a value): every row gets the value ``IMPLICIT_VALUE``
+    (1.0). Timestamps are numbers in ``time_unit`` (``s``,
     ``ms``, ``us``, ``ns``, or ``auto``: ``detect_time_unit``) or ISO 8601 date-times, and
     come out in unix seconds.
 
@@ -138,6 +144,7 @@ def iter_csv(path: str | Path, columns: tuple[str, str, str, str] = ("user_id", 
             a timestamp that is neither a finite number nor an ISO 8601 date-time.
     """
     user, item, rating, ts = columns
+    named = [c for c in columns if c is not None]
     if time_unit == "auto":
         time_unit = detect_time_unit(path, ts, delimiter)
     if time_unit not in TIME_UNITS:
@@ -145,22 +152,22 @@ def iter_csv(path: str | Path, columns: tuple[str, str, str, str] = ("user_id", 
     scale = TIME_UNITS[time_unit]
     with open(path, newline="", encoding="utf-8-sig") as fh:  # utf-8-sig: a BOM (Excel) is dropped
         reader = csv.DictReader(fh, delimiter=delimiter)
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        missing = [c for c in named if c not in (reader.fieldnames or [])]
         if missing:
             raise KeyError(f"{path}: missing column(s) {missing}; header is {reader.fieldnames}")
         for r in reader:
             n = reader.line_num
-            for name in columns:
+            for name in named:
                 if r.get(name) is None:
                     raise BadRow(path, n, name, "missing (the row has fewer fields than the header)")
-            yield n, Rating(str(r[user]), str(r[item]), _number(path, n, rating, r[rating]),
-                            _timestamp(path, n, ts, r[ts], scale))
+            value = IMPLICIT_VALUE if rating is None else _number(path, n, rating, r[rating])
+            yield n, Rating(str(r[user]), str(r[item]), value, _timestamp(path, n, ts, r[ts], scale))
 
 
-def load_csv(path: str | Path, columns: tuple[str, str, str, str] = ("user_id", "item_id", "rating", "timestamp"),
+def load_csv(path: str | Path, columns: tuple[str, str, str | None, str] = ("user_id", "item_id", "rating", "timestamp"),
              delimiter: str = ",", time_unit: str = "s") -> list[Rating]:
-    """Read a CSV with a header naming (user, item, rating, timestamp) columns; stable-sorted
-    by timestamp (unix seconds; ``time_unit`` as ``iter_csv``).
+    """Read a CSV with a header naming (user, item, rating, timestamp) columns (rating None:
+    an implicit log); stable-sorted by timestamp (unix seconds; ``time_unit`` as ``iter_csv``).
 
     Raises:
         KeyError: a named column is missing from the header.

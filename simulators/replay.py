@@ -19,6 +19,7 @@ events in the same order with the same exclusion rule.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 import sys
@@ -241,11 +242,44 @@ def _plot(hits: dict[str, np.ndarray], path: Path, dataset: str, window: int = 2
 UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 
 
+IMPLICIT_SCALE, IMPLICIT_THRESHOLD = "0:1", 1.0
+"""How an implicit log (no rating column) is declared: every row is a rating of 1 on 0:1,
+a positive from 1, so each interaction is a positive for the server and the anchors."""
+
+
+def csv_columns(path, columns: str | None, delimiter: str) -> tuple[str, str, str | None, str]:
+    """The (user, item, rating, timestamp) columns to read: ``--columns`` with four names, or
+    three (user,item,timestamp: an implicit log); without ``--columns``, ``user_id,
+    item_id,rating,timestamp``, or ``user_id,item_id,timestamp`` when the header has no
+    ``rating`` column.
+
+    Raises:
+        SystemExit: ``--columns`` with another number of names.
+    """
+    if columns is None:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh, delimiter=delimiter), [])
+        return ("user_id", "item_id", None if "rating" not in header and "user_id" in header else "rating",
+                "timestamp")
+    cols = tuple(c.strip() for c in columns.split(","))
+    if len(cols) == 3:
+        return cols[0], cols[1], None, cols[2]
+    if len(cols) != 4:
+        raise SystemExit("--columns needs four names, user,item,rating,timestamp, or three for an implicit log "
+                         "(every row a positive): user,item,timestamp")
+    return cols  # type: ignore[return-value]
+
+
 def _load(args: argparse.Namespace) -> list[Rating]:
     if args.format == "csv":
-        cols = tuple(c.strip() for c in args.columns.split(","))
-        if len(cols) != 4:
-            raise SystemExit("--columns needs four names: user,item,rating,timestamp")
+        cols = csv_columns(args.data, args.columns, args.delimiter)
+        if cols[2] is None:
+            if args.rating_scale or args.positive_threshold is not None:
+                raise SystemExit("an implicit log (no rating column) has no rating scale or positive threshold: "
+                                 "every row is a positive")
+            args.rating_scale, args.positive_threshold = IMPLICIT_SCALE, IMPLICIT_THRESHOLD
+            print("no rating column: an implicit log, every row is a positive (declared to the server as "
+                  f"--rating-scale={IMPLICIT_SCALE} --positive-threshold={IMPLICIT_THRESHOLD:g})")
         unit = getattr(args, "time_unit", "auto")
         if unit == "auto":
             unit = detect_time_unit(args.data, cols[3], args.delimiter)

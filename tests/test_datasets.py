@@ -4,7 +4,7 @@ milliseconds, microseconds or nanoseconds (told by their magnitude unless given)
 
 import pytest
 
-from simulators.datasets import BadRow, load_csv, time_unit_of
+from simulators.datasets import IMPLICIT_VALUE, BadRow, load_csv, time_unit_of
 
 SECONDS = [1_425_470_405, 1_425_470_400, 1_425_556_800]  # 2015-03-04 12:00:05, 12:00:00, 2015-03-05 12:00 UTC
 
@@ -51,3 +51,10 @@ def test_an_excel_export_with_a_byte_order_mark_and_crlf_lines_reads_its_header(
     path.write_bytes(b"\xef\xbb\xbfuser_id,item_id,rating,timestamp\r\nu,i,4,1425470400\r\n")
     (row,) = load_csv(path, time_unit="auto")
     assert (row.user_id, row.item_id, row.value, row.timestamp) == ("u", "i", 4.0, 1425470400.0)
+
+
+def test_an_implicit_log_without_a_rating_column_reads_every_row_as_a_positive_value(tmp_path):
+    path = tmp_path / "views.csv"
+    path.write_text("visitor,product,when\nv1,p1,1425470400\nv2,p1,1425470460\n")
+    rows = load_csv(path, ("visitor", "product", None, "when"))
+    assert [(r.user_id, r.value) for r in rows] == [("v1", IMPLICIT_VALUE), ("v2", IMPLICIT_VALUE)]

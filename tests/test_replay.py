@@ -75,6 +75,20 @@ def test_a_scale_with_a_negative_minimum_reaches_the_server(tmp_path):
     assert res["positives_learned"] > 0
 
 
+def test_an_implicit_log_without_a_rating_column_replays_every_row_as_a_positive(tmp_path):
+    log = tmp_path / "views.csv"
+    log.write_text("user_id,item_id,timestamp\n" + "".join(
+        f"u{n % 7},i{n % 11},{1_425_470_400 + 60 * n}\n" for n in range(40)))
+    r = cli("replay", str(log), "--format", "csv", "--no-batch", "--out", str(tmp_path / "out"))
+    assert "no rating column: an implicit log" in r.stdout, r.stderr[-2000:]
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    rating = res["schema"]["rating"]
+    assert (rating["min"], rating["max"], rating["positive_threshold"]) == (0, 1, 1)
+    assert res["positives_learned"] == 40
+    refused = cli("replay", str(log), "--format", "csv", "--rating-scale", "1:5", "--out", str(tmp_path / "x"))
+    assert refused.returncode != 0 and "has no rating scale" in refused.stderr
+
+
 def test_a_log_the_replay_cannot_read_ends_with_a_message_naming_it(tmp_path):
     log = tmp_path / "log.csv"
     log.write_text("user,item,stars,ts\nu,i,4,1\n")
