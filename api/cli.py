@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "log (every row a positive); default user_id,item_id,rating,timestamp, without rating "
                         "when the header has none")
     r.add_argument("--delimiter", default=",")
+    r.add_argument("--event-column", default=None, metavar="NAME",
+                   help="a CSV column naming each row's event type (view, purchase, ...; declare their roles "
+                        "in --config's [engine.events]); rows of type rating keep their value")
     r.add_argument("--time-unit", choices=["auto", *TIME_UNITS], default="auto",
                    help="unit of a CSV's numeric timestamps (default auto: by their magnitude; ISO 8601 "
                         "date-times are read as they are)")

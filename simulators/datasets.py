@@ -25,12 +25,14 @@ DETECT_ROWS = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Rating:
-    """One row of a rating log: ids, rating value and event time (unix s)."""
+    """One row of a log: ids, value (None: an event without one, a view or a click), event
+    time (unix s) and the event type (``rating`` unless the log names one per row)."""
 
     user_id: str
     item_id: str
-    value: float
+    value: float | None
     timestamp: float
+    event: str = "rating"
 
 
 class BadRow(ValueError):
@@ -129,11 +131,13 @@ def load_movietweetings(path: str | Path = BUNDLED / "ratings.dat") -> list[Rati
 
 
 def iter_csv(path: str | Path, columns: tuple[str, str, str | None, str] = ("user_id", "item_id", "rating", "timestamp"),
-             delimiter: str = ",", time_unit: str = "s") -> Iterator[tuple[int, Rating]]:
+             delimiter: str = ",", time_unit: str = "s", event_column: str | None = None) -> Iterator[tuple[int, Rating]]:
     """``(line number, Rating)`` of a CSV with a header naming the (user, item, rating,
     timestamp) columns, in file order. A rating column of ``None`` reads an implicit log
     (views, clicks, purchases without a value): every row gets the value ``IMPLICIT_VALUE``
-    (1.0). Timestamps are numbers in ``time_unit`` (``s``,
+    (1.0). ``event_column`` names a column holding each row's event type (``view``,
+    ``purchase``, ...: the deployment's schema decides their roles); then an empty or absent
+    rating cell is no value (None), not ``IMPLICIT_VALUE``. Timestamps are numbers in ``time_unit`` (``s``,
     ``ms``, ``us``, ``ns``, or ``auto``: ``detect_time_unit``) or ISO 8601 date-times, and
     come out in unix seconds.
 
@@ -144,7 +148,7 @@ def iter_csv(path: str | Path, columns: tuple[str, str, str | None, str] = ("use
             a timestamp that is neither a finite number nor an ISO 8601 date-time.
     """
     user, item, rating, ts = columns
-    named = [c for c in columns if c is not None]
+    named = [c for c in (*columns, event_column) if c is not None]
     if time_unit == "auto":
         time_unit = detect_time_unit(path, ts, delimiter)
     if time_unit not in TIME_UNITS:
@@ -160,20 +164,29 @@ def iter_csv(path: str | Path, columns: tuple[str, str, str | None, str] = ("use
             for name in named:
                 if r.get(name) is None:
                     raise BadRow(path, n, name, "missing (the row has fewer fields than the header)")
-            value = IMPLICIT_VALUE if rating is None else _number(path, n, rating, r[rating])
-            yield n, Rating(str(r[user]), str(r[item]), value, _timestamp(path, n, ts, r[ts], scale))
+            if event_column is None:
+                value = IMPLICIT_VALUE if rating is None else _number(path, n, rating, r[rating])
+                event = "rating"
+            else:
+                cell = "" if rating is None else r[rating].strip()
+                value = _number(path, n, rating, cell) if cell else None
+                event = r[event_column].strip()
+                if not event:
+                    raise BadRow(path, n, event_column, "empty (an event type is needed)")
+            yield n, Rating(str(r[user]), str(r[item]), value, _timestamp(path, n, ts, r[ts], scale), event)
 
 
 def load_csv(path: str | Path, columns: tuple[str, str, str | None, str] = ("user_id", "item_id", "rating", "timestamp"),
-             delimiter: str = ",", time_unit: str = "s") -> list[Rating]:
+             delimiter: str = ",", time_unit: str = "s", event_column: str | None = None) -> list[Rating]:
     """Read a CSV with a header naming (user, item, rating, timestamp) columns (rating None:
-    an implicit log); stable-sorted by timestamp (unix seconds; ``time_unit`` as ``iter_csv``).
+    an implicit log; ``event_column``: each row's event type); stable-sorted by timestamp
+    (unix seconds; ``time_unit`` as ``iter_csv``).
 
     Raises:
         KeyError: a named column is missing from the header.
         ValueError: an unknown ``time_unit``.
         BadRow: a malformed row (see ``iter_csv``).
     """
-    rows = [r for _, r in iter_csv(path, columns, delimiter, time_unit)]
+    rows = [r for _, r in iter_csv(path, columns, delimiter, time_unit, event_column)]
     rows.sort(key=lambda r: r.timestamp)
     return rows

@@ -37,7 +37,8 @@ def prequential(rows: Iterable[Rating], engine: EngineConfig, guard: GuardConfig
         batch_s: hold every update back until the event-time period of this length (s,
             aligned to the epoch) ends, then apply them in order: a batch-trained engine.
             None: learn every event at once (online).
-        kind: the event type the rows are (a rating type of ``engine.events``).
+        kind: the event type of rows whose own type is ``rating`` (a rating type of
+            ``engine.events``); rows of another type (``Rating.event``) keep theirs.
         label: name on the progress bar.
 
     Returns:
@@ -62,14 +63,15 @@ def prequential(rows: Iterable[Rating], engine: EngineConfig, guard: GuardConfig
                     g.apply(event)
                 held = []
             period = current
-        if semantics.is_positive(kind, r.value):
+        event_type = kind if r.event == "rating" else r.event
+        if semantics.is_positive(event_type, r.value):
             slate = g.recommend(r.user_id, K)
             h, n = hit_and_ndcg(slate.item_ids, r.item_id, K)
             hits.append(h)
             ndcg += n
             if h:
                 explored_hits += bool(slate.explored[slate.item_ids.index(r.item_id)])
-        event = Event(r.user_id, r.item_id, kind, r.value, r.timestamp)
+        event = Event(r.user_id, r.item_id, event_type, r.value, r.timestamp)
         if batch_s is None:
             g.apply(event)
         else:

@@ -30,6 +30,7 @@ import httpx
 import numpy as np
 from tqdm import tqdm
 
+from api.settings import Settings
 from engine.config import EngineConfig, EventType
 from engine.core.events import Semantics
 from engine.core.features import feature_groups
@@ -66,6 +67,11 @@ def replay(ratings: list[Rating], url: str, dataset: str = "ratings", progress: 
     t0 = time.time()
     with httpx.Client(base_url=url, timeout=60.0) as http:
         semantics = server_semantics(http)
+        unknown = sorted({r.event for r in ratings} - set(semantics.types))
+        if unknown:
+            raise SystemExit(f"the log's event types {unknown} are not in the server's schema "
+                             f"({', '.join(sorted(semantics.types))}); declare them in a TOML file given with "
+                             "--config, e.g. [engine.events] view = {role = \"positive\", weight = 0.2}")
 
         def send(batch: list[dict]) -> str:
             if len(batch) == 1:
@@ -77,9 +83,10 @@ def replay(ratings: list[Rating], url: str, dataset: str = "ratings", progress: 
             return r.json()["event_ids"][-1]
 
         for row in tqdm(ratings, desc="replay", unit="ev", disable=not progress, mininterval=1.0):
-            body = {"user_id": row.user_id, "item_id": row.item_id, "event": "rating",
-                    "value": row.value, "timestamp": row.timestamp}
-            positive = semantics.is_positive("rating", row.value)
+            body = {"user_id": row.user_id, "item_id": row.item_id, "event": row.event, "timestamp": row.timestamp}
+            if row.value is not None:
+                body["value"] = row.value
+            positive = semantics.is_positive(row.event, row.value)
             if positive:
                 if pending:
                     last_sent = send(pending)
@@ -271,9 +278,12 @@ def csv_columns(path, columns: str | None, delimiter: str) -> tuple[str, str, st
 
 
 def _load(args: argparse.Namespace) -> list[Rating]:
+    event_column = getattr(args, "event_column", None)
+    if event_column and args.format != "csv":
+        raise SystemExit("--event-column needs --format csv")
     if args.format == "csv":
         cols = csv_columns(args.data, args.columns, args.delimiter)
-        if cols[2] is None:
+        if cols[2] is None and not event_column:
             if args.rating_scale or args.positive_threshold is not None:
                 raise SystemExit("an implicit log (no rating column) has no rating scale or positive threshold: "
                                  "every row is a positive")
@@ -286,7 +296,7 @@ def _load(args: argparse.Namespace) -> list[Rating]:
             if unit != "s":
                 print(f"timestamps of {cols[3]!r} read as {UNIT_NAMES[unit]} (by their magnitude; "
                       "--time-unit sets it)")
-        rows = load_csv(args.data, cols, args.delimiter, unit)
+        rows = load_csv(args.data, cols, args.delimiter, unit, event_column)
     else:
         rows = load_movietweetings(args.data)
     return rows[: args.limit] if args.limit else rows
@@ -308,7 +318,7 @@ def rating_semantics(ratings: list[Rating], scale: str | None = None, threshold:
         if not sep or lo is None or lo >= hi:
             raise SystemExit(f"--rating-scale {scale}: expected MIN:MAX with MIN < MAX, e.g. 1:5")
     else:
-        values = [r.value for r in ratings]
+        values = [r.value for r in ratings if r.event == "rating" and r.value is not None]
         lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     thr = threshold if threshold is not None else lo + 0.75 * (hi - lo)
     if not lo <= thr <= hi:
@@ -346,7 +356,8 @@ def run(ratings: list[Rating], url: str | None, out: Path, dataset: str, rating:
                  f"--positive-threshold={rating['positive_threshold']:g}", *server_args]
         with ServerProcess(data_dir=data_dir, extra_args=flags, log_path=out / "server.log") as server:
             results = replay(ratings, server.url, dataset)
-    config = EngineConfig(events={"rating": rating})
+    config = engine_config(rating, next((server_args[i + 1] for i, a in enumerate(server_args) if a == "--config"),
+                                        None))
     if batch:
         compare_batches(results, ratings, config)
     if ablation:
@@ -355,6 +366,18 @@ def run(ratings: list[Rating], url: str | None, out: Path, dataset: str, rating:
         results["exploration_cost"] = exploration_cost(ratings, config, exploration)
     write_results(results, out)
     return results
+
+
+def engine_config(rating: dict, config_file: str | None = None) -> EngineConfig:
+    """The engine settings of the in-process comparisons: those of the replay's server (the
+    TOML ``config_file``, as ``--config`` gives it, over the defaults) with the data's
+    ``rating`` type, as the server's ``--rating-scale`` / ``--positive-threshold`` set it.
+
+    Raises:
+        FileNotFoundError, pydantic.ValidationError: as ``api.settings.Settings.load``.
+    """
+    engine = Settings.load(config_file=config_file).engine if config_file else EngineConfig()
+    return engine.model_copy(update={"events": {**engine.events, "rating": EventType(**rating)}})
 
 
 def compare_batches(results: dict, ratings: list[Rating], config: EngineConfig) -> None:

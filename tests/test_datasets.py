@@ -58,3 +58,14 @@ def test_an_implicit_log_without_a_rating_column_reads_every_row_as_a_positive_v
     path.write_text("visitor,product,when\nv1,p1,1425470400\nv2,p1,1425470460\n")
     rows = load_csv(path, ("visitor", "product", None, "when"))
     assert [(r.user_id, r.value) for r in rows] == [("v1", IMPLICIT_VALUE), ("v2", IMPLICIT_VALUE)]
+
+
+def test_an_event_column_gives_each_row_its_type_and_a_value_only_where_the_cell_has_one(tmp_path):
+    path = tmp_path / "shop.csv"
+    path.write_text("ts,visitor,event,item,stars\n1425470400,v1,view,p1,\n1425470460,v1,rating,p1,4\n"
+                    "1425470520,v1,transaction,p1,\n")
+    rows = load_csv(path, ("visitor", "item", "stars", "ts"), event_column="event")
+    assert [(r.event, r.value) for r in rows] == [("view", None), ("rating", 4.0), ("transaction", None)]
+    path.write_text("ts,visitor,event,item\n1425470400,v1, ,p1\n")
+    with pytest.raises(BadRow, match="shop.csv:2: event: empty"):
+        load_csv(path, ("visitor", "item", None, "ts"), event_column="event")

@@ -89,6 +89,27 @@ def test_an_implicit_log_without_a_rating_column_replays_every_row_as_a_positive
     assert refused.returncode != 0 and "has no rating scale" in refused.stderr
 
 
+def test_a_shop_log_with_an_event_column_replays_under_the_schema_its_config_declares(tmp_path):
+    log = tmp_path / "shop.csv"  # RetailRocket's layout: time in ms, visitor, event type, item
+    log.write_text("timestamp,visitorid,event,itemid\n" + "".join(
+        f"{(1_425_470_400 + 60 * n) * 1000},v{n % 7},{('view', 'addtocart', 'transaction')[n % 3]},i{n % 11}\n"
+        for n in range(60)))
+    args = ("replay", str(log), "--format", "csv", "--columns", "visitorid,itemid,timestamp", "--event-column",
+            "event", "--no-batch")
+    undeclared = cli(*args, "--out", str(tmp_path / "a"))
+    assert undeclared.returncode != 0
+    assert "['addtocart', 'transaction', 'view'] are not in the server's schema" in undeclared.stderr
+    config = tmp_path / "shop.toml"
+    config.write_text('[engine.events]\nview = {role = "positive", weight = 0.3}\n'
+                      'addtocart = {role = "positive", weight = 1.0}\ntransaction = {role = "negative"}\n')
+    r = cli(*args, "--config", str(config), "--ablation", "--out", str(tmp_path / "b"))
+    assert r.returncode in (0, 1), r.stderr[-2000:]  # 1: a verdict on the tiny log, not a refusal
+    res = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert res["schema"]["view"]["role"] == "positive" and res["schema"]["transaction"]["role"] == "negative"
+    assert res["positives_learned"] == 40  # views and carts; purchases are negatives under this config
+    assert res["ablation"]["all features"]["hr@10"] == res["models"]["freshrec"]["hr@10"]  # same schema in process
+
+
 def test_a_log_the_replay_cannot_read_ends_with_a_message_naming_it(tmp_path):
     log = tmp_path / "log.csv"
     log.write_text("user,item,stars,ts\nu,i,4,1\n")
