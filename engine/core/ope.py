@@ -60,7 +60,9 @@ Weights (``variant``):
     almost only in the top slot still supports a target that puts it lower, where ``slot``
     weights see (almost) nothing. Needs the exposures and ``theta`` in the log
     (``LoggedSlates.logging_exposure``, ``target_exposure``, ``examination``; ``theta``
-    fitted on the log by ``engine.core.click_model.fit_position_based``). Unbiased when the
+    harvested from the log, ``engine.core.position_bias.harvest_examination``, which holds
+    when appeal is personal, or fitted by ``engine.core.click_model.fit_position_based``,
+    which is biased then). Unbiased when the
     clicks follow the PBM with that ``theta``, and the target's items are shown by the
     logger somewhere. Its SNIPS divides by the per-slate control variate
     ``sum_j theta_j w_ij / sum_j theta_j``, whose expectation under the logger is 1 (not
@@ -109,7 +111,8 @@ class LoggedSlates:
             theta_l`` with marginal slot probabilities (``pbm_exposure``); the logging one > 0
             on logged slots (the logger showed the item). ``pbm`` weights only.
         examination: optional (k,) examination probability ``theta`` of each slot, > 0
-            (``engine.core.click_model.PositionBased.examination``); with the exposures.
+            (relative examination suffices: ``engine.core.position_bias.HarvestedBias.examination``
+            or ``engine.core.click_model.PositionBased.examination``); with the exposures.
 
     Raises:
         ValueError: shapes differ or are not 2-D, a NaN/inf, rewards outside [0, 1], a
