@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationInfo,
                       field_validator, model_validator)
 
+from simulators.datasets import TIME_UNITS, UNIT_NAMES, time_unit_of
+
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Context = Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=64)],
                          Annotated[str, StringConstraints(max_length=128)] | int | float | bool],
@@ -60,10 +62,9 @@ def unix_seconds_in_range(t: float) -> float:
     if t < 0:
         raise ValueError(f"must be unix seconds >= 0, got {t!r}")
     if t > MAX_UNIX_S:
-        unit, per = next(((u, f) for edge, u, f in ((1e17, "nanoseconds", 1e9), (1e14, "microseconds", 1e6))
-                          if t >= edge), ("milliseconds", 1e3))
-        raise ValueError(f"must be unix seconds (<= {MAX_UNIX_S:.0e}); {t!r} looks like {unit}: send "
-                         f"{t / per:.3f}, or an ISO 8601 date-time")
+        unit = time_unit_of([t])  # the unit a log's timestamps are read in (freshrec replay / import)
+        raise ValueError(f"must be unix seconds (<= {MAX_UNIX_S:.0e}); {t!r} looks like {UNIT_NAMES[unit]}: send "
+                         f"{t * TIME_UNITS[unit]:.3f}, or an ISO 8601 date-time")
     return t
 
 

@@ -18,6 +18,7 @@ IMPLICIT_VALUE = 1.0
 
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 """Seconds per unit of a numeric timestamp column (``--time-unit``; ``auto``: ``time_unit_of``)."""
+UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 _UNIT_EDGES = ((1e17, "ns"), (1e14, "us"), (1e11, "ms"))
 DETECT_ROWS = 10_000
 """Rows of a CSV that ``detect_time_unit`` reads."""

@@ -35,7 +35,7 @@ from engine.config import EngineConfig, EventType
 from engine.core.events import Semantics
 from engine.core.features import feature_groups
 from simulators.anchors import PopularityAnchors
-from simulators.datasets import BUNDLED, BadRow, Rating, detect_time_unit, load_csv, load_movietweetings
+from simulators.datasets import BUNDLED, UNIT_NAMES, BadRow, Rating, detect_time_unit, load_csv, load_movietweetings
 from simulators.metrics import hit_and_ndcg
 from simulators.prequential import BATCH_PERIODS_S, prequential
 from simulators.server_process import ServerProcess
@@ -244,9 +244,6 @@ def _plot(hits: dict[str, np.ndarray], path: Path, dataset: str, window: int = 2
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 
 
 IMPLICIT_SCALE, IMPLICIT_THRESHOLD = "0:1", 1.0
