@@ -325,10 +325,11 @@ def rating_semantics(ratings: list[Rating], scale: str | None = None, threshold:
 
 def run(ratings: list[Rating], url: str | None, out: Path, dataset: str, rating: dict,
         server_args: tuple[str, ...] = (), batch: bool = True, ablation: bool = False,
-        exploration: float | None = None) -> dict:
+        exploration: float | None = None, config_file: str | None = None) -> dict:
     """Replay against ``url`` (refusing a server whose rating semantics differ from
-    ``rating``), or start a server with ``rating`` on a fresh embedded Redis in
-    ``out/redis``; then the in-process comparisons (``batch``: the same engine learning
+    ``rating``), or start a server with ``rating`` (and ``--config config_file``, plus
+    ``server_args``) on a fresh embedded Redis in ``out/redis``; then the in-process
+    comparisons under the same settings (``engine_config``; ``batch``: the same engine learning
     hourly, daily and weekly; ``ablation``: each feature group of the ranker left out;
     ``exploration``: the cost of epsilon-greedy at this epsilon, ``exploration_cost``).
 
@@ -350,11 +351,11 @@ def run(ratings: list[Rating], url: str | None, out: Path, dataset: str, rating:
         shutil.rmtree(data_dir, ignore_errors=True)  # a replay starts from an empty model
         # the "--flag=value" form: a negative value ("-10:10") would read as an option
         flags = [f"--rating-scale={rating['min']:g}:{rating['max']:g}",
-                 f"--positive-threshold={rating['positive_threshold']:g}", *server_args]
+                 f"--positive-threshold={rating['positive_threshold']:g}",
+                 *(("--config", config_file) if config_file else ()), *server_args]
         with ServerProcess(data_dir=data_dir, extra_args=flags, log_path=out / "server.log") as server:
             results = replay(ratings, server.url, dataset)
-    config = engine_config(rating, next((server_args[i + 1] for i, a in enumerate(server_args) if a == "--config"),
-                                        None))
+    config = engine_config(rating, config_file)
     if batch:
         compare_batches(results, ratings, config)
     if ablation:
@@ -427,10 +428,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"freshrec replay: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
     rating = rating_semantics(ratings, args.rating_scale, args.positive_threshold)
-    server_args = ("--config", args.config) if args.config else ()
     try:
-        results = run(ratings, args.url, Path(args.out), Path(args.data).name, rating, server_args,
-                      batch=not args.no_batch, ablation=args.ablation, exploration=args.exploration)
+        results = run(ratings, args.url, Path(args.out), Path(args.data).name, rating, batch=not args.no_batch,
+                      ablation=args.ablation, exploration=args.exploration, config_file=args.config)
     except httpx.HTTPStatusError as exc:
         print(f"freshrec replay: the server refused {exc.request.method} {exc.request.url.path} "
               f"({exc.response.status_code}): {_detail(exc.response)}", file=sys.stderr)
