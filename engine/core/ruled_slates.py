@@ -217,10 +217,12 @@ def draw(rec, user: str, k: int, excluded: np.ndarray, context: dict | None, pol
     """
     fill = _Fill(rec, MaskedRanking(rec, user, context), rules.allowed(excluded), rules.start_cap())
     n_promoted = _promote(fill, rules, k)
-    rng = np.random.default_rng(seed)
+    rng = []  # the generator, built at the first exploring draw (a cold construction costs ~60 µs)
 
     def sample(j, rows, probs):
-        i = min(int(np.searchsorted(np.cumsum(probs), rng.random(), side="right")), len(probs) - 1)
+        if not rng:
+            rng.append(np.random.default_rng(seed))
+        i = min(int(np.searchsorted(np.cumsum(probs), rng[0].random(), side="right")), len(probs) - 1)
         return i, int(rows[i])
 
     n_organic = k - n_promoted
