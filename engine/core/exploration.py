@@ -262,6 +262,8 @@ def draw_slate(scores: np.ndarray, k: int, policy: ExplorationPolicy, seed: int,
     return SlateDraw(positions, props, float(np.prod(props)))
 
 
+_TWO_POW_MINUS_53 = 2.0 ** -53
+
 
 def seeded_uniform(seed: int, slot: int, stream: int) -> float:
     """A uniform draw in [0, 1) keyed by ``(seed, slot, stream)``: the top 53 bits of
@@ -273,9 +275,6 @@ def seeded_uniform(seed: int, slot: int, stream: int) -> float:
     True
     """
     return (splitmix64(seed, slot, stream) >> 11) * _TWO_POW_MINUS_53
-
-
-_TWO_POW_MINUS_53 = 2.0 ** -53
 
 
 def _draw_epsilon(s: np.ndarray, m: int, eps: float, seed: int) -> SlateDraw:
