@@ -41,10 +41,9 @@ for a candidate pool of a few hundred items, not a whole 100k catalogue.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
-
-import math
 
 import numpy as np
 

@@ -217,12 +217,13 @@ def draw(rec, user: str, k: int, excluded: np.ndarray, context: dict | None, pol
     """
     fill = _Fill(rec, MaskedRanking(rec, user, context), rules.allowed(excluded), rules.start_cap())
     n_promoted = _promote(fill, rules, k)
-    rng = []  # the generator, built at the first exploring draw (a cold construction costs ~60 µs)
+    rng = None  # the generator, built at the first exploring draw (a cold construction costs ~60 µs)
 
     def sample(j, rows, probs):
-        if not rng:
-            rng.append(np.random.default_rng(seed))
-        i = min(int(np.searchsorted(np.cumsum(probs), rng[0].random(), side="right")), len(probs) - 1)
+        nonlocal rng
+        if rng is None:
+            rng = np.random.default_rng(seed)
+        i = min(int(np.searchsorted(np.cumsum(probs), rng.random(), side="right")), len(probs) - 1)
         return i, int(rows[i])
 
     n_organic = k - n_promoted
