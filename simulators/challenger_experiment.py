@@ -41,12 +41,13 @@ ARMS = {"better": ("popularity", "learned"), "worse": ("learned", "popularity")}
 
 
 def serve(seed: int, steps: int, champion: dict, challenger: dict | None, epsilon: float,
-          label: str, progress: bool = True) -> dict:
+          label: str, progress: bool = True, spending: str = "bonferroni") -> dict:
     """``steps`` slates of seeded traffic served by ``champion`` (EngineConfig overrides)
-    with ``challenger`` in shadow (None: alone); cumulative CTR and every swap."""
+    with ``challenger`` in shadow (None: alone; ``spending``: ``PolicyConfig.spending``);
+    cumulative CTR and every swap."""
     w = World(WorldConfig(), seed)
     engine = {**champion, "explore": "epsilon", "explore_epsilon": epsilon}
-    policies = PolicyConfig(challenger=challenger, auto_promote=True) if challenger else None
+    policies = PolicyConfig(challenger=challenger, auto_promote=True, spending=spending) if challenger else None
     sim = Simulation(w, guard=False, engine=engine, policies=policies)
     swaps: list[dict] = []
     arena = sim.g.arena
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--steps", type=int, default=12_000, help="slates served per run")
     ap.add_argument("--epsilon", type=float, default=0.1)
+    ap.add_argument("--spending", choices=("bonferroni", "none"), default="bonferroni",
+                    help="policies.spending: alpha spent over the checks, or every check at alpha")
     ap.add_argument("--out", default="freshrec-out/challenger")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -82,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         truth = {name: serve(seed, args.steps, cfg, None, args.epsilon, f"seed {seed} {name} alone")["ctr"]
                  for name, cfg in CONFIGS.items()}
         for arm, (champion, challenger) in ARMS.items():
-            r = serve(seed, args.steps, CONFIGS[champion], CONFIGS[challenger], args.epsilon, f"seed {seed} {arm}")
+            r = serve(seed, args.steps, CONFIGS[champion], CONFIGS[challenger], args.epsilon, f"seed {seed} {arm}",
+                      spending=args.spending)
             first = next((s for s in r["swaps"] if s["kind"] == "promotion"), None)
             rows.append({"seed": seed, "arm": arm, "truth_ctr": truth,
                          "challenger_truly_better": truth[challenger] > truth[champion],

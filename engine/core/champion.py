@@ -11,8 +11,14 @@ off-policy one (SNIPS with ``PolicyConfig.weights``: per-slot weights by default
 that collapses on 10-slot slates under light exploration, Swaminathan & Joachims 2015,
 Kiyohara et al. 2022) with 95 % bootstrap intervals. The rule is Azure
 Personalizer's: promote when the challenger's estimate is higher *and* the lower bound of its
-interval is above the champion's lower bound (``check``; automatic every ``check_every``
-complete decisions when ``auto_promote``, or on an admin's request). Every check is kept in
+interval is above the champion's lower bound, and, because that rule compares two marginal
+intervals and is re-applied many times, also when the paired one-sided test of the
+challenger's gain on the same slates is significant at the level this check spends of
+``PolicyConfig.alpha`` (``engine.core.improvement``; with ``PolicyConfig.spending``
+``"bonferroni"``, at most ``alpha`` chance over all the checks of one champion that a
+challenger no better than it is promoted) (``check``;
+automatic every ``check_every`` complete decisions when ``auto_promote``, or on an
+admin's request). Every check is kept in
 ``history`` with its evidence; a promotion swaps the two models (the old champion carries on
 as the challenger) and ``rollback`` swaps them back.
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 from engine.config import EngineConfig, PolicyConfig
 from engine.core.decisions import Decision, DecisionLog
 from engine.core.events import SLATE_KIND, Event
+from engine.core.improvement import improvement
 from engine.core.ope import estimate
 from engine.core.recommender import Recommender
 from engine.core.slates import policy_of, target
@@ -44,6 +51,7 @@ class Arena:
         self.decisions = DecisionLog(champion.reward_window_s, policy.window)
         self.history: list[dict] = []
         self._complete_at_check = 0
+        self.looks = 0  # checks with both estimates since this champion started serving (alpha spent on each)
         self._cache: tuple[int, dict] | None = None  # (complete decisions when computed, estimates)
 
     def observe(self, event: Event, weight: float, semantics, clock: float) -> str | None:
@@ -124,12 +132,20 @@ class Arena:
 
     def check(self, by: str) -> dict:
         """Apply the promotion rule to the current window; the record (kept in ``history``)
-        says ``action``: ``"promote"`` or ``"keep"``, with the evidence."""
+        says ``action``: ``"promote"`` or ``"keep"``, with the evidence: both estimates and,
+        once both exist, the paired test (``improvement``: difference, standard error, look,
+        level spent, lower bound)."""
         est = self.estimates(fresh=True)
         a, b = est.get("champion"), est.get("challenger")
-        promote = bool(a and b and b["value"] > a["value"] and b["low"] > a["low"])
-        record = {"kind": "check", "by": by, "action": "promote" if promote else "keep",
-                  "decisions": len(self.decisions.complete), "estimates": est}
+        record = {"kind": "check", "by": by, "action": "keep", "decisions": len(self.decisions.complete),
+                  "estimates": est}
+        if a and b:
+            self.looks += 1
+            gain = improvement(self.decisions.logged(CHALLENGER, self.policy.window), self.looks, self.policy.alpha,
+                               "snips", self.policy.weights, self.policy.spending, seed=0)
+            record["improvement"] = gain.to_dict()
+            if b["value"] > a["value"] and b["low"] > a["low"] and gain.significant:
+                record["action"] = "promote"
         self.history = self.history[-199:] + [record]
         return record
 
@@ -140,5 +156,6 @@ class Arena:
         self.history = self.history[-199:] + [{"kind": kind, "by": by, "decisions": len(self.decisions.complete)}]
         self.decisions = DecisionLog(self.decisions.reward_window_s, self.policy.window)  # a new champion's window
         self._complete_at_check = 0
+        self.looks = 0
         self._cache = None
         return new

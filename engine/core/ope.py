@@ -319,9 +319,13 @@ def _ess(log: LoggedSlates, w: np.ndarray, variant: str) -> float:
 
 
 # ------------------------------------------------------------------------- the estimate
-def _terms(log: LoggedSlates, estimator: str, variant: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def terms(log: LoggedSlates, estimator: str, variant: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(C, D, w), each (n, k): the estimate is ``ctr_j = sum_i C_ij / sum_i D_ij`` per slot,
-    ``value = sum_j (share of slates with slot j) * ctr_j``; ``w`` the weights used."""
+    ``value = sum_j (share of slates with slot j) * ctr_j``; ``w`` the weights used.
+
+    Raises:
+        ValueError: an unknown estimator or variant, ``dr`` without ``rhat``, ``pbm`` without exposures.
+    """
     w = slot_weights(log, variant)
     m = log.mask.astype(np.float64)
     if estimator == "ips":
@@ -340,18 +344,40 @@ def _terms(log: LoggedSlates, estimator: str, variant: str) -> tuple[np.ndarray,
     raise ValueError(f"estimator must be one of {ESTIMATORS}, not {estimator!r}")
 
 
-def _statistic(num: np.ndarray, den: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(value (...,), ctr (..., k)) from column sums: ``num``/``den`` of C and D, ``present``
-    the share of slates having each slot."""
+def statistic(num: np.ndarray, den: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(value (...,), ctr (..., k)) from column sums (``terms``): ``num``/``den`` the sums of
+    C and D over slates, ``present`` the share of slates having each slot; leading axes are
+    resamples (``bootstrap_interval``)."""
     ctr = np.divide(num, den, out=np.zeros_like(num), where=den != 0)
     return np.sum(present * ctr, axis=-1), ctr
 
 
+def resampled_sums(X: np.ndarray, resamples: int = 2000, seed: int = 0) -> np.ndarray:
+    """(resamples, m) column sums of ``X`` (n, m) over its rows resampled with replacement
+    (the nonparametric bootstrap, Efron 1979): ``resamples`` resamples from
+    ``np.random.default_rng(seed)``, in vectorised blocks (resample counts times ``X``).
+
+    Raises:
+        ValueError: ``resamples < 1`` or no rows.
+    """
+    n = X.shape[0]
+    if resamples < 1 or n == 0:
+        raise ValueError("bootstrap needs resamples >= 1 and at least one slate")
+    rng = np.random.default_rng(seed)
+    block = max(1, min(resamples, _BOOT_CELLS // n))
+    out = []
+    for start in range(0, resamples, block):
+        b = min(block, resamples - start)
+        idx = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        counts = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+        out.append(counts @ X)
+    return np.concatenate(out)
+
+
 def bootstrap_interval(C: np.ndarray, D: np.ndarray, M: np.ndarray, resamples: int = 2000, seed: int = 0,
                        alpha: float = 0.05) -> tuple[float, float]:
-    """Percentile bootstrap (Efron 1979) interval of ``_statistic`` over slates (rows)
-    resampled with replacement: ``resamples`` resamples from ``np.random.default_rng(seed)``,
-    in vectorised blocks (resample counts times the (n, 3k) term matrix).
+    """Percentile bootstrap (Efron 1979) interval of ``statistic`` over slates (rows)
+    resampled with replacement (``resampled_sums``).
 
     Args:
         C, D, M: (n, k) numerator terms, denominator terms, slot mask (float).
@@ -359,21 +385,11 @@ def bootstrap_interval(C: np.ndarray, D: np.ndarray, M: np.ndarray, resamples: i
     Raises:
         ValueError: ``resamples < 1``, ``alpha`` outside (0, 1) or no rows.
     """
-    n = C.shape[0]
-    if resamples < 1 or not 0 < alpha < 1 or n == 0:
-        raise ValueError("bootstrap needs resamples >= 1, alpha in (0, 1) and at least one slate")
-    k = C.shape[1]
-    stacked = np.hstack([C, D, M])
-    rng = np.random.default_rng(seed)
-    block = max(1, min(resamples, _BOOT_CELLS // n))
-    values = []
-    for start in range(0, resamples, block):
-        b = min(block, resamples - start)
-        idx = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
-        counts = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
-        sums = counts @ stacked
-        values.append(_statistic(sums[:, :k], sums[:, k:2 * k], sums[:, 2 * k:] / n)[0])
-    v = np.concatenate(values)
+    n, k = C.shape
+    if not 0 < alpha < 1:
+        raise ValueError("bootstrap needs alpha in (0, 1)")
+    sums = resampled_sums(np.hstack([C, D, M]), resamples, seed)
+    v = statistic(sums[:, :k], sums[:, k:2 * k], sums[:, 2 * k:] / max(n, 1))[0]
     return float(np.quantile(v, alpha / 2)), float(np.quantile(v, 1 - alpha / 2))
 
 
@@ -399,7 +415,7 @@ def bernstein_interval(C: np.ndarray, D: np.ndarray, M: np.ndarray, coef: np.nda
         raise ValueError("the empirical Bernstein bound needs at least 2 slates and alpha in (0, 1)")
     p = M.mean(axis=0)
     dbar = D.mean(axis=0)
-    value, ctr = _statistic(C.sum(axis=0), D.sum(axis=0), p)
+    value, ctr = statistic(C.sum(axis=0), D.sum(axis=0), p)
     scale = np.divide(p, dbar, out=np.zeros_like(p), where=dbar != 0)
     x = value + (scale * (C - ctr * D) + ctr * (M - p)).sum(axis=1)  # influence terms, mean = value
     slope = (scale * coef).sum(axis=1)  # d X_i / d(clicks); X_i ranges over [x0, x0 + slope]
@@ -434,9 +450,9 @@ def estimate(log: LoggedSlates, estimator: str = "ips", variant: str = "slot", i
         raise ValueError(f"interval must be one of {INTERVALS}, not {interval!r}")
     if log.n == 0:
         raise ValueError("no logged slates")
-    C, D, w = _terms(log, estimator, variant)
+    C, D, w = terms(log, estimator, variant)
     M = log.mask.astype(np.float64)
-    value, ctr = _statistic(C.sum(axis=0), D.sum(axis=0), M.mean(axis=0))
+    value, ctr = statistic(C.sum(axis=0), D.sum(axis=0), M.mean(axis=0))
     if estimator != "snips":
         value = C.sum() / log.n  # the same number, summed as the mean of the terms (exact on-policy)
     if interval == "bootstrap":

@@ -168,6 +168,7 @@ class Checkpointer:
         a challenger)."""
         arena = self.live.guarded.arena
         arena.history = list(meta.get("policy_history", []))
+        arena.looks = int(meta.get("policy_looks", 0))  # alpha already spent on this champion's checks
         if arena.challenger is not None and "challenger" in meta:
             n = len(CHALLENGER_PREFIX)
             arena.challenger = Recommender.from_state({k[n:]: v for k, v in arrays.items()
@@ -333,6 +334,7 @@ class Checkpointer:
                 ch_arrays, meta["challenger"] = arena.challenger.state(copy=False)
                 arrays.update({CHALLENGER_PREFIX + k: v for k, v in ch_arrays.items()})
             meta["policy_history"] = arena.history[-50:]
+            meta["policy_looks"] = arena.looks
             writer = self._writer_process()
             guarded = self.live.guarded
 
