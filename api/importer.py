@@ -43,8 +43,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The import's own flags (the settings flags come from ``api.settings.add_flags``)."""
     p.add_argument("log", help="the log: MovieTweetings ratings.dat, CSV, or JSON lines of /feedback bodies")
     p.add_argument("--format", choices=FORMATS, default="auto", help="default: by the file's suffix")
-    p.add_argument("--columns", default="user_id,item_id,rating,timestamp",
-                   help="CSV header names for user,item,rating,timestamp")
+    p.add_argument("--columns", default=None,
+                   help="CSV header names for user,item,rating,timestamp, or user,item,timestamp for a log without "
+                        "values; default user_id,item_id,rating,timestamp, without rating when the header has none")
+    p.add_argument("--event-column", default=None, metavar="NAME",
+                   help="a CSV column naming each row's event type (view, purchase, ...: the deployment's "
+                        "engine.events declares their roles)")
+    p.add_argument("--event", default=None, metavar="TYPE",
+                   help="the event type of every CSV row (an implicit log of clicks or views: --event click)")
     p.add_argument("--delimiter", default=",", help="CSV delimiter")
     p.add_argument("--time-unit", choices=["auto", *TIME_UNITS], default="auto",
                    help="unit of a CSV's numeric timestamps (default auto: by their magnitude; ISO 8601 "
@@ -70,7 +76,8 @@ def import_log(args: argparse.Namespace, settings: Settings, before_batch=None) 
         TimeoutError: ``--wait`` and the learner did not finish within ``--timeout``.
         redis.exceptions.RedisError: Redis unavailable (committed batches stay; re-run).
     """
-    source = source_of(args.log, args.format, args.columns, args.delimiter, args.time_unit)
+    source = source_of(args.log, args.format, args.columns, args.delimiter, args.time_unit, args.event_column,
+                       args.event)
     semantics = Semantics(settings.engine.events)
     t_read = time.perf_counter()
     events = load_events(source, semantics)

@@ -177,6 +177,30 @@ def iter_csv(path: str | Path, columns: tuple[str, str, str | None, str] = ("use
             yield n, Rating(str(r[user]), str(r[item]), value, _timestamp(path, n, ts, r[ts], scale), event)
 
 
+def csv_columns(path, columns: str | None, delimiter: str) -> tuple[str, str, str | None, str]:
+    """The (user, item, rating, timestamp) columns to read: ``--columns`` with four names, or
+    three (user,item,timestamp: an implicit log); without ``--columns``, ``user_id,
+    item_id,rating,timestamp``, or ``user_id,item_id,timestamp`` when the header has no
+    ``rating`` column.
+
+    Raises:
+        ValueError: ``--columns`` with another number of names, or an empty one.
+        OSError: no ``--columns`` and the file cannot be read.
+    """
+    if columns is None:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh, delimiter=delimiter), [])
+        return ("user_id", "item_id", None if "rating" not in header and "user_id" in header else "rating",
+                "timestamp")
+    cols = tuple(c.strip() for c in columns.split(","))
+    if len(cols) == 3 and all(cols):
+        return cols[0], cols[1], None, cols[2]
+    if len(cols) != 4 or not all(cols):
+        raise ValueError("--columns needs four names, user,item,rating,timestamp, or three for an implicit log "
+                         "(every row a positive): user,item,timestamp")
+    return cols  # type: ignore[return-value]
+
+
 def load_csv(path: str | Path, columns: tuple[str, str, str | None, str] = ("user_id", "item_id", "rating", "timestamp"),
              delimiter: str = ",", time_unit: str = "s", event_column: str | None = None) -> list[Rating]:
     """Read a CSV with a header naming (user, item, rating, timestamp) columns (rating None:

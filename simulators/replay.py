@@ -19,7 +19,6 @@ events in the same order with the same exclusion rule.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 import sys
@@ -35,7 +34,8 @@ from engine.config import EngineConfig, EventType
 from engine.core.events import Semantics
 from engine.core.features import feature_groups
 from simulators.anchors import PopularityAnchors
-from simulators.datasets import BUNDLED, UNIT_NAMES, BadRow, Rating, detect_time_unit, load_csv, load_movietweetings
+from simulators.datasets import (BUNDLED, UNIT_NAMES, BadRow, Rating, csv_columns, detect_time_unit, load_csv,
+                                 load_movietweetings)
 from simulators.metrics import hit_and_ndcg
 from simulators.prequential import BATCH_PERIODS_S, prequential
 from simulators.server_process import ServerProcess
@@ -251,35 +251,15 @@ IMPLICIT_SCALE, IMPLICIT_THRESHOLD = "0:1", 1.0
 a positive from 1, so each interaction is a positive for the server and the anchors."""
 
 
-def csv_columns(path, columns: str | None, delimiter: str) -> tuple[str, str, str | None, str]:
-    """The (user, item, rating, timestamp) columns to read: ``--columns`` with four names, or
-    three (user,item,timestamp: an implicit log); without ``--columns``, ``user_id,
-    item_id,rating,timestamp``, or ``user_id,item_id,timestamp`` when the header has no
-    ``rating`` column.
-
-    Raises:
-        SystemExit: ``--columns`` with another number of names.
-    """
-    if columns is None:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            header = next(csv.reader(fh, delimiter=delimiter), [])
-        return ("user_id", "item_id", None if "rating" not in header and "user_id" in header else "rating",
-                "timestamp")
-    cols = tuple(c.strip() for c in columns.split(","))
-    if len(cols) == 3:
-        return cols[0], cols[1], None, cols[2]
-    if len(cols) != 4:
-        raise SystemExit("--columns needs four names, user,item,rating,timestamp, or three for an implicit log "
-                         "(every row a positive): user,item,timestamp")
-    return cols  # type: ignore[return-value]
-
-
 def _load(args: argparse.Namespace) -> list[Rating]:
     event_column = getattr(args, "event_column", None)
     if event_column and args.format != "csv":
         raise SystemExit("--event-column needs --format csv")
     if args.format == "csv":
-        cols = csv_columns(args.data, args.columns, args.delimiter)
+        try:
+            cols = csv_columns(args.data, args.columns, args.delimiter)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
         if cols[2] is None and not event_column:
             if args.rating_scale or args.positive_threshold is not None:
                 raise SystemExit("an implicit log (no rating column) has no rating scale or positive threshold: "

@@ -149,6 +149,43 @@ def test_json_lines_of_feedback_bodies(redis_server, tmp_path):
     assert all(e.trust == "unvetted" and e.received_at > 0 for e in entries)
 
 
+SHOP = '{"view": {"role": "positive", "weight": 0.2}, "purchase": {"role": "positive", "weight": 3}}'
+
+
+def test_an_event_typed_csv_and_an_implicit_one_import_under_the_schema(redis_server, tmp_path):
+    typed = tmp_path / "shop.csv"
+    typed.write_text("user_id,item_id,event,timestamp\nu1,a,view,100\nu1,a,purchase,101\nu2,b,click,102\n")
+    assert run_import(typed, redis_server.url, "--event-column", "event", "--engine.events", SHOP) == 0
+    implicit = tmp_path / "clicks.csv"  # no rating column: every row is the --event type
+    implicit.write_text("user_id,item_id,timestamp\nu3,c,103\n")
+    assert run_import(implicit, redis_server.url, "--event", "click", "--engine.events", SHOP) == 0
+    client = redis_server.client()
+    entries = [from_fields(eid, f) for eid, f in client.xrange(KEYS.feedback)]
+    client.close()
+    assert [(e.user_id, e.item_id, e.kind, e.value, e.timestamp) for e in entries] == [
+        ("u1", "a", "view", None, 100.0), ("u1", "a", "purchase", None, 101.0), ("u2", "b", "click", None, 102.0),
+        ("u3", "c", "click", None, 103.0)]
+
+
+@pytest.mark.parametrize("name,text,extra,message", [
+    ("log.csv", "user_id,item_id,event,timestamp\nu,i,view,10\nu,j,teleport,11\n", ("--event-column", "event"),
+     "log.csv:3: event: unknown event type 'teleport'"),
+    ("log.csv", "user_id,item_id,timestamp\nu,i,10\n", ("--event", "purchase"),
+     "log.csv:2: --event: unknown event type 'purchase'"),
+    ("log.csv", "user_id,item_id,timestamp\nu,i,10\n", (), "has no rating column: an implicit log; say what its rows"),
+    ("log.csv", "user_id,item_id,event,timestamp\nu,i,view,10\n", ("--event-column", "event", "--event", "view"),
+     "--event-column and --event: give one"),
+])
+def test_event_types_of_a_csv_are_checked_naming_the_line_and_column(redis_server, tmp_path, capsys, name, text,
+                                                                       extra, message):
+    path = tmp_path / name
+    path.write_text(text)
+    assert run_import(path, redis_server.url, *extra, "--engine.events", SHOP.replace('"purchase"', '"other"')) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert stream_length(redis_server) == 0
+
+
 @pytest.mark.parametrize("name,text,message", [
     ("log.jsonl", '{"user_id": "u", "item_id": "i", "event": "click"}\n{"user_id": "u", "item_id": "i", '
                   '"event": "rating"}\n', "log.jsonl:2: value: required when event is 'rating'"),
