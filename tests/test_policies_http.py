@@ -56,6 +56,8 @@ def test_promotion_serves_the_challenger_and_a_rollback_restores_the_champions_s
         assert r.json()["kind"] == "rollback"
         assert _slates(http) == champion  # the champion's model came back as it was
 
-        history = http.get("/policies").json()["history"]
+        state = http.get("/policies").json()
+        history = state["history"]
         assert [h["kind"] for h in history][-2:] == ["promotion", "rollback"]
+        assert state["looks"] == 0  # a swap starts the new champion's alpha spending afresh
         assert all(h["by"] == "admin" for h in history[-2:])

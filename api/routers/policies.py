@@ -14,12 +14,13 @@ router = APIRouter(tags=["policies"])
 @router.get("/policies")
 async def policies(node: NodeDep) -> dict:
     """Whether a challenger runs, both policies' estimates (champion on-policy IPS,
-    challenger SNIPS with policies.weights (per slot by default), 95 % bootstrap intervals, over the same window)
-    and the history of checks and swaps, newest last."""
+    challenger SNIPS with policies.weights (per slot by default), 95 % bootstrap intervals, over the same window),
+    the checks this champion has spent alpha on (``looks``) and the history of checks (each with both estimates
+    and the paired test of the challenger's gain: difference, level spent, lower bound) and swaps, newest last."""
     arena = node.live.guarded.arena
     return {"challenger": node.policies.challenger, "auto_promote": node.policies.auto_promote,
             "decisions": {"open": len(arena.decisions.open), "complete": len(arena.decisions.complete)},
-            "estimates": arena.estimates(), "history": arena.history[-50:]}
+            "estimates": arena.estimates(), "looks": arena.looks, "history": arena.history[-50:]}
 
 
 @router.post("/policies/check", dependencies=[Depends(require_admin)])
