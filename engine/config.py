@@ -282,10 +282,10 @@ class PolicyConfig(BaseModel):
     alpha: float = setting(0.05, "", "chance of promoting a challenger no better than the champion: the paired "
                            "one-sided test of the challenger's gain on the same slates (engine.core.improvement)",
                            gt=0, lt=1)
-    spending: Literal["bonferroni", "none"] = setting(
-        "bonferroni", "", "how alpha is spent over a champion's repeated checks: bonferroni (check k tests at alpha * "
-        "6 / (pi^2 k^2): at most alpha over all of them) or none (every check at alpha: promotes a better challenger "
-        "sooner, with no bound over many checks)")
+    spending: Literal["information", "none"] = setting(
+        "information", "", "how alpha is spent over a champion's repeated checks: information (a check after n "
+        "decisions, the previous after m, tests at f(n) - f(m), f(n) = alpha * n / (n + window): below alpha over "
+        "all of them, whatever the schedule) or none (every check at alpha: sooner, with no bound over many checks)")
     weights: Literal["slot", "prefix"] = setting(
         "slot", "", "the challenger's SNIPS weights: per slot (target / logged probability of each slot given the "
         "logged slots above it: support where the policies agree slot by slot) or prefix (the product over the "

@@ -5,7 +5,9 @@ In the synthetic world (``simulators.synthetic``, default world) the engine serv
 epsilon-greedy logging (``explore_epsilon``, default 0.1) and runs a challenger in shadow
 with ``auto_promote`` (``engine.core.champion.Arena``: the challenger's SNIPS estimate on
 the champion's logged decisions must be higher and its 95 % lower bound above the
-champion's, Personalizer's rule, checked every ``check_every`` complete decisions). Two
+champion's, Personalizer's rule, and the paired test of its gain must pass at the level
+``policies.spending`` gives the check, ``engine.core.improvement``; checked every
+``check_every`` complete decisions). Two
 arms per seed, roles swapped:
 
 - ``better``: champion = popularity only (the blend with its co-occurrence and factor
@@ -41,7 +43,7 @@ ARMS = {"better": ("popularity", "learned"), "worse": ("learned", "popularity")}
 
 
 def serve(seed: int, steps: int, champion: dict, challenger: dict | None, epsilon: float,
-          label: str, progress: bool = True, spending: str = "bonferroni") -> dict:
+          label: str, progress: bool = True, spending: str = "information") -> dict:
     """``steps`` slates of seeded traffic served by ``champion`` (EngineConfig overrides)
     with ``challenger`` in shadow (None: alone; ``spending``: ``PolicyConfig.spending``);
     cumulative CTR and every swap."""
@@ -73,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--steps", type=int, default=12_000, help="slates served per run")
     ap.add_argument("--epsilon", type=float, default=0.1)
-    ap.add_argument("--spending", choices=("bonferroni", "none"), default="bonferroni",
-                    help="policies.spending: alpha spent over the checks, or every check at alpha")
+    ap.add_argument("--spending", choices=("information", "none"), default="information",
+                    help="policies.spending: alpha spent by decisions seen, or every check at alpha")
     ap.add_argument("--out", default="freshrec-out/challenger")
     args = ap.parse_args(argv)
     out = Path(args.out)

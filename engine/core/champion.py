@@ -15,7 +15,7 @@ interval is above the champion's lower bound, and, because that rule compares tw
 intervals and is re-applied many times, also when the paired one-sided test of the
 challenger's gain on the same slates is significant at the level this check spends of
 ``PolicyConfig.alpha`` (``engine.core.improvement``; with ``PolicyConfig.spending``
-``"bonferroni"``, at most ``alpha`` chance over all the checks of one champion that a
+``"information"``, below ``alpha`` chance over all the checks of one champion that a
 challenger no better than it is promoted) (``check``;
 automatic every ``check_every`` complete decisions when ``auto_promote``, or on an
 admin's request). Every check is kept in
@@ -28,7 +28,7 @@ from __future__ import annotations
 from engine.config import EngineConfig, PolicyConfig
 from engine.core.decisions import Decision, DecisionLog
 from engine.core.events import SLATE_KIND, Event
-from engine.core.improvement import improvement
+from engine.core.improvement import improvement, spent_alpha
 from engine.core.ope import estimate
 from engine.core.recommender import Recommender
 from engine.core.slates import policy_of, target
@@ -51,7 +51,8 @@ class Arena:
         self.decisions = DecisionLog(champion.reward_window_s, policy.window)
         self.history: list[dict] = []
         self._complete_at_check = 0
-        self.looks = 0  # checks with both estimates since this champion started serving (alpha spent on each)
+        self.looks = 0  # checks with both estimates since this champion started serving
+        self.spent_through = 0  # complete decisions at the last of them: alpha up to f(spent_through) is spent
         self._cache: tuple[int, dict] | None = None  # (complete decisions when computed, estimates)
 
     def observe(self, event: Event, weight: float, semantics, clock: float) -> str | None:
@@ -133,18 +134,27 @@ class Arena:
     def check(self, by: str) -> dict:
         """Apply the promotion rule to the current window; the record (kept in ``history``)
         says ``action``: ``"promote"`` or ``"keep"``, with the evidence: both estimates and,
-        once both exist, the paired test (``improvement``: difference, standard error, look,
-        level spent, lower bound)."""
+        once both exist, the paired test (``improvement``: look, decisions of this champion,
+        difference, standard error, level spent, lower bound)."""
         est = self.estimates(fresh=True)
         a, b = est.get("champion"), est.get("challenger")
         record = {"kind": "check", "by": by, "action": "keep", "decisions": len(self.decisions.complete),
                   "estimates": est}
         if a and b:
+            now = self.decisions.closed
+            level = spent_alpha(self.policy.alpha, min(self.spent_through, now), now, self.policy.window,
+                                self.policy.spending)
             self.looks += 1
-            gain = improvement(self.decisions.logged(CHALLENGER, self.policy.window), self.looks, self.policy.alpha,
-                               "snips", self.policy.weights, self.policy.spending, seed=0)
-            record["improvement"] = gain.to_dict()
-            if b["value"] > a["value"] and b["low"] > a["low"] and gain.significant:
+            self.spent_through = max(self.spent_through, now)
+            test = {"look": self.looks, "decisions": now}
+            if level > 0:
+                gain = improvement(self.decisions.logged(CHALLENGER, self.policy.window), level, "snips",
+                                   self.policy.weights, seed=0)
+                test.update(gain.to_dict())
+            else:
+                test.update(alpha=0.0, significant=False, reason="no decision completed since the last check")
+            record["improvement"] = test
+            if b["value"] > a["value"] and b["low"] > a["low"] and test["significant"]:
                 record["action"] = "promote"
         self.history = self.history[-199:] + [record]
         return record
@@ -156,6 +166,6 @@ class Arena:
         self.history = self.history[-199:] + [{"kind": kind, "by": by, "decisions": len(self.decisions.complete)}]
         self.decisions = DecisionLog(self.decisions.reward_window_s, self.policy.window)  # a new champion's window
         self._complete_at_check = 0
-        self.looks = 0
+        self.looks = self.spent_through = 0
         self._cache = None
         return new

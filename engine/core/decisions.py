@@ -52,6 +52,7 @@ class DecisionLog:
         self.reward_window_s = reward_window_s
         self.open: OrderedDict[str, Decision] = OrderedDict()
         self.complete: deque[Decision] = deque(maxlen=window)
+        self.closed = 0  # decisions completed since this log began (the window keeps only the last ``window``)
 
     def served(self, decision: Decision) -> None:
         """A slate was served (rewards start at 0)."""
@@ -77,6 +78,7 @@ class DecisionLog:
                 break
             del self.open[rid]
             self.complete.append(d)
+            self.closed += 1
 
     def erase(self, user_id: str) -> int:
         """Drop every decision (open or complete) served to ``user_id``; how many."""

@@ -168,7 +168,9 @@ class Checkpointer:
         a challenger)."""
         arena = self.live.guarded.arena
         arena.history = list(meta.get("policy_history", []))
-        arena.looks = int(meta.get("policy_looks", 0))  # alpha already spent on this champion's checks
+        spending = meta.get("policy_spending", {})  # alpha already spent on this champion's checks
+        arena.looks, arena.spent_through = int(spending.get("looks", 0)), int(spending.get("spent_through", 0))
+        arena.decisions.closed = int(spending.get("closed", 0))
         if arena.challenger is not None and "challenger" in meta:
             n = len(CHALLENGER_PREFIX)
             arena.challenger = Recommender.from_state({k[n:]: v for k, v in arrays.items()
@@ -334,7 +336,8 @@ class Checkpointer:
                 ch_arrays, meta["challenger"] = arena.challenger.state(copy=False)
                 arrays.update({CHALLENGER_PREFIX + k: v for k, v in ch_arrays.items()})
             meta["policy_history"] = arena.history[-50:]
-            meta["policy_looks"] = arena.looks
+            meta["policy_spending"] = {"looks": arena.looks, "spent_through": arena.spent_through,
+                                       "closed": arena.decisions.closed}
             writer = self._writer_process()
             guarded = self.live.guarded
 
