@@ -196,8 +196,8 @@ def csv_columns(path, columns: str | None, delimiter: str) -> tuple[str, str, st
     if len(cols) == 3 and all(cols):
         return cols[0], cols[1], None, cols[2]
     if len(cols) != 4 or not all(cols):
-        raise ValueError("--columns needs four names, user,item,rating,timestamp, or three for an implicit log "
-                         "(every row a positive): user,item,timestamp")
+        raise ValueError("--columns needs four names, user,item,rating,timestamp, or three for a log without "
+                         "values: user,item,timestamp")
     return cols  # type: ignore[return-value]
 
 

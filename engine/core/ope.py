@@ -389,7 +389,7 @@ def bootstrap_interval(C: np.ndarray, D: np.ndarray, M: np.ndarray, resamples: i
     if not 0 < alpha < 1:
         raise ValueError("bootstrap needs alpha in (0, 1)")
     sums = resampled_sums(np.hstack([C, D, M]), resamples, seed)
-    v = statistic(sums[:, :k], sums[:, k:2 * k], sums[:, 2 * k:] / max(n, 1))[0]
+    v = statistic(sums[:, :k], sums[:, k:2 * k], sums[:, 2 * k:] / n)[0]
     return float(np.quantile(v, alpha / 2)), float(np.quantile(v, 1 - alpha / 2))
 
 
