@@ -28,7 +28,7 @@ import typing
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Secret, SecretStr, field_validator
+from pydantic import Secret, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from api.security import Scope, normalise_api_keys, normalise_rate_limit
@@ -98,6 +98,16 @@ class Settings(BaseSettings):
     @classmethod
     def _check_rate_limit(cls, value):
         return normalise_rate_limit(value)
+
+    @model_validator(mode="after")
+    def _auto_promotion_needs_logged_slates(self):
+        """A challenger is evaluated on the decisions served slates log into the stream
+        (``engine.log_slates``); without them ``policies.auto_promote`` could never promote."""
+        if self.policies.auto_promote and self.policies.challenger is not None and not self.engine.log_slates:
+            raise ValueError("policies.auto_promote needs engine.log_slates true: the challenger is evaluated on "
+                             "the slates logged into the stream, and without them it is never estimated, so it "
+                             "could never be promoted")
+        return self
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

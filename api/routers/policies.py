@@ -16,11 +16,16 @@ async def policies(node: NodeDep) -> dict:
     """Whether a challenger runs, both policies' estimates (champion on-policy IPS,
     challenger SNIPS with policies.weights (per slot by default), 95 % bootstrap intervals, over the same window),
     the checks this champion has spent alpha on (``looks``) and the history of checks (each with both estimates
-    and the paired test of the challenger's gain: difference, level spent, lower bound) and swaps, newest last."""
+    and the paired test of the challenger's gain: difference, level spent, lower bound) and swaps, newest last; ``warning`` when a challenger runs
+    but ``engine.log_slates`` is off (nothing to evaluate it on)."""
     arena = node.live.guarded.arena
-    return {"challenger": node.policies.challenger, "auto_promote": node.policies.auto_promote,
-            "decisions": {"open": len(arena.decisions.open), "complete": len(arena.decisions.complete)},
-            "estimates": arena.estimates(), "looks": arena.looks, "history": arena.history[-50:]}
+    out = {"challenger": node.policies.challenger, "auto_promote": node.policies.auto_promote,
+           "decisions": {"open": len(arena.decisions.open), "complete": len(arena.decisions.complete)},
+           "estimates": arena.estimates(), "looks": arena.looks, "history": arena.history[-50:]}
+    if node.policies.challenger is not None and not node.engine.log_slates:
+        out["warning"] = ("engine.log_slates is off: served slates are not logged as decisions, so neither "
+                          "policy is estimated and a check never promotes (POST /policies/promote still swaps)")
+    return out
 
 
 @router.post("/policies/check", dependencies=[Depends(require_admin)])
