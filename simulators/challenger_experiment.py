@@ -19,7 +19,7 @@ the same seeded traffic alone (no challenger), and its cumulative CTR is the tru
 per arm: how many seeds promoted, after how many slates / events / complete decisions (the
 first promotion), and how often a promotion was followed by another swap.
 
-    python -m simulators.challenger_experiment [--seeds 10] [--steps 12000] [--out DIR]
+    python -m simulators.challenger_experiment [--seeds 10] [--first-seed 0] [--steps 12000] [--out DIR]
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def serve(seed: int, steps: int, champion: dict, challenger: dict | None, epsilo
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--steps", type=int, default=12_000, help="slates served per run")
     ap.add_argument("--epsilon", type=float, default=0.1)
     ap.add_argument("--spending", choices=("information", "none"), default="information",
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     rows = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         truth = {name: serve(seed, args.steps, cfg, None, args.epsilon, f"seed {seed} {name} alone")["ctr"]
                  for name, cfg in CONFIGS.items()}
         for arm, (champion, challenger) in ARMS.items():
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{arm:6s} {s['seeds']:6d}  {s['truly_better']:23d}  {s['promoted']:8d}  "
               f"{str(s['steps_median']):>18s}, {str(s['steps_max']):>6s}  {str(s['events_median']):>15s}  "
               f"{s['swaps']:11d}")
-    ok = (summary["better"]["promoted"] == summary["better"]["truly_better"] == len(range(args.seeds))
+    ok = (summary["better"]["promoted"] == summary["better"]["truly_better"] == args.seeds
           and summary["worse"]["promoted"] == 0)
     print(f"verdict: {'PASS' if ok else 'FAIL'} (better: promoted in every seed; worse: never promoted)")
     (out / "challenger_experiment.json").write_text(json.dumps(

@@ -20,7 +20,8 @@ find. ``--keep-ignored`` runs the engine that keeps ignored items as candidates 
 negative is learned): the feedback loop at its strongest, an engine that shows its ranked
 items again and again.
 
-    python -m simulators.exploration_scenario [--seeds 3] [--steps 18000] [--keep-ignored] [--out DIR]
+    python -m simulators.exploration_scenario [--seeds 3] [--steps 18000] [--keep-ignored] [--boost 1.0]
+        [--settings none 'epsilon 0.1' ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -131,20 +132,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=18_000)
     p.add_argument("--keep-ignored", action="store_true",
                    help="the engine keeps ignored items as candidates (EngineConfig.hide_ignored off)")
+    p.add_argument("--boost", type=float, default=1.0,
+                   help="new items' popularity q ~ N(boost, 1) against the incumbents' N(0, 1)")
+    p.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS), metavar="SETTING",
+                   help="exploration settings to run ('none' always runs: the reference); default: all")
     p.add_argument("--out", default="freshrec-out/exploration")
     a = p.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rows = []
+    chosen = ["none"] + [s for s in a.settings if s != "none"]
     for seed in range(a.seeds):
-        for setting in SETTINGS:
-            rows.append(run(setting, seed, a.steps, hide_ignored=not a.keep_ignored))
+        for setting in chosen:
+            rows.append(run(setting, seed, a.steps, boost=a.boost, hide_ignored=not a.keep_ignored))
             r = rows[-1]
             print(f"[{time.perf_counter() - t0:.0f}s] seed {seed} {setting}: CTR {r['ctr']:.4f}, good new items reached "
                   f"{r['reached_share']} after a median {r['median_steps_to_reach']} steps", flush=True)
     summary = {}
-    for setting in SETTINGS:
+    for setting in chosen:
         rs = [r for r in rows if r["setting"] == setting]
         summary[setting] = {"ctr": statistics.median(r["ctr"] for r in rs),
                             "reached_share": statistics.median(r["reached_share"] or 0 for r in rs),
@@ -156,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{setting:<16}{s['ctr']:>8.4f}{s['ratio']:>8.3f}{s['reached_share']:>9.3f}{s['median_steps_to_reach']:>8.0f}")
     best = max(summary, key=lambda k: summary[k]["ctr"])
     print(f"best: {best}, {summary[best]['ratio']}x no exploration (>= 1.1: {summary[best]['ratio'] >= 1.1})")
-    (out / "exploration.json").write_text(json.dumps({"hide_ignored": not a.keep_ignored, "rows": rows,
+    (out / "exploration.json").write_text(json.dumps({"hide_ignored": not a.keep_ignored, "boost": a.boost, "rows": rows,
                                                        "summary": summary, "best": best}, indent=2))
     print(f"wrote {out / 'exploration.json'}")
     return 0
