@@ -124,3 +124,30 @@ def test_evaluate_says_when_slates_are_not_logged(redis_server, tmp_path):
             _warm(http)
     with pytest.raises(SystemExit, match="log-slates"):
         cli_main(["evaluate", "--redis-url", redis_server.url, "--out", str(tmp_path / "out")])
+
+
+def test_a_decision_log_round_trips_through_snapshot_arrays():
+    """``DecisionLog.capture`` + ``decision_arrays`` + ``load`` give back the same open and
+    complete decisions (targets on some only, contexts, non-ASCII ids, a reward that arrived
+    while open), and a later reward to the original does not reach the capture."""
+    from engine.core.decisions import Decision, DecisionLog, decision_arrays
+
+    log = DecisionLog(reward_window_s=60, window=50)
+    for n in range(80):
+        log.served(Decision(f"r{n}", f"ü{n % 7}", float(n), [f"i{(n + j) % 13}" for j in range(1 + n % 4)],
+                            [0.9, 0.05, 0.05, 0.5][: 1 + n % 4],
+                            {"challenger": [0.25] * (1 + n % 4)} if n % 3 else {}, {"page": "é"} if n % 5 == 0 else None))
+    log.reward("r75", 0, "i10")
+    log.advance(100.0)  # the 41 decisions served up to t = 40 complete (within the window of 50)
+    captured = log.capture()
+    log.reward("r76", 0, "i11")  # after the capture: not in it
+    arrays, meta = decision_arrays(captured)
+    back = DecisionLog(reward_window_s=60, window=50)
+    back.load(arrays, meta)
+    assert back.closed == log.closed == 41
+    assert back.as_dicts() == log.as_dicts() and len(back.complete) == 41
+    reopened = {rid: (d.rewards, d.targets, d.context, d.user_id) for rid, d in back.open.items()}
+    assert list(reopened) == [f"r{n}" for n in range(41, 80)]
+    assert reopened["r75"][0][0] == 1.0 and reopened["r76"][0][0] == 0.0
+    assert reopened["r42"][1] == {} and reopened["r43"][1] == {"challenger": [0.25] * 4}
+    assert reopened["r45"][2] == {"page": "é"} and reopened["r45"][3] == "ü3"

@@ -77,10 +77,11 @@ def _complete_slates(http) -> None:
 
 
 def test_the_alpha_a_champion_has_spent_survives_a_restart(redis_server, tmp_path):
-    """The paired test's alpha spending rides in snapshots: after a restart the checks this
-    champion already spent alpha on are still counted (``looks``), the history is kept, and
-    the next check is tested at the level left, f(n) - f(m) (a restarted server that forgot
-    would test at f(n) again and raise the false-promotion rate)."""
+    """The champion's evaluation rides in snapshots: after a restart its window of logged
+    decisions is back (estimates at once, not after min_decisions new ones), the checks it
+    already spent alpha on are still counted (``looks``), the history is kept, and the next
+    check is tested at the level left, f(n) - f(m) (a restarted server that forgot would
+    test at f(n) again and raise the false-promotion rate)."""
     args = ARGS + ["--engine.log-slates", "true", "--engine.reward-window-s", "60", "--policies.min-decisions", "5",
                    "--policies.check-every", "1000000"]
     with ServerProcess(redis_url=redis_server.url, log_path=tmp_path / "a.log", extra_args=args) as srv:
@@ -98,7 +99,9 @@ def test_the_alpha_a_champion_has_spent_survives_a_restart(redis_server, tmp_pat
             state = http.get("/policies").json()
             assert state["looks"] == 1
             assert [h["kind"] for h in state["history"]][-1:] == ["check"]
-            _complete_slates(http)  # the window starts afresh after a restart; the spending does not
+            assert state["decisions"]["complete"] == len(USERS)  # the evaluation window came back too
+            assert state["estimates"]["challenger"]["n"] == len(USERS)
+            _complete_slates(http)
             again = http.post("/policies/check").json()["improvement"]
             assert again["look"] == 2 and again["decisions"] == 2 * len(USERS)
             assert again["alpha"] == pytest.approx(spent_alpha(0.05, len(USERS), 2 * len(USERS), 20_000))

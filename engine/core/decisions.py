@@ -6,17 +6,20 @@ propensities, the probabilities other policies would have given the same slots) 
 decision; a positive that names its recommendation id and slot (``Event.position``) sets that
 slot's reward to 1. A decision is complete once ``reward_window_s`` of event time has passed
 since it was served; the last ``window`` complete decisions are kept (memory: one small
-record per decision). Everything is a function of the stream, so a replay keeps the same
-window. ``as_dicts`` gives the decision-log lines of ``simulators.evaluate`` (JSON lines).
+record per decision). Everything is a function of the stream, so a replay of the whole stream
+keeps the same window; a snapshot carries the window (``state`` / ``load``) so that a restart,
+which replays only the stream after the snapshot, keeps it too. ``as_dicts`` gives the decision-log lines of ``simulators.evaluate`` (JSON lines).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from itertools import chain
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.core.arrays import unpack_ids
 from engine.core.ope import LoggedSlates
 
 
@@ -91,6 +94,28 @@ class DecisionLog:
             self.complete = deque(kept, maxlen=self.complete.maxlen)
         return len(open_) + dropped
 
+    def capture(self) -> "DecisionsCapture":
+        """What a snapshot keeps of this log, taken cheaply (under the learning lock): the
+        complete decisions by reference (they no longer change) and the open ones with their
+        rewards copied (later positives change those). ``decision_arrays`` encodes it, off
+        the lock."""
+        opened = [Decision(d.recommendation_id, d.user_id, d.t, d.items, d.logging, d.targets, d.context,
+                           list(d.rewards)) for d in self.open.values()]
+        return DecisionsCapture(self.closed, opened, list(self.complete))
+
+    def load(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        """Replace this log's decisions with a snapshot's (``decision_arrays``); beyond the
+        window the oldest complete ones are dropped.
+
+        Raises:
+            KeyError, ValueError: the arrays or metadata are not what ``decision_arrays`` wrote.
+        """
+        decisions = _decode(arrays, meta)
+        is_open = arrays["open"].tolist()
+        self.open = OrderedDict((d.recommendation_id, d) for d, o in zip(decisions, is_open) if o)
+        self.complete = deque((d for d, o in zip(decisions, is_open) if not o), maxlen=self.complete.maxlen)
+        self.closed = int(meta["closed"])
+
     def as_dicts(self, last: int | None = None) -> list[dict]:
         """The last ``last`` complete decisions as decision-log lines."""
         items = list(self.complete)[-last:] if last else list(self.complete)
@@ -114,3 +139,76 @@ class DecisionLog:
             p[i, :m] = d.logging if target == "logging" else d.targets[target]
             mask[i, :m] = True
         return LoggedSlates(rewards=rewards, logging=logging, target=p, mask=mask)
+
+
+def _row(d: Decision) -> list:
+    """A decision as a compact JSON-able row (``DecisionLog.state``); lists copied."""
+    return [d.recommendation_id, d.user_id, d.t, list(d.items), list(d.logging),
+            {k: list(v) for k, v in d.targets.items()}, d.context, list(d.rewards)]
+
+
+def _decision(row: list) -> Decision:
+    rid, user, t, items, logging, targets, context, rewards = row
+    return Decision(str(rid), str(user), float(t), [str(i) for i in items], [float(x) for x in logging],
+                    {str(k): [float(x) for x in v] for k, v in targets.items()}, context,
+                    [float(x) for x in rewards])
+
+
+@dataclass
+class DecisionsCapture:
+    """A decision log as ``DecisionLog.capture`` took it: ``closed``, open decisions (their
+    rewards copied) and complete ones, oldest first."""
+
+    closed: int
+    open: list[Decision]
+    complete: list[Decision]
+
+
+def decision_arrays(capture: DecisionsCapture) -> tuple[dict[str, np.ndarray], dict]:
+    """A captured decision log as snapshot arrays and JSON metadata (``DecisionLog.load``
+    reverses it). ``n`` decisions (complete first, then open) with ``L`` slots in all:
+    ``open`` bool (n,), ``t`` float64 (n,) event time s, ``slots`` int64 (n,), ``logging``
+    and ``rewards`` float64 (L,), per target name ``p:NAME`` float64 (L,) and ``has:NAME``
+    bool (n,), ids packed as ``arrays.PackedIds`` does (``rid_*``, ``user_*``, ``item_*``);
+    metadata: ``closed``, target names, contexts (one per decision, mostly null). Cost, a full
+    window of 20,000 ten-slot decisions with one target: ~90 ms to encode, ~350 ms to load
+    (``DecisionLog.load``), 7.7 MB of arrays (measured on the 2-core development machine)."""
+    ds = capture.complete + capture.open
+    names = sorted({name for d in ds for name in d.targets})
+    slots = np.fromiter((len(d.items) for d in ds), dtype=np.int64, count=len(ds))
+    total = int(slots.sum())
+    arrays = {"open": np.r_[np.zeros(len(capture.complete), bool), np.ones(len(capture.open), bool)],
+              "t": np.fromiter((d.t for d in ds), dtype=np.float64, count=len(ds)), "slots": slots,
+              "logging": np.fromiter(chain.from_iterable(d.logging for d in ds), np.float64, total),
+              "rewards": np.fromiter(chain.from_iterable(d.rewards for d in ds), np.float64, total)}
+    for name in names:
+        arrays["has:" + name] = np.fromiter((name in d.targets for d in ds), dtype=bool, count=len(ds))
+        arrays["p:" + name] = np.fromiter(chain.from_iterable(d.targets.get(name, [0.0] * len(d.items)) for d in ds),
+                                          np.float64, total)
+    for key, ids in (("rid", [d.recommendation_id for d in ds]), ("user", [d.user_id for d in ds]),
+                     ("item", list(chain.from_iterable(d.items for d in ds)))):
+        arrays[key + "_text"] = np.frombuffer("".join(ids).encode(), dtype=np.uint8).copy()
+        arrays[key + "_len"] = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    contexts = [d.context for d in ds]
+    meta = {"closed": capture.closed, "targets": names,
+            "contexts": contexts if any(c is not None for c in contexts) else None}
+    return arrays, meta
+
+
+def _decode(arrays: dict[str, np.ndarray], meta: dict) -> list[Decision]:
+    slots = arrays["slots"].tolist()
+    ends = np.cumsum(slots).tolist()
+    starts = [0] + ends[:-1]
+    items = unpack_ids(arrays["item_text"], arrays["item_len"])
+    rids, users = (unpack_ids(arrays[k + "_text"], arrays[k + "_len"]) for k in ("rid", "user"))
+    logging, rewards = arrays["logging"].tolist(), arrays["rewards"].tolist()
+    names = meta["targets"]
+    has = {n: arrays["has:" + n].tolist() for n in names}
+    p = {n: arrays["p:" + n].tolist() for n in names}
+    contexts = meta["contexts"] or [None] * len(slots)
+    if not (len(rids) == len(users) == len(contexts) == len(slots) == len(arrays["t"]) and
+            len(items) == len(logging) == len(rewards) == (ends[-1] if ends else 0)):
+        raise ValueError("decision arrays of different lengths")
+    return [Decision(rids[i], users[i], t, items[a:b], logging[a:b],
+                     {n: p[n][a:b] for n in names if has[n][i]}, contexts[i], rewards[a:b])
+            for i, (t, a, b) in enumerate(zip(arrays["t"].tolist(), starts, ends))]

@@ -18,6 +18,7 @@ import time
 from engine.config import EngineConfig, SnapshotConfig
 from engine.core.guard_state import SECTION as GUARD_SECTION
 from engine.core.recommender import Recommender, config_of
+from engine.core.decisions import decision_arrays
 from engine.core.events import stream_id_key
 from engine.core.snapshot_codec import SnapshotError, pack
 from engine.roles.live_model import LiveModel
@@ -30,6 +31,7 @@ from engine.storage.tombstones import Tombstones, erase_tombstoned
 log = logging.getLogger("freshrec.learner")
 
 CHALLENGER_PREFIX = "challenger."  # snapshot arrays of the shadow model
+DECISIONS_PREFIX = "decisions."  # snapshot arrays of the champion's logged decisions (with a challenger)
 
 
 class Checkpointer:
@@ -164,8 +166,8 @@ class Checkpointer:
         return await asyncio.to_thread(build)
 
     def _restore_arena(self, arrays: dict, meta: dict) -> None:
-        """The challenger and the promotion history a snapshot carries (if this process runs
-        a challenger)."""
+        """The challenger, the promotion history, the alpha spent and the champion's window of
+        logged decisions a snapshot carries (if this process runs a challenger)."""
         arena = self.live.guarded.arena
         arena.history = list(meta.get("policy_history", []))
         spending = meta.get("policy_spending", {})  # alpha already spent on this champion's checks
@@ -175,6 +177,10 @@ class Checkpointer:
             n = len(CHALLENGER_PREFIX)
             arena.challenger = Recommender.from_state({k[n:]: v for k, v in arrays.items()
                                                        if k.startswith(CHALLENGER_PREFIX)}, meta["challenger"])
+        if arena.challenger is not None and "decisions" in meta:  # the evaluation window survives a restart
+            n = len(DECISIONS_PREFIX)
+            arena.decisions.load({k[n:]: v for k, v in arrays.items() if k.startswith(DECISIONS_PREFIX)},
+                                 meta["decisions"])
 
     async def restore_version(self, version: int) -> dict:
         """Make snapshot ``version`` the serving model; learning continues from it with the
@@ -338,6 +344,7 @@ class Checkpointer:
             meta["policy_history"] = arena.history[-50:]
             meta["policy_spending"] = {"looks": arena.looks, "spent_through": arena.spent_through,
                                        "closed": arena.decisions.closed}
+            decisions = arena.decisions.capture() if arena.challenger is not None else None
             writer = self._writer_process()
             guarded = self.live.guarded
 
@@ -345,6 +352,9 @@ class Checkpointer:
                 # the guard's state (its window encoded, its rollback points as deltas against
                 # the live arrays) in the packing thread too: learning waits, serving does not
                 guard_arrays, meta[GUARD_SECTION] = guarded.state(model_arrays, model_meta)
+                if decisions is not None:  # the champion's evaluation window (complete decisions no longer change)
+                    decision_arrays_, meta["decisions"] = decision_arrays(decisions)
+                    guard_arrays.update({DECISIONS_PREFIX + k: v for k, v in decision_arrays_.items()})
                 return pack({**arrays, **guard_arrays}, meta, writer.buffer)
 
             blob = await asyncio.to_thread(capture_and_pack)
