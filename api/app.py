@@ -9,6 +9,7 @@ import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from api.limits import BodySizeLimit
 from api.metrics import Metrics
@@ -16,6 +17,7 @@ from api.request_log import RequestLog
 from api.routers import admin, dashboard, feedback, guard, items, model, policies, recommend, trending, users
 from api.settings import Settings, secret
 from api.timing import ServerTiming
+from api.validation_errors import validation_error
 from engine.roles.node import STARTUP_ERRORS, Node, running
 
 log = logging.getLogger("freshrec.api")
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="freshrec", version="0.1.0", lifespan=lifespan)
     app.state.metrics = Metrics()
     app.state.settings = settings
+    app.add_exception_handler(RequestValidationError, validation_error)  # 422 even for NaN / 1e400 inputs
     for module in (recommend, feedback, items, trending, users, model, admin, policies, guard, dashboard):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

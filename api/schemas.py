@@ -6,16 +6,17 @@ import math
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationInfo,
-                      field_validator, model_validator)
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, StringConstraints,
+                      ValidationInfo, field_validator, model_validator)
 
 from simulators.datasets import TIME_UNITS, UNIT_NAMES, time_unit_of
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Context = Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=64)],
-                         Annotated[str, StringConstraints(max_length=128)] | int | float | bool],
+                         Annotated[str, StringConstraints(max_length=128)] | int | FiniteFloat | bool],
                     Field(max_length=16)]
-"""Request context: at most 16 ``key: value`` pairs (string, number or boolean values)."""
+"""Request context: at most 16 ``key: value`` pairs (string, finite number or boolean values;
+the learner refuses a non-finite one, so the API must not accept it)."""
 
 
 TagName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -32,9 +33,13 @@ def to_unix_seconds(value) -> float:
     if isinstance(value, bool):
         raise ValueError("must be a number or an ISO-8601 date, not a boolean")
     if isinstance(value, (int, float)):
+        try:
+            value = float(value)  # an int beyond a float's range raises OverflowError
+        except OverflowError:
+            raise ValueError("must be a finite number (this integer is beyond a float's range)") from None
         if not math.isfinite(value):
             raise ValueError("must be a finite number")
-        return float(value)
+        return value
     if isinstance(value, str):
         try:
             t = datetime.fromisoformat(value)
@@ -61,6 +66,8 @@ def unix_seconds_in_range(t: float) -> float:
     """
     if t < 0:
         raise ValueError(f"must be unix seconds >= 0, got {t!r}")
+    if t > MAX_UNIX_S * 1e9:  # beyond nanoseconds of the year 5138: no unit makes it a time
+        raise ValueError(f"must be unix seconds (<= {MAX_UNIX_S:.0e}); {t:.3g} is not a time in any unit")
     if t > MAX_UNIX_S:
         unit = time_unit_of([t])  # the unit a log's timestamps are read in (freshrec replay / import)
         raise ValueError(f"must be unix seconds (<= {MAX_UNIX_S:.0e}); {t!r} looks like {UNIT_NAMES[unit]}: send "
@@ -238,6 +245,14 @@ class FeedbackRequest(BaseModel):
     def _finite(cls, v: float | None) -> float | None:
         if v is not None and not math.isfinite(v):
             raise ValueError("value must be a finite number")
+        return v
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _iso_in_range(cls, v):
+        """An ISO date-time past ``MAX_UNIX_S`` is a date, not another unit: say so."""
+        if isinstance(v, str) and to_unix_seconds(v) > MAX_UNIX_S:
+            raise ValueError(f"{v!r} is later than any event time this server takes (the year 5138)")
         return v
 
     @field_validator("timestamp")
