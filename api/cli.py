@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
+from api.arg_types import delimiter, positive_int
 from simulators.datasets import TIME_UNITS
 
 
@@ -182,13 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--exploration", type=float, default=None, metavar="EPS",
                    help="also measure what epsilon-greedy exploration at EPS costs (exploited vs explored slots)")
     r.add_argument("--url", default=None, help="running freshrec server (default: start one on embedded Redis)")
-    r.add_argument("--limit", type=int, default=None, help="replay only the first N events (time order)")
+    r.add_argument("--limit", type=positive_int, default=None, help="replay only the first N events (time order)")
     r.add_argument("--out", default="freshrec-out/replay")
     r.add_argument("--columns", default=None,
                    help="CSV header names for user,item,rating,timestamp, or user,item,timestamp for an implicit "
                         "log (every row a positive); default user_id,item_id,rating,timestamp, without rating "
                         "when the header has none")
-    r.add_argument("--delimiter", default=",")
+    r.add_argument("--delimiter", type=delimiter, default=",", help="CSV delimiter: one character, or \\t / tab")
     r.add_argument("--event-column", default=None, metavar="NAME",
                    help="a CSV column naming each row's event type (view, purchase, ...; declare their roles "
                         "in --config's [engine.events]); rows of type rating keep their value")
@@ -216,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="embedded Redis + server + full replay of the bundled MovieTweetings stream")
     d.add_argument("--out", default="freshrec-out/demo")
-    d.add_argument("--limit", type=int, default=None)
+    d.add_argument("--limit", type=positive_int, default=None)
     d.add_argument("--no-batch", action="store_true", help="skip the hourly/daily/weekly batch comparison")
     d.add_argument("--ablation", action="store_true", help="also replay with each ranker feature group left out")
     d.add_argument("--exploration", type=float, default=None, metavar="EPS",
@@ -252,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="seeds the bootstrap")
     ev.add_argument("--open-bandit", action="store_true",
                     help="instead of LOG: the bundled Open Bandit sample (random and bts logs) with a freshrec target")
-    ev.add_argument("--limit", type=int, default=None, metavar="N", help="--open-bandit: the first N rows of each log")
+    ev.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                    help="--open-bandit: the first N rows of each log")
     ev.add_argument("--redis-url", default=None, metavar="URL",
                     help="instead of LOG: rebuild the decisions from this deployment's feedback stream "
                          "(it must run with --engine.log-slates true)")
@@ -278,7 +281,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    if args.func is not _serve and args.func is not _learner:  # those two stop on SIGTERM by themselves
+        # a SIGTERM (timeout, a supervisor) unwinds like Ctrl-C, so the server and Redis a
+        # replay or demo started are stopped, not left running
+        signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"freshrec {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _terminated(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import redis
 from redis.exceptions import RedisError
 from tqdm import tqdm
 
+from api.arg_types import delimiter, positive_int
 from api.import_sources import FORMATS, load_events, source_id, source_of
 from api.settings import Settings, from_args
 from engine.core.events import Semantics, stream_id_key
@@ -51,12 +52,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "engine.events declares their roles)")
     p.add_argument("--event", default=None, metavar="TYPE",
                    help="the event type of every CSV row (an implicit log of clicks or views: --event click)")
-    p.add_argument("--delimiter", default=",", help="CSV delimiter")
+    p.add_argument("--delimiter", type=delimiter, default=",", help="CSV delimiter: one character, or \\t / tab")
     p.add_argument("--time-unit", choices=["auto", *TIME_UNITS], default="auto",
                    help="unit of a CSV's numeric timestamps (default auto: by their magnitude; ISO 8601 "
                         "date-times are read as they are)")
     p.add_argument("--batch", type=int, default=2000, help="events per pipelined transaction")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="import only the first N events")
+    p.add_argument("--allow-no-positives", action="store_true",
+                   help="append a log even when none of its events is a positive under the schema (by default "
+                   "refused: the schema is stored with the stream at the first append)")
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N", help="import only the first N events")
     p.add_argument("--wait", action="store_true", help="wait until the learner has learned everything")
     p.add_argument("--timeout", type=float, default=3600.0, metavar="S", help="--wait: give up after S seconds")
     p.add_argument("--json", dest="summary_json", default=None, metavar="FILE", help="write the summary as JSON")
@@ -85,6 +89,18 @@ def import_log(args: argparse.Namespace, settings: Settings, before_batch=None) 
     if args.limit is not None:
         events = events[: args.limit]
     read_s = time.perf_counter() - t_read
+    positives = sum(semantics.is_positive(e.kind, e.value) for e in events)
+    if events and not positives and not args.allow_no_positives:
+        # the schema is stored with the stream at the first append: an import under the wrong
+        # scale would fix it there and teach nothing, so refuse before anything is written
+        values = [e.value for e in events if e.value is not None]
+        seen = f"; its values range {min(values):g} to {max(values):g}" if values else ""
+        kinds = {e.kind for e in events}
+        declared = {k: v for k, v in semantics.describe().items() if k in kinds}
+        raise ValueError(f"{source.path}: none of its {len(events):,} events is a positive under this deployment's "
+                         f"schema {declared}{seen}: declare the data's scale (--rating-scale MIN:MAX "
+                         "--positive-threshold X, or engine.events), or pass --allow-no-positives; nothing was "
+                         "appended")
     sid, digest = source_id(source)
     keys = Keys(settings.key_prefix)
     target = resolve(settings.redis_url, settings.data_dir, settings.appendfsync)
@@ -115,7 +131,7 @@ def import_log(args: argparse.Namespace, settings: Settings, before_batch=None) 
                    "events": len(events), "appended": appended, "already_appended": start, "read_s": round(read_s, 3),
                    "append_s": round(append_s, 3),
                    "append_events_per_s": round(appended / append_s, 1) if appended and append_s else None,
-                   "positives": sum(semantics.is_positive(e.kind, e.value) for e in events),
+                   "positives": positives,
                    "redis": "external" if settings.redis_url else f"embedded in {settings.data_dir}"}
         summary["learner"] = learner_position(client, keys) is not None
         if args.wait:

@@ -159,7 +159,13 @@ def iter_csv(path: str | Path, columns: tuple[str, str, str | None, str] = ("use
         reader = csv.DictReader(fh, delimiter=delimiter)
         missing = [c for c in named if c not in (reader.fieldnames or [])]
         if missing:
-            raise KeyError(f"{path}: missing column(s) {missing}; header is {reader.fieldnames}")
+            header = reader.fieldnames
+            if header is None:
+                raise KeyError(f"{path}: the file is empty (no header, no rows)")
+            hint = next((f" (it looks {name}-separated: pass --delimiter {flag})" for sep, name, flag in
+                         ((";", "semicolon", "';'"), ("\t", "tab", "tab"), ("|", "pipe", "'|'"))
+                         if sep != delimiter and len(header) == 1 and sep in header[0]), "")
+            raise KeyError(f"{path}: missing column(s) {missing}; header is {header}{hint}")
         for r in reader:
             n = reader.line_num
             for name in named:

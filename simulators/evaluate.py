@@ -261,7 +261,12 @@ def main(args: argparse.Namespace) -> int:
             raise SystemExit("freshrec evaluate: no complete decision yet (every slate is inside its reward window)")
         where = args.redis_url
     elif args.log:
-        decisions, source, where = read_decisions(args.log, args.window), {"log": str(args.log)}, args.log
+        try:
+            decisions, source, where = read_decisions(args.log, args.window), {"log": str(args.log)}, args.log
+        except (OSError, ValueError) as exc:  # the reader's messages name the file and line
+            raise SystemExit(f"freshrec evaluate: {exc}") from None
+        if not decisions:
+            raise SystemExit(f"freshrec evaluate: {args.log} holds no decision")
     else:
         raise SystemExit("freshrec evaluate: give a decision log (JSON lines), --redis-url URL or --open-bandit")
     decisions = with_position_model(decisions) if getattr(args, "dr_position_model", True) else decisions

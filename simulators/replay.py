@@ -415,6 +415,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"freshrec replay: the server refused {exc.request.method} {exc.request.url.path} "
               f"({exc.response.status_code}): {_detail(exc.response)}", file=sys.stderr)
         return 2
+    except httpx.TransportError as exc:  # the server went away (killed, crashed) or never answered
+        print(f"freshrec replay: the server stopped answering at {exc.request.method} {exc.request.url} "
+              f"({type(exc).__name__}: {exc}); a server this replay started logs to "
+              f"{Path(args.out) / 'server.log'}", file=sys.stderr)
+        return 2
     return _verdict(results)
 
 
@@ -444,9 +449,14 @@ def demo(args: argparse.Namespace) -> int:
     if args.limit:
         ratings = ratings[: args.limit]
     rating = rating_semantics(ratings, "0:10", 8.0)
-    results = run(ratings, None, Path(args.out), "movietweetings-100k", rating,
-                  server_args=("--snapshot-every-events", "5000"), batch=not args.no_batch, ablation=args.ablation,
-                  exploration=args.exploration)
+    try:
+        results = run(ratings, None, Path(args.out), "movietweetings-100k", rating,
+                      server_args=("--snapshot-every-events", "5000"), batch=not args.no_batch,
+                      ablation=args.ablation, exploration=args.exploration)
+    except httpx.TransportError as exc:
+        print(f"freshrec demo: its server stopped answering at {exc.request.method} {exc.request.url} "
+              f"({type(exc).__name__}); its log: {Path(args.out) / 'server.log'}", file=sys.stderr)
+        return 2
     m = results["models"]
     ok = m["freshrec"]["hr@10"] > m["decayed_popularity"]["hr@10"]
     print("PASS: freshrec beats the best decayed-popularity anchor" if ok

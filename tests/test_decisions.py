@@ -136,7 +136,8 @@ def test_a_decision_log_round_trips_through_snapshot_arrays():
     for n in range(80):
         log.served(Decision(f"r{n}", f"ü{n % 7}", float(n), [f"i{(n + j) % 13}" for j in range(1 + n % 4)],
                             [0.9, 0.05, 0.05, 0.5][: 1 + n % 4],
-                            {"challenger": [0.25] * (1 + n % 4)} if n % 3 else {}, {"page": "é"} if n % 5 == 0 else None))
+                            {"challenger": [0.25] * (1 + n % 4)} if n % 3 else {},
+                            {"page": "é"} if n % 5 == 0 else None))
     log.reward("r75", 0, "i10")
     log.advance(100.0)  # the 41 decisions served up to t = 40 complete (within the window of 50)
     captured = log.capture()

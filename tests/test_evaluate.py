@@ -80,3 +80,16 @@ def test_an_unknown_or_unsupported_variant_is_refused_by_name(tmp_path):
         main(["evaluate", str(path), "--variants", "slot,slt", "--out", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match="pbm weights need every logged item's exposure"):
         main(["evaluate", str(path), "--variants", "pbm", "--out", str(tmp_path / "out")])
+
+
+def test_an_empty_or_malformed_log_is_a_message_not_a_traceback(tmp_path):
+    """The command names the file (and line) and exits with its message (SystemExit: exit 1
+    with the text on stderr), for an empty log as for a bad line."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(SystemExit, match="empty.jsonl holds no decision"):
+        main(["evaluate", str(empty), "--out", str(tmp_path / "out")])
+    bad = decision(1)
+    bad["rewards"] = [1]
+    with pytest.raises(SystemExit, match=r"freshrec evaluate: .*bad.jsonl:1: rewards must be a list of 2"):
+        main(["evaluate", str(write(tmp_path / "bad.jsonl", [bad])), "--out", str(tmp_path / "out")])

@@ -202,6 +202,10 @@ def test_event_types_of_a_csv_are_checked_naming_the_line_and_column(redis_serve
     ("log.csv", "user,item,rating,timestamp\nu,i,5,10\n", "missing column(s) ['user_id', 'item_id']"),
     ("log.dat", "u::i::5::10\nu::i::5\n", "log.dat:2: line: expected user::item::rating::timestamp"),
     ("log.dat", "u::i::12::10\n", "log.dat:1: rating: 12 is outside 'rating''s scale 0..10"),
+    ("log.csv", "user_id;item_id;rating;timestamp\nu;i;9;10\n", "(it looks semicolon-separated: pass --delimiter ';')"),
+    ("log.csv", "", "log.csv: the file is empty (no header, no rows)"),
+    ("log.csv", "user_id,item_id,rating,timestamp\nu,i,4.5,10\nu,j,3,11\n",
+     "none of its 2 events is a positive under this deployment's schema"),  # a 1-5 log under the default 0-10
 ])
 def test_bad_lines_are_refused_naming_the_line_and_field_and_nothing_is_appended(redis_server, tmp_path, capsys, name,
                                                                                  text, message):
@@ -217,7 +221,8 @@ def test_a_log_read_under_another_schema_is_refused(redis_server, tmp_path, caps
     path = tmp_path / "log.csv"
     path.write_text("user_id,item_id,rating,timestamp\nu,i,4,10\n")
     assert run_import(path, redis_server.url, "--rating-scale", "1:5", "--positive-threshold", "4") == 0
-    assert run_import(path, redis_server.url) == 1  # the stream's schema is 1..5 now; this process says 0..10
+    # the stream's schema is 1..5 now; this process says 1..10
+    assert run_import(path, redis_server.url, "--rating-scale", "1:10", "--positive-threshold", "4") == 1
     assert "rating.max: stored 5.0, this process 10.0" in capsys.readouterr().err
     assert stream_length(redis_server) == 1
 
@@ -235,3 +240,31 @@ def test_the_same_file_read_with_other_options_is_another_source(tmp_path):
     assert [e.timestamp for e in load_events(millis, Semantics(EngineConfig().events))] == [0.01]
     with pytest.raises(ValueError, match="--format"):
         source_of(tmp_path / "log.txt")
+
+
+def test_a_log_without_positives_is_appended_only_when_asked(redis_server, tmp_path):
+    """Refused by default (the schema would be stored with a stream that teaches nothing);
+    ``--allow-no-positives`` appends it (a log of impressions only, say)."""
+    path = tmp_path / "impressions.csv"
+    path.write_text("user_id,item_id,timestamp\nu,i,10\nu,j,11\n")
+    assert run_import(path, redis_server.url, "--event", "impression") == 2
+    assert stream_length(redis_server) == 0
+    assert run_import(path, redis_server.url, "--event", "impression", "--allow-no-positives") == 0
+    assert stream_length(redis_server) == 2
+
+
+@pytest.mark.parametrize("flags,message", [(["--limit", "0"], "must be >= 1"), (["--limit", "-5"], "must be >= 1"),
+                                           (["--delimiter", "ab"], "one character")])
+def test_limits_below_one_and_long_delimiters_are_argument_errors(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["import", str(tmp_path / "x.csv"), *flags])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("typed", ["\\t", "tab", "\t"])
+def test_a_tab_delimiter_as_typed_in_a_shell(redis_server, tmp_path, typed):
+    path = tmp_path / "log.tsv"
+    path.write_text("user_id\titem_id\trating\ttimestamp\nu\ti\t9\t10\n")
+    assert build_parser().parse_args(["replay", str(path), "--delimiter", typed]).delimiter == "\t"
+    assert run_import(path, redis_server.url, "--delimiter", typed) == 0
+    assert stream_length(redis_server) == 1

@@ -133,3 +133,55 @@ def test_a_model_that_learned_no_positive_fails_the_replay():
     assert "below a random slate" in failures(results)[0]
     results["models"]["freshrec"]["hr@10"] = 0.02
     assert failures(results) == []
+
+
+def test_sigterm_stops_the_replay_and_the_server_and_redis_it_started(stars, tmp_path):
+    """A replay stopped by SIGTERM (``timeout``, a CI runner, a supervisor) unwinds like
+    Ctrl-C: it says it was interrupted, exits 130 and leaves no server or redis-server behind
+    (they used to keep running, reparented to init)."""
+    import signal
+
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "replay", str(stars), "--format", "csv",
+                             "--positive-threshold", "4", "--no-batch", "--out", str(tmp_path / "out")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen = b""
+    while b"replay:" not in seen:  # the progress bar: its server is up and events are flowing
+        chunk = proc.stderr.read(1)
+        assert chunk, f"the replay ended before replaying: {seen[-2000:]!r}"
+        seen += chunk
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert any("serve" in " ".join(c.cmdline()) for c in children)
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert b"freshrec replay: interrupted" in rest and b"Traceback" not in rest
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, [c.cmdline() for c in alive]
+
+
+def test_a_server_that_dies_mid_replay_is_named_not_a_traceback(stars, tmp_path):
+    """The replay's server killed (-9) half-way: the replay ends with exit 2 and says the
+    server stopped answering and where its log is (it was a ConnectError traceback)."""
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "replay", str(stars), "--format", "csv",
+                             "--positive-threshold", "4", "--no-batch", "--out", str(tmp_path / "out")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen = b""
+    while b"replay:" not in seen:
+        chunk = proc.stderr.read(1)
+        assert chunk, f"the replay ended before replaying: {seen[-2000:]!r}"
+        seen += chunk
+    (server,) = [c for c in psutil.Process(proc.pid).children() if "serve" in " ".join(c.cmdline())]
+    server.kill()
+    rest = proc.stderr.read()
+    for p in psutil.process_iter(["name"]):  # its embedded redis-server (daemonised) outlives a kill -9
+        try:
+            if p.info["name"] == "redis-server" and str(tmp_path) in p.cwd():
+                p.kill()
+        except psutil.Error:
+            pass
+    assert proc.wait(timeout=120) == 2
+    assert b"the server stopped answering" in rest and b"server.log" in rest and b"Traceback" not in rest
