@@ -7,8 +7,9 @@ decision; a positive that names its recommendation id and slot (``Event.position
 slot's reward to 1. A decision is complete once ``reward_window_s`` of event time has passed
 since it was served; the last ``window`` complete decisions are kept (memory: one small
 record per decision). Everything is a function of the stream, so a replay of the whole stream
-keeps the same window; a snapshot carries the window (``state`` / ``load``) so that a restart,
-which replays only the stream after the snapshot, keeps it too. ``as_dicts`` gives the decision-log lines of ``simulators.evaluate`` (JSON lines).
+keeps the same window; a snapshot carries the window (``capture`` + ``decision_arrays``,
+``load``) so that a restart, which replays only the stream after the snapshot, keeps it
+too. ``as_dicts`` gives the decision-log lines of ``simulators.evaluate`` (JSON lines).
 """
 
 from __future__ import annotations
