@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 
 from api.arg_types import delimiter, positive_int
 from simulators.datasets import TIME_UNITS
@@ -281,15 +282,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
-    if args.func is not _serve and args.func is not _learner:  # those two stop on SIGTERM by themselves
+    previous = None
+    if args.func not in (_serve, _learner) and threading.current_thread() is threading.main_thread():
         # a SIGTERM (timeout, a supervisor) unwinds like Ctrl-C, so the server and Redis a
-        # replay or demo started are stopped, not left running
-        signal.signal(signal.SIGTERM, _terminated)
+        # replay or demo started are stopped, not left running (serve and learner handle
+        # SIGTERM themselves); the previous handler comes back when the command returns
+        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print(f"freshrec {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _terminated(signum, frame) -> None:
