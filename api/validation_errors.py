@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 
 _NAMES = {math.inf: "Infinity", -math.inf: "-Infinity"}
 MAX_INT_DIGITS = 40
-"""An integer input longer than this is echoed as its first digits and its length."""
+"""An integer input of more digits than this is echoed as its number of digits."""
 
 
 def json_safe(value):

@@ -142,19 +142,6 @@ class DecisionLog:
         return LoggedSlates(rewards=rewards, logging=logging, target=p, mask=mask)
 
 
-def _row(d: Decision) -> list:
-    """A decision as a compact JSON-able row (``DecisionLog.state``); lists copied."""
-    return [d.recommendation_id, d.user_id, d.t, list(d.items), list(d.logging),
-            {k: list(v) for k, v in d.targets.items()}, d.context, list(d.rewards)]
-
-
-def _decision(row: list) -> Decision:
-    rid, user, t, items, logging, targets, context, rewards = row
-    return Decision(str(rid), str(user), float(t), [str(i) for i in items], [float(x) for x in logging],
-                    {str(k): [float(x) for x in v] for k, v in targets.items()}, context,
-                    [float(x) for x in rewards])
-
-
 @dataclass
 class DecisionsCapture:
     """A decision log as ``DecisionLog.capture`` took it: ``closed``, open decisions (their
@@ -170,7 +157,7 @@ def decision_arrays(capture: DecisionsCapture) -> tuple[dict[str, np.ndarray], d
     reverses it). ``n`` decisions (complete first, then open) with ``L`` slots in all:
     ``open`` bool (n,), ``t`` float64 (n,) event time s, ``slots`` int64 (n,), ``logging``
     and ``rewards`` float64 (L,), per target name ``p:NAME`` float64 (L,) and ``has:NAME``
-    bool (n,), ids packed as ``arrays.PackedIds`` does (``rid_*``, ``user_*``, ``item_*``);
+    bool (n,), ids packed in ``arrays.PackedIds``' format (``rid_*``, ``user_*``, ``item_*``);
     metadata: ``closed``, target names, contexts (one per decision, mostly null). Cost, a full
     window of 20,000 ten-slot decisions with one target: ~90 ms to encode, ~350 ms to load
     (``DecisionLog.load``), 7.7 MB of arrays (measured on the 2-core development machine)."""
