@@ -14,9 +14,9 @@ from simulators.datasets import TIME_UNITS
 
 
 def _settings(args: argparse.Namespace):
-    from api.settings import from_args
+    from api.settings import from_args_or_exit
 
-    return from_args(args)
+    return from_args_or_exit(args)
 
 
 def _serve(args: argparse.Namespace) -> int:

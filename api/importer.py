@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from api.arg_types import delimiter, positive_int
 from api.import_sources import FORMATS, load_events, source_id, source_of
-from api.settings import Settings, from_args
+from api.settings import Settings, from_args_or_exit
 from engine.core.events import Semantics, stream_id_key
 from engine.storage.bulk_append import BulkAppender, ConcurrentImport, ensure_schema, last_entry, learner_position
 from engine.storage.feedback_log import SchemaMismatch
@@ -195,7 +195,7 @@ def print_summary(s: dict) -> None:
 
 def main(args: argparse.Namespace, before_batch=None) -> int:
     """``freshrec import``: exit 0 when done, 2 on a bad log or option, 1 on other failures."""
-    settings = from_args(args)
+    settings = from_args_or_exit(args)
     try:
         summary = import_log(args, settings, before_batch)
     except (BadRow, KeyError, ValueError) as exc:

@@ -28,7 +28,7 @@ import typing
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Secret, SecretStr, field_validator, model_validator
+from pydantic import Secret, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from api.security import Scope, normalise_api_keys, normalise_rate_limit
@@ -247,6 +247,26 @@ def flags_of(args: argparse.Namespace) -> dict:
 def from_args(args: argparse.Namespace) -> Settings:
     """``Settings.load`` from a parsed command line built with ``add_flags``."""
     return Settings.load(flags_of(args), getattr(args, "config", None))
+
+
+def from_args_or_exit(args: argparse.Namespace) -> Settings:
+    """``from_args`` for a command: invalid settings end it with exit 2 and one line per
+    problem naming the setting on stderr (not a pydantic traceback); so does a missing
+    ``--config`` file.
+
+    Raises:
+        SystemExit: (2) the settings are invalid or the config file does not exist.
+    """
+    command = f"freshrec {getattr(args, 'command', '')}".rstrip()
+    try:
+        return from_args(args)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(x) for x in e['loc'])}: {e['msg']} (got {e['input']!r})" if e["loc"]
+                 else f"  {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+        print(f"{command}: invalid settings\n" + "\n".join(lines), file=sys.stderr)
+    except FileNotFoundError as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 # ----------------------------------------------------------------- README table

@@ -64,3 +64,20 @@ def test_secrets_have_no_flag_and_are_not_printed(monkeypatch):
     assert s.redacted()["admin_token"] == "(set)" and "s3cret" not in str(s.redacted())
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--admin-token", "x"])
+
+
+def test_invalid_settings_end_a_command_with_one_line_per_setting(capsys):
+    """Not a pydantic traceback: exit 2, each bad setting named with what it got, a rule
+    across settings in its own words."""
+    from api.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--engine.explore-epsilon", "2", "--engine.n-factors", "x"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "freshrec serve: invalid settings" in err and "Traceback" not in err
+    assert "engine.explore_epsilon: Input should be less than or equal to 1 (got '2')" in err
+    assert "engine.n_factors:" in err
+    with pytest.raises(SystemExit):
+        main(["serve", "--policies.challenger", '{"ranker": "blend"}', "--policies.auto-promote", "true"])
+    assert "  policies.auto_promote needs engine.log_slates true" in capsys.readouterr().err
