@@ -276,6 +276,13 @@ def _load(args: argparse.Namespace) -> list[Rating]:
         rows = load_csv(args.data, cols, args.delimiter, unit, event_column)
     else:
         rows = load_movietweetings(args.data)
+    if not rows:
+        raise ValueError(f"{args.data}: no rows to replay (only a header?)")
+    repeats = len(rows) - len({(r.user_id, r.item_id, r.value, r.timestamp, r.event) for r in rows})
+    if repeats:
+        print(f"NOTE: {repeats:,} rows ({repeats / len(rows):.1%}) repeat an earlier row exactly (user, item, value, "
+              "time, event): each is replayed as an event, and a repeated positive can never be a hit (the item is "
+              "already seen); drop them first if they are logging duplicates")
     return rows[: args.limit] if args.limit else rows
 
 

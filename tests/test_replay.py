@@ -185,3 +185,16 @@ def test_a_server_that_dies_mid_replay_is_named_not_a_traceback(stars, tmp_path)
             pass
     assert proc.wait(timeout=120) == 2
     assert b"the server stopped answering" in rest and b"server.log" in rest and b"Traceback" not in rest
+
+
+def test_a_header_only_log_is_refused_and_repeated_rows_are_noted(stars, tmp_path):
+    header = tmp_path / "header.csv"
+    header.write_text("user_id,item_id,rating,timestamp\n")
+    r = cli("replay", str(header), "--format", "csv")
+    assert r.returncode == 2 and "header.csv: no rows to replay" in r.stderr and "Traceback" not in r.stderr
+    lines = stars.read_text().splitlines()
+    doubled = tmp_path / "doubled.csv"
+    doubled.write_text("\n".join(lines[:1] + [x for line in lines[1:1001] for x in (line, line)]) + "\n")
+    r = cli("replay", str(doubled), "--format", "csv", "--positive-threshold", "4", "--no-batch",
+            "--out", str(tmp_path / "out"))
+    assert "NOTE: 1,000 rows (50.0%) repeat an earlier row exactly" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
