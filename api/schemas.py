@@ -6,8 +6,8 @@ import math
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, StringConstraints,
-                      ValidationInfo, field_validator, model_validator)
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, StrictBool,
+                      StringConstraints, ValidationInfo, field_validator, model_validator)
 
 from simulators.datasets import TIME_UNITS, UNIT_NAMES, time_unit_of
 
@@ -49,6 +49,13 @@ def to_unix_seconds(value) -> float:
             t = t.replace(tzinfo=timezone.utc)
         return t.timestamp()
     raise ValueError("must be a number or an ISO-8601 date")
+
+
+def _not_a_boolean(value):
+    """A count must not be a JSON boolean (``true`` would be read as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
+    return value
 
 
 MAX_UNIX_S = 1e11
@@ -162,7 +169,7 @@ class RecommendRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     user_id: Id
-    k: int = Field(10, ge=1, le=100)
+    k: Annotated[int, BeforeValidator(_not_a_boolean)] = Field(10, ge=1, le=100)
     exclude: list[Id] = Field(default_factory=list, max_length=1000)
     context: Context = Field(default_factory=dict, description="what the app knows of the request (device, page, "
                              "daypart, ...): the ranker learns per-context popularity", examples=[{"device": "mobile"}])
@@ -175,7 +182,7 @@ class RecommendRequest(BaseModel):
     promotions: list[Promotion] = Field(default_factory=list, max_length=5, description="business rules: slots "
                                         "guaranteed to sets of items (their total at most k), marked promoted, "
                                         "propensity 1")
-    explain: bool = Field(False, description="add each item's explanation: the parts of its score and a "
+    explain: StrictBool = Field(False, description="add each item's explanation: the parts of its score and a "
                           "'because you liked' hint (costs ~0.3 ms per request, load/bench_explain.py)")
 
     @field_validator("promotions")

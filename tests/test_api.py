@@ -73,6 +73,8 @@ def test_put_item_makes_it_recommendable_before_any_click(http):
     ("/recommend", {"user_id": "u", "k": 101}, "k"),
     ("/recommend", {"user_id": "u", "exclude": [""]}, "exclude"),
     ("/recommend", {"k": 5}, "user_id"),
+    ("/recommend", {"user_id": "u", "k": True}, "k"),  # a boolean is not a count
+    ("/recommend", {"user_id": "u", "explain": "yes"}, "explain"),
     ("/feedback", {"user_id": "u", "item_id": "i", "event": "purchase"}, "event"),
     ("/feedback", {"user_id": "u", "item_id": "", "event": "click"}, "item_id"),
     ("/feedback", {"user_id": "u", "item_id": "i", "event": "click", "timestamp": -1}, "timestamp"),
