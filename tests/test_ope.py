@@ -228,6 +228,19 @@ def test_a_bootstrap_interval_without_weighted_clicks_is_flagged_and_bernstein_i
     assert bern.high > 0.01 and not any(w.startswith("degenerate") for w in bern.warnings)
 
 
+def test_one_decision_gets_a_degenerate_interval_warning_and_an_estimate_outside_the_range_is_said():
+    """One clicked slot logged with probability 0.82 under a target that agrees: IPS is
+    1 / 0.82 = 1.22 clicks on a one-slot slate, outside [0, 1]; the interval (clipped to the
+    possible range) is [1, 1]. Both are said, not left for the reader to spot."""
+    log = LoggedSlates(np.ones((1, 1)), np.full((1, 1), 0.82), np.ones((1, 1)))
+    est = ips(log, resamples=50)
+    assert est.value == pytest.approx(1 / 0.82) and est.low == est.high == 1.0
+    assert any(w.startswith("degenerate interval") and "one decision" in w for w in est.warnings)
+    assert any("outside the possible range [0, 1]" in w for w in est.warnings)
+    many = ips(bandit_log(0), resamples=50)  # a thousand decisions: neither warning
+    assert not any(w.startswith("degenerate") or "possible range" in w for w in many.warnings)
+
+
 # ---------------------------------------------------------------- position-based weights
 PBM_THETA = np.array([1.0, 0.5])  # slot examination
 PBM_APPEAL = np.array([0.6, 0.2])  # items A, B

@@ -463,9 +463,13 @@ def estimate(log: LoggedSlates, estimator: str = "ips", variant: str = "slot", i
     ess = _ess(log, w, variant)
     clicks = int(round(float(np.sum(log.rewards * (w > 0)))))
     warnings = support_warnings(log, w, ess, clicks)
-    if interval == "bootstrap" and clicks == 0 and np.any(w > 0) and high - low <= 1e-12:
-        warnings.append("degenerate interval: every resample gives the same value (no weighted click to "
-                        "resample), which understates the uncertainty; the Bernstein bound does not")
+    if interval == "bootstrap" and np.any(w > 0) and high - low <= 1e-12 and (clicks == 0 or log.n == 1):
+        why = "no weighted click to resample" if clicks == 0 else "one decision: every resample is that decision"
+        warnings.append(f"degenerate interval: every resample gives the same value ({why}), which understates the "
+                        "uncertainty; the Bernstein bound does not")
+    if not 0.0 <= value <= top:
+        warnings.append(f"the estimate {value:.4g} lies outside the possible range [0, {top:g}] clicks per slate "
+                        "(too few decisions for importance weights to average out); the interval is clipped to it")
     return Estimate(estimator, variant, float(value), ctr, max(0.0, min(low, top)), max(0.0, min(high, top)),
                     log.n, ess, float(w.max(initial=0.0)), clicks, interval, warnings)
 
