@@ -43,8 +43,9 @@ def check_decision(d: dict, where: str = "decision") -> dict:
     """``d`` if it is a well-formed decision-log entry (module docstring).
 
     Raises:
-        ValueError: naming ``where`` and the field: a missing key, per-slot lists of
-            different lengths, a reward not 0/1, a propensity outside its range, a target
+        ValueError: naming ``where`` and the field: a missing key, items that are not id
+            strings, a time that is not a finite number, per-slot lists of different
+            lengths, a reward not 0/1, a propensity outside its range, a target
             named ``logging``.
     """
     if not isinstance(d, dict):
@@ -52,9 +53,14 @@ def check_decision(d: dict, where: str = "decision") -> dict:
     missing = [key for key in REQUIRED if key not in d]
     if missing:
         raise ValueError(f"{where}: missing {missing}")
+    if not isinstance(d["items"], list) or not all(isinstance(i, str) and i for i in d["items"]):
+        raise ValueError(f"{where}: items must be a list of item ids (non-empty strings)")
     k = len(d["items"])
     if k == 0:
         raise ValueError(f"{where}: items is empty")
+    t = d["t"]
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+        raise ValueError(f"{where}: t must be the event time in unix seconds, not {t!r}")
 
     def slots(name: str, values, low: float, high: float, low_open: bool = False) -> None:
         if not isinstance(values, list) or len(values) != k:

@@ -34,6 +34,12 @@ def test_a_bad_line_is_refused_with_its_number(tmp_path):
     zero["logging"] = [0.0, 0.5]
     with pytest.raises(ValueError, match=r"outside \(0.0, 1.0\]"):
         read_decisions(write(tmp_path / "z.jsonl", [zero]))
+    for field, value, message in [("t", "yesterday", "t must be the event time"),
+                                  ("items", [1, 2], "items must be a list of item ids")]:
+        odd = decision(0)
+        odd[field] = value
+        with pytest.raises(ValueError, match=message):
+            read_decisions(write(tmp_path / f"{field}.jsonl", [odd]))
     reserved = decision(0, targets={"logging": {"p": [1, 0]}})
     with pytest.raises(ValueError, match="reserved"):
         read_decisions(write(tmp_path / "r.jsonl", [reserved]))
