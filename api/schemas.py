@@ -257,9 +257,13 @@ class FeedbackRequest(BaseModel):
     @field_validator("timestamp", mode="before")
     @classmethod
     def _iso_in_range(cls, v):
-        """An ISO date-time past ``MAX_UNIX_S`` is a date, not another unit: say so."""
-        if isinstance(v, str) and to_unix_seconds(v) > MAX_UNIX_S:
-            raise ValueError(f"{v!r} is later than any event time this server takes (the year 5138)")
+        """An ISO date-time past ``MAX_UNIX_S`` is a date, not another unit: say so. Returns
+        the unix seconds, so the date is parsed once (``NumberOrDate`` passes a number on)."""
+        if isinstance(v, str):
+            t = to_unix_seconds(v)
+            if t > MAX_UNIX_S:
+                raise ValueError(f"{v!r} is later than any event time this server takes (the year 5138)")
+            return t
         return v
 
     @field_validator("timestamp")

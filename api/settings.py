@@ -249,6 +249,10 @@ def from_args(args: argparse.Namespace) -> Settings:
     return Settings.load(flags_of(args), getattr(args, "config", None))
 
 
+SECRET_SETTINGS = ("snapshot_key", "admin_token", "api_keys")
+"""Settings whose values an error message must not repeat."""
+
+
 def from_args_or_exit(args: argparse.Namespace) -> Settings:
     """``from_args`` for a command: invalid settings end it with exit 2 and one line per
     problem naming the setting on stderr (not a pydantic traceback); so does a missing
@@ -261,8 +265,13 @@ def from_args_or_exit(args: argparse.Namespace) -> Settings:
     try:
         return from_args(args)
     except ValidationError as exc:
-        lines = [f"  {'.'.join(str(x) for x in e['loc'])}: {e['msg']} (got {e['input']!r})" if e["loc"]
-                 else f"  {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+        def line(e: dict) -> str:
+            if not e["loc"]:  # a rule across settings: its own words
+                return f"  {e['msg'].removeprefix('Value error, ')}"
+            got = "" if e["loc"][0] in SECRET_SETTINGS else f" (got {e['input']!r})"  # never echo a key
+            return f"  {'.'.join(str(x) for x in e['loc'])}: {e['msg']}{got}"
+
+        lines = [line(e) for e in exc.errors()]
         print(f"{command}: invalid settings\n" + "\n".join(lines), file=sys.stderr)
     except FileNotFoundError as exc:
         print(f"{command}: {exc}", file=sys.stderr)

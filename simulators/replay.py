@@ -423,11 +423,17 @@ def main(args: argparse.Namespace) -> int:
               f"({exc.response.status_code}): {_detail(exc.response)}", file=sys.stderr)
         return 2
     except httpx.TransportError as exc:  # the server went away (killed, crashed) or never answered
-        print(f"freshrec replay: the server stopped answering at {exc.request.method} {exc.request.url} "
-              f"({type(exc).__name__}: {exc}); a server this replay started logs to "
-              f"{Path(args.out) / 'server.log'}", file=sys.stderr)
-        return 2
+        return _server_gone("replay", exc, Path(args.out))
     return _verdict(results)
+
+
+def _server_gone(command: str, exc: httpx.TransportError, out: Path) -> int:
+    """Say that the server stopped answering (and where the log of one this command started
+    is); exit status 2."""
+    print(f"freshrec {command}: the server stopped answering at {exc.request.method} {exc.request.url} "
+          f"({type(exc).__name__}: {exc}); a server this {command} started logs to {out / 'server.log'}",
+          file=sys.stderr)
+    return 2
 
 
 def _detail(response: httpx.Response) -> str:
@@ -461,9 +467,7 @@ def demo(args: argparse.Namespace) -> int:
                       server_args=("--snapshot-every-events", "5000"), batch=not args.no_batch,
                       ablation=args.ablation, exploration=args.exploration)
     except httpx.TransportError as exc:
-        print(f"freshrec demo: its server stopped answering at {exc.request.method} {exc.request.url} "
-              f"({type(exc).__name__}); its log: {Path(args.out) / 'server.log'}", file=sys.stderr)
-        return 2
+        return _server_gone("demo", exc, Path(args.out))
     m = results["models"]
     ok = m["freshrec"]["hr@10"] > m["decayed_popularity"]["hr@10"]
     print("PASS: freshrec beats the best decayed-popularity anchor" if ok
