@@ -46,11 +46,16 @@ run on ``truth`` fresh requests (``truth_sampled``, with its standard error) and
 value on the logged requests themselves (``same_requests``: what the estimates would
 equal without click and exploration noise) are reported next to it.
 
+The logger draws from the champion's best ``explore_pool`` candidates joined by the
+reweighted target's pool, as freshrec serves a champion with a challenger
+(``engine.core.champion.Arena.shadow_pool``; ``--no-support``: the champion's own pool only,
+as before 2026-12-03 evening); ``uniform`` is uniform over the champion's own pool.
 ``support`` splits each target's value by the logging policy's marginal probability of the
 (item, slot) pairs it comes from (``SUPPORT_BINS``), with the logged clicks expected on
 those pairs in the whole log. IIPS is unbiased only where the logger can show the pair: the
-part outside the logging pool (the reweighted ranker's best candidates that the logger's
-``explore_pool`` leaves out) is missing from every estimate, and the part at marginals
+part outside the logging pool (with ``--no-support``, the reweighted ranker's best
+candidates that the logger's ``explore_pool`` leaves out) is missing from every estimate,
+and the part at marginals
 below about 1e-4 has a fraction of a click expected in 50k slates (epsilon-greedy almost
 never puts its top items in the bottom slots: the best item reaches the sixth slot with
 probability 8e-6, where a uniform slate puts it with 1 / 50), so a typical log misses it
@@ -112,6 +117,22 @@ def _click_probs(sim: Simulation, row: int, items: list[str]) -> np.ndarray:
     return w.click_prob(row, idx) * sim.pos_bias[: len(idx)]
 
 
+def _logging_pool(rec, user: str, excluded: np.ndarray, support: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The logging policy's pool (sorted rows), its scores, and the champion's own pool
+    (its best ``explore_pool``, the uniform target's pool). With ``support`` the reweighted
+    target's pool joins the logging pool, as a challenger's joins the champion's when
+    freshrec serves (``engine.core.champion.Arena.shadow_pool``): every item that target can
+    show is then one the logger can show."""
+    if not support:
+        pool, scores = pool_and_scores(rec, user, excluded, None)
+        return pool, scores, pool
+    with _Reweighted(rec, True):
+        extra = pool_and_scores(rec, user, excluded, None)[0]
+    pool, scores = pool_and_scores(rec, user, excluded, None, 0.0, extra)
+    own = np.sort(pool[np.argsort(-scores, kind="stable")[: rec.config.explore_pool]])  # the candidates' best
+    return pool, scores, own
+
+
 SUPPORT_EDGES = (1e-4, 1e-3, 1e-2)
 SUPPORT_BINS = ("outside the logging pool", "< 1e-4", "1e-4 to 1e-3", "1e-3 to 0.01", ">= 0.01")
 """Bins of the logging policy's marginal probability of an (item, slot) pair, for ``support``."""
@@ -126,7 +147,8 @@ def _rank_marginals(n: int, k: int, policy: ExplorationPolicy) -> np.ndarray:
 
 
 def _expected_by_user(sim: Simulation, name: str, policy: ExplorationPolicy, seed: int,
-                      logging_policy: ExplorationPolicy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      logging_policy: ExplorationPolicy, support: bool = True
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each established user (the model is frozen, so a user's slate distribution is
     fixed): the expected clicks of target ``name``'s slate (a greedy target's one slate,
     drawn as served by ``draw``; the uniform target's expectation over its slates: every slot
@@ -140,7 +162,7 @@ def _expected_by_user(sim: Simulation, name: str, policy: ExplorationPolicy, see
     for n, row in enumerate(w.established.tolist()):
         user = w.user_ids[row]
         excluded = rec.excluded(user)
-        pool, scores = pool_and_scores(rec, user, excluded, None)  # the logging policy's pool
+        pool, scores, own = _logging_pool(rec, user, excluded, support)  # the logging policy's pool
         rank = np.empty(len(pool), dtype=np.int64)
         rank[np.argsort(-scores, kind="stable")] = np.arange(len(pool))
         mu = _rank_marginals(len(pool), K, logging_policy)[rank]  # (pool, slots)
@@ -151,7 +173,7 @@ def _expected_by_user(sim: Simulation, name: str, policy: ExplorationPolicy, see
                 target_pool, pi = rows, np.eye(len(rows), len(bias))  # item j in slot j
             else:
                 assert policy.kind == "epsilon" and policy.epsilon == 1.0, "an exact value only for greedy or uniform"
-                target_pool, _ = pool_and_scores(rec, user, excluded, None)
+                target_pool = own
                 pi = np.full((len(target_pool), len(bias)), 1.0 / max(len(target_pool), 1))
         c = w.click_prob(row, np.array([w.item_index[rec.catalogue.ids[r]] for r in target_pool.tolist()],
                                        dtype=np.int64))
@@ -179,10 +201,11 @@ score calibrated per slot on the log (both ``engine.core.click_model``)."""
 
 
 def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 20_000, epsilon: float = 0.1,
-             world: dict | None = None, progress: bool = True) -> dict:
+             world: dict | None = None, progress: bool = True, support: bool = True) -> dict:
     """One seed: the estimates of every target against its exact on-policy value (see the
     module docstring), with the target run on ``truth`` fresh requests and on the logged
-    requests alongside."""
+    requests alongside. ``support``: the reweighted target's pool joins the logger's (as a
+    challenger's does when freshrec serves); False logs from the champion's own pool."""
     cfg = WorldConfig(**{**(world or {})})
     w = World(cfg, seed)
     sim = Simulation(w, guard=False)
@@ -200,7 +223,7 @@ def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 2
                                  mininterval=1.0, leave=False)):
         user = w.user_ids[row]
         excluded = rec.excluded(user)
-        pool, scores = pool_and_scores(rec, user, excluded, None)  # one scoring serves the logger and two targets
+        pool, scores, own = _logging_pool(rec, user, excluded, support)  # serves the logger and two targets
         d = draw_slate(scores, K, logging_policy, stable_hash(f"{seed}:{n}"))
         rows = pool[d.positions]
         items = [rec.catalogue.ids[r] for r in rows.tolist()]
@@ -208,7 +231,7 @@ def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 2
         logs.append(d.propensities)
         log_marg.append(logged_marginals(scores, d.positions, logging_policy))
         shown.append(rows)
-        pools.append(pool)
+        pools.append(own)  # the uniform target's pool
         best = np.argsort(-scores, kind="stable")[:K]  # the greedy draw's slate
         target_rows["greedy"].append(pool[best])
         with _Reweighted(rec, True):
@@ -218,15 +241,22 @@ def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 2
         log_all.append(_rank_marginals(len(pool), K, logging_policy)[rank[d.positions]])
         for name, slate in (("greedy", pool[best]), ("reweighted", target_rows["reweighted"][-1])):
             target_all[name].append((rows[:, None] == slate[None, :K]).astype(np.float64))  # one-hot at its slot
-        target_all["uniform"].append(np.full((len(rows), K), 1.0 / len(pool)))
+        in_own = np.isin(rows, own)
+        target_all["uniform"].append(np.where(in_own[:, None], 1.0 / len(own), 0.0) * np.ones((1, K)))
         score_of["logged"].append(scores[d.positions])
         score_of["greedy"].append(scores[best])
         score_of["reweighted"].append(rec.ranker.score(features(rec, user, target_rows["reweighted"][-1])))
-        score_of["uniform"].append(scores)
+        own_at = np.isin(pool, own)
+        score_of["uniform"].append(scores[own_at])
         for name, policy in POLICIES.items():
             if name == "reweighted":
                 with _Reweighted(rec, True):
                     c, m = probabilities(rec, user, rows, excluded, None, policy)
+            elif name == "uniform":  # uniform over the champion's own pool
+                where = {r: j for j, r in enumerate(own.tolist())}
+                at = np.array([where.get(r, -1) for r in rows.tolist()], dtype=np.int64)
+                c, m = (slot_probabilities(scores[own_at], at, policy),
+                        logged_marginals(scores[own_at], at, policy))
             else:
                 c, m = (slot_probabilities(scores, d.positions, policy),
                         logged_marginals(scores, d.positions, policy))
@@ -266,7 +296,7 @@ def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 2
            "targets": {}}
     act = w.activity[w.established] / w.activity[w.established].sum()  # P(a request is from each user)
     for k, (name, policy) in enumerate(POLICIES.items()):
-        per_user, split, logged_clicks = _expected_by_user(sim, name, policy, seed, logging_policy)
+        per_user, split, logged_clicks = _expected_by_user(sim, name, policy, seed, logging_policy, support)
         true = float(act @ per_user)  # the target's exact on-policy value over the request distribution
         support = {b: {"value_share": round(float(act @ split[:, i]) / true, 4) if true else None,
                        "logged_clicks": round(float(logged * (act @ logged_clicks[:, i])), 1)}
@@ -353,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--quick", action="store_true", help="a small world and 5k logged slates (smoke run)")
     p.add_argument("--epsilon", type=float, default=0.1)
+    p.add_argument("--no-support", action="store_true",
+                   help="log from the champion's own pool (before 2026-12-03 evening: the reweighted target's "
+                        "pool did not join the logger's)")
     p.add_argument("--out", default="freshrec-out/ope_experiment")
     a = p.parse_args(argv)
     out = Path(a.out)
@@ -361,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     runs = []
     for seed in range(a.seeds):
-        runs.append(run_seed(seed, epsilon=a.epsilon, **kw))
+        runs.append(run_seed(seed, epsilon=a.epsilon, support=not a.no_support, **kw))
         r = runs[-1]
         print(f"[{time.perf_counter() - t0:.0f}s] seed {seed}: " + ", ".join(
             f"{n} truth {t['truth']:.3f} (sampled {t['truth_sampled']['value']:.3f}, same requests "

@@ -2,6 +2,11 @@
 the same requests without serving them, and is promoted only when the champion's own logs
 say it is better.
 
+Before the champion draws a slate, the challenger's pool for the request joins the pool the
+champion's exploration draws from (``shadow_pool``; ``engine.core.slates.pool_and_scores``),
+so that every item the challenger could show has a positive logging propensity: the
+common-support condition without which part of the challenger's value is invisible to any
+off-policy estimate (an exploring champion only; its greedy slate is unchanged).
 At every served slate the challenger gives the probability it would have put each logged
 item in its slot (``engine.core.slates.target`` under its own exploration policy); the
 decision log (``engine.core.decisions``) joins the rewards. ``estimates`` computes, over the
@@ -31,7 +36,7 @@ from engine.core.events import SLATE_KIND, Event
 from engine.core.improvement import improvement, spent_alpha
 from engine.core.ope import estimate
 from engine.core.recommender import Recommender
-from engine.core.slates import policy_of, target
+from engine.core.slates import policy_of, pool_and_scores, target
 
 CHALLENGER = "challenger"
 
@@ -86,11 +91,26 @@ class Arena:
         self._cache = None
         return out
 
+    def shadow_pool(self, user: str, exclude, context: dict | None) -> tuple[list[str], tuple] | None:
+        """The challenger's pool for a request, before the champion draws its slate: the item
+        ids the challenger could put in a slate (its ``pool_and_scores`` under its own
+        policy), which the champion's exploration must be able to draw (the support of
+        the challenger's off-policy estimate), and the (rows, scores) themselves for
+        ``targets``. None without a challenger."""
+        ch = self.challenger
+        if ch is None or len(ch.catalogue) == 0:
+            return None
+        policy = policy_of(ch.config)
+        scored = pool_and_scores(ch, user, ch.excluded(user, exclude), context, policy.new_item_bonus)
+        ids = ch.catalogue.ids
+        return [ids[r] for r in scored[0].tolist()], scored
+
     def targets(self, user: str, item_ids: list[str], exclude, context: dict | None, rules=None,
-                promoted: list[bool] | None = None) -> dict[str, list[float]]:
+                promoted: list[bool] | None = None, shadow: tuple | None = None) -> dict[str, list[float]]:
         """The challenger's per-slot probabilities of a served slate (empty without one),
         under the request's business ``rules`` (``engine.core.rules.Rules``) when it had
-        any (``promoted``: the slate's per-slot flags; promoted slots get 1.0)."""
+        any (``promoted``: the slate's per-slot flags; promoted slots get 1.0). ``shadow``:
+        ``shadow_pool``'s answer for this request (computed once when given)."""
         ch = self.challenger
         if ch is None or not item_ids:
             return {}
@@ -105,7 +125,8 @@ class Arena:
             except ValueError:  # a name the challenger does not know (it learns the same stream: never in practice)
                 return {}
         p, _ = target(ch, user, rows, ch.excluded(user, exclude), context, policy_of(ch.config), rules=compiled,
-                      promoted=None if promoted is None else np.array(promoted, dtype=bool))
+                      promoted=None if promoted is None else np.array(promoted, dtype=bool),
+                      scored=None if compiled is not None or shadow is None else shadow[1])
         return {CHALLENGER: [round(float(x), 6) for x in p]}
 
     def estimates(self, fresh: bool = False) -> dict:

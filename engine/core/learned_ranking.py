@@ -30,15 +30,18 @@ def scored_pool(rec, user: str, excluded: np.ndarray, context: dict | None = Non
                 with_item: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The candidates for ``user`` in ``context`` (sorted rows, none in ``excluded``) and
     the serving ranker's scores of them (plus a deterministic tie-breaker < 1e-6).
-    ``with_item`` (a row) is added to the candidates (the guard asks where a given item
-    would rank)."""
+    ``with_item`` (a row, or an int array of rows) is added to the candidates (the guard
+    asks where a given item would rank; a challenger's pool must be in the champion's)."""
     c = rec.config
     groups = rec.ranker.serving_groups()
     hits = serving_neighbours(rec, user, groups, COOC_SOURCE_HISTORY)
     pool = candidates(rec, user, excluded, c.candidates_per_source, c.full_scan_items,
                       factors=rec.ranker.uses("factors"), cooc_hits=hits)
-    if with_item is not None and not np.isin(with_item, pool):
-        pool = np.sort(np.append(pool, with_item))
+    if with_item is not None:
+        extra = np.atleast_1d(np.asarray(with_item, dtype=np.int64))
+        extra = extra[~np.isin(extra, pool)]
+        if len(extra):
+            pool = np.union1d(pool, extra)
     if not len(pool):
         return pool, np.zeros(0)
     F = features(rec, user, pool, context, cooc_hits=hits, groups=groups)

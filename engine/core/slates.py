@@ -39,14 +39,28 @@ def policy_of(config, override: dict | None = None) -> ExplorationPolicy:
 
 
 def pool_and_scores(rec, user: str, excluded: np.ndarray, context: dict | None,
-                    new_bonus: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                    new_bonus: float = 0.0, support: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The rows a slate for ``user`` is drawn from and the ranker's scores of them: the
     ranker's best ``explore_pool`` candidates (sorted by row), ranked with ``new_bonus``
     added to new items (``new_mask``) so that a policy's cold-start bonus reaches items
     the ranker alone would leave out of the pool; the scores returned are the ranker's
-    own (the policy adds its bonus when it draws)."""
+    own (the policy adds its bonus when it draws).
+
+    ``support`` (int rows of ``rec``'s catalogue, or None) joins the pool wherever not in
+    ``excluded``: another policy's pool (a challenger's), so that every slate that policy
+    can draw has a positive probability under an exploring policy drawing from this pool.
+    That is the common-support condition of IPS-type estimators (Horvitz & Thompson 1952;
+    Li et al. 2018, "Offline evaluation of ranking policies with click models"): without
+    it the part of a challenger's value on items outside the champion's pool is missing
+    from every off-policy estimate. The greedy slate is unchanged (the best ``k`` of the
+    pool are among its best ``explore_pool``); an exploring draw spreads over the larger
+    pool (at most ``explore_pool`` plus the other pool's size)."""
+    if support is not None and len(support):
+        support = np.setdiff1d(np.asarray(support, dtype=np.int64), excluded)
+    else:
+        support = None
     if rec.learned:
-        pool, scores = learned_ranking.scored_pool(rec, user, excluded, context)
+        pool, scores = learned_ranking.scored_pool(rec, user, excluded, context, with_item=support)
     else:
         scores = rec.scores(user)
         keep = np.ones(len(scores), dtype=bool)
@@ -56,7 +70,10 @@ def pool_and_scores(rec, user: str, excluded: np.ndarray, context: dict | None,
     m = rec.config.explore_pool
     if len(pool) > m:
         ranked = scores + new_bonus * new_mask(rec, pool) if new_bonus else scores
-        best = np.sort(np.argpartition(-ranked, m - 1)[:m])
+        best = np.argpartition(-ranked, m - 1)[:m]
+        if support is not None:
+            best = np.union1d(best, np.flatnonzero(np.isin(pool, support)))
+        best = np.sort(best)
         pool, scores = pool[best], scores[best]
     return pool, scores
 
@@ -67,13 +84,16 @@ def new_mask(rec, pool: np.ndarray) -> np.ndarray:
 
 
 def draw(rec, user: str, k: int, excluded: np.ndarray, context: dict | None, policy: ExplorationPolicy,
-         seed: int, rules: CompiledRules | None = None) -> Drawn:
+         seed: int, rules: CompiledRules | None = None, support: np.ndarray | None = None) -> Drawn:
     """Draw ``k`` rows for ``user`` under ``policy`` (seeded by ``seed``); under a request's
     business ``rules`` (filters, diversity cap, promotions) through
-    ``engine.core.ruled_slates.draw``."""
+    ``engine.core.ruled_slates.draw`` (which ignores ``support``). ``support``: rows that
+    join the pool (``pool_and_scores``); only an exploring policy draws them."""
     if rules is not None:
         return ruled_slates.draw(rec, user, k, excluded, context, policy, seed, rules)
-    pool, scores = pool_and_scores(rec, user, excluded, context, policy.new_item_bonus)
+    if policy.kind == "none" and not policy.new_item_bonus:
+        support = None  # the greedy slate does not depend on it: no need to score it
+    pool, scores = pool_and_scores(rec, user, excluded, context, policy.new_item_bonus, support)
     if not len(pool):
         empty = np.zeros(0)
         return Drawn(pool.astype(np.int64), empty, empty, empty.astype(bool))
@@ -91,17 +111,21 @@ def draw(rec, user: str, k: int, excluded: np.ndarray, context: dict | None, pol
 
 def target(rec, user: str, rows: np.ndarray, excluded: np.ndarray, context: dict | None,
            policy: ExplorationPolicy, rhat: np.ndarray | None = None, rules: CompiledRules | None = None,
-           promoted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+           promoted: np.ndarray | None = None, scored: tuple[np.ndarray, np.ndarray] | None = None
+           ) -> tuple[np.ndarray, np.ndarray | None]:
     """For a logged slate (catalogue ``rows``, best slot first) served to ``user``: each
     slot's probability under ``rec`` and ``policy`` given the logged slots above it, and,
     with a reward model ``rhat`` (per slot, position-based), the policy's expected reward
     model value per slot. A logged item outside ``rec``'s candidates has probability 0.
     A slate served under business ``rules`` (``promoted``: its per-slot flags) is replayed
-    under the same rules (``engine.core.ruled_slates.target``; no reward-model term)."""
+    under the same rules (``engine.core.ruled_slates.target``; no reward-model term).
+    ``scored``: ``pool_and_scores(rec, user, excluded, context, policy.new_item_bonus)``
+    when the caller has it already (the serving path computes it once for the support)."""
     if rules is not None:
         flags = np.zeros(len(rows), dtype=bool) if promoted is None else np.asarray(promoted, dtype=bool)
         return ruled_slates.target(rec, user, rows, flags, excluded, context, policy, rules), None
-    pool, scores = pool_and_scores(rec, user, excluded, context, policy.new_item_bonus)
+    pool, scores = scored if scored is not None else pool_and_scores(rec, user, excluded, context,
+                                                                     policy.new_item_bonus)
     index = {r: i for i, r in enumerate(pool.tolist())}
     positions = np.array([index.get(r, -1) for r in rows.tolist()], dtype=np.int64)
     if not len(pool):
