@@ -286,6 +286,10 @@ class PolicyConfig(BaseModel):
         "information", "", "how alpha is spent over a champion's repeated checks: information (a check after n "
         "decisions, the previous after m, tests at f(n) - f(m), f(n) = alpha * n / (n + window): below alpha over "
         "all of them, whatever the schedule) or none (every check at alpha: sooner, with no bound over many checks)")
+    share: float = setting(0.05, "", "probability that a slot of a served slate is drawn from the challenger's "
+                           "policy (given the slots above) instead of the champion's, so the challenger's per-slot "
+                           "weights stay below 1 / share (engine.core.mixture; 0: the champion's policy alone)",
+                           ge=0, lt=1)
     weights: Literal["slot", "prefix"] = setting(
         "slot", "", "the challenger's SNIPS weights: per slot (target / logged probability of each slot given the "
         "logged slots above it: support where the policies agree slot by slot) or prefix (the product over the "

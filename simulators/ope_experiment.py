@@ -46,14 +46,13 @@ run on ``truth`` fresh requests (``truth_sampled``, with its standard error) and
 value on the logged requests themselves (``same_requests``: what the estimates would
 equal without click and exploration noise) are reported next to it.
 
-The logger draws from the champion's best ``explore_pool`` candidates joined by the
-reweighted target's pool, as freshrec serves a champion with a challenger
-(``engine.core.champion.Arena.shadow_pool``; ``--no-support``: the champion's own pool only,
-as before 2026-12-03 evening); ``uniform`` is uniform over the champion's own pool.
+The logger draws from the champion's best ``explore_pool`` candidates (with ``--support``
+joined by the reweighted target's pool, over which it then explores uniformly: full support
+for that target, at small probabilities); ``uniform`` is uniform over the champion's own pool.
 ``support`` splits each target's value by the logging policy's marginal probability of the
 (item, slot) pairs it comes from (``SUPPORT_BINS``), with the logged clicks expected on
 those pairs in the whole log. IIPS is unbiased only where the logger can show the pair: the
-part outside the logging pool (with ``--no-support``, the reweighted ranker's best
+part outside the logging pool (without ``--support``, the reweighted ranker's best
 candidates that the logger's ``explore_pool`` leaves out) is missing from every estimate,
 and the part at marginals
 below about 1e-4 has a fraction of a click expected in 50k slates (epsilon-greedy almost
@@ -85,7 +84,7 @@ from engine.core.exploration import ExplorationPolicy, draw_slate, logged_margin
 from engine.core.model import stable_hash
 from engine.core.ope import LoggedSlates, estimate, pbm_exposure
 from engine.core.position_bias import harvest_examination
-from engine.core.slates import draw, pool_and_scores, probabilities
+from engine.core.slates import draw, mixed_pool, pool_and_scores, probabilities
 from simulators.synthetic import K, Simulation, World, WorldConfig
 
 POLICIES = {"greedy": ExplorationPolicy(), "reweighted": ExplorationPolicy(), "uniform": ExplorationPolicy("epsilon", 1.0)}
@@ -120,17 +119,16 @@ def _click_probs(sim: Simulation, row: int, items: list[str]) -> np.ndarray:
 def _logging_pool(rec, user: str, excluded: np.ndarray, support: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The logging policy's pool (sorted rows), its scores, and the champion's own pool
     (its best ``explore_pool``, the uniform target's pool). With ``support`` the reweighted
-    target's pool joins the logging pool, as a challenger's joins the champion's when
-    freshrec serves (``engine.core.champion.Arena.shadow_pool``): every item that target can
-    show is then one the logger can show."""
+    target's pool joins the logging pool (``engine.core.slates.mixed_pool``) and the
+    epsilon-greedy logger explores uniformly over both: every item that target can show is
+    then one the logger can show, at a small probability."""
     if not support:
         pool, scores = pool_and_scores(rec, user, excluded, None)
         return pool, scores, pool
     with _Reweighted(rec, True):
         extra = pool_and_scores(rec, user, excluded, None)[0]
-    pool, scores = pool_and_scores(rec, user, excluded, None, 0.0, extra)
-    own = np.sort(pool[np.argsort(-scores, kind="stable")[: rec.config.explore_pool]])  # the candidates' best
-    return pool, scores, own
+    pool, scores, own = mixed_pool(rec, user, excluded, None, 0.0, extra)
+    return pool, scores, pool[own]
 
 
 SUPPORT_EDGES = (1e-4, 1e-3, 1e-2)
@@ -147,7 +145,7 @@ def _rank_marginals(n: int, k: int, policy: ExplorationPolicy) -> np.ndarray:
 
 
 def _expected_by_user(sim: Simulation, name: str, policy: ExplorationPolicy, seed: int,
-                      logging_policy: ExplorationPolicy, support: bool = True
+                      logging_policy: ExplorationPolicy, support: bool = False
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each established user (the model is frozen, so a user's slate distribution is
     fixed): the expected clicks of target ``name``'s slate (a greedy target's one slate,
@@ -201,11 +199,12 @@ score calibrated per slot on the log (both ``engine.core.click_model``)."""
 
 
 def run_seed(seed: int, warm: int = 12_000, logged: int = 50_000, truth: int = 20_000, epsilon: float = 0.1,
-             world: dict | None = None, progress: bool = True, support: bool = True) -> dict:
+             world: dict | None = None, progress: bool = True, support: bool = False) -> dict:
     """One seed: the estimates of every target against its exact on-policy value (see the
     module docstring), with the target run on ``truth`` fresh requests and on the logged
-    requests alongside. ``support``: the reweighted target's pool joins the logger's (as a
-    challenger's does when freshrec serves); False logs from the champion's own pool."""
+    requests alongside. ``support``: the reweighted target's pool joins the logger's (the
+    logger explores over both); False (the default, as freshrec serves without a
+    challenger) logs from the champion's own pool."""
     cfg = WorldConfig(**{**(world or {})})
     w = World(cfg, seed)
     sim = Simulation(w, guard=False)
@@ -383,9 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--quick", action="store_true", help="a small world and 5k logged slates (smoke run)")
     p.add_argument("--epsilon", type=float, default=0.1)
-    p.add_argument("--no-support", action="store_true",
-                   help="log from the champion's own pool (before 2026-12-03 evening: the reweighted target's "
-                        "pool did not join the logger's)")
+    p.add_argument("--support", action="store_true",
+                   help="the reweighted target's pool joins the logger's, which explores uniformly over both "
+                        "(default: the logger's own best explore_pool candidates, as freshrec serves without a "
+                        "challenger)")
     p.add_argument("--out", default="freshrec-out/ope_experiment")
     a = p.parse_args(argv)
     out = Path(a.out)
@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     runs = []
     for seed in range(a.seeds):
-        runs.append(run_seed(seed, epsilon=a.epsilon, support=not a.no_support, **kw))
+        runs.append(run_seed(seed, epsilon=a.epsilon, support=a.support, **kw))
         r = runs[-1]
         print(f"[{time.perf_counter() - t0:.0f}s] seed {seed}: " + ", ".join(
             f"{n} truth {t['truth']:.3f} (sampled {t['truth_sampled']['value']:.3f}, same requests "

@@ -154,41 +154,45 @@ def test_a_decision_log_round_trips_through_snapshot_arrays():
     assert reopened["r45"][2] == {"page": "é"} and reopened["r45"][3] == "ü3"
 
 
-def test_a_challengers_pool_joins_the_pool_an_exploring_champion_draws_from():
-    """Common support: every item the challenger could put in a slot has a positive logging
-    probability there, though the champion's own pool (its best 8) leaves some of them
-    out; the served decisions still reproduce from their recommendation ids."""
+def test_a_share_of_every_slot_comes_from_the_challenger_so_its_weights_stay_below_one_over_share():
+    """Mixed logging (engine.core.mixture): the challenger's per-slot weight (its target
+    probability over the logged propensity, what the arena's SNIPS uses) never exceeds
+    1 / share, items only the challenger's pool holds do reach the slates, and a served
+    decision reproduces from its recommendation id and the challenger's pool."""
     from engine.config import PolicyConfig
-    from engine.core.exploration import slot_distribution
     from engine.core.slates import pool_and_scores
 
-    champion = dict(explore="epsilon", explore_epsilon=0.3, explore_pool=8)
-    g = GuardedRecommender(EngineConfig(**champion), policies=PolicyConfig(challenger={"explore": "none"}))
+    champion = dict(explore="epsilon", explore_epsilon=0.1, explore_pool=8)
+    share = 0.2
+    g = GuardedRecommender(EngineConfig(**champion), policies=PolicyConfig(challenger={"explore": "none"},
+                                                                           share=share))
     g.reset(trained(n_users=20, n_items=80, seed=4, **champion))
     g.arena.challenger = trained(n_users=20, n_items=80, seed=5, explore="none", explore_pool=8)  # other tastes
-    rec, ch = g.recommender, g.arena.challenger
-    outside = 0
-    for n in range(20):
-        user = f"u{n}"
+    rec = g.recommender
+    weights, only_challenger_shown = [], 0
+    for n in range(200):
+        user = f"u{n % 20}"
         own = {rec.catalogue.ids[r] for r in pool_and_scores(rec, user, rec.excluded(user), None)[0].tolist()}
-        ch_ids, _ = g.arena.shadow_pool(user, (), None)
-        outside += len(set(ch_ids) - own)
+        shadow, _ = g.arena.shadow_pool(user, (), None)
         slate = g.recommend(user, k=6)
-        support = np.array([rec.catalogue.get(i) for i in ch_ids], dtype=np.int64)
-        pool, scores = pool_and_scores(rec, user, rec.excluded(user), None, 0.0, support)
-        where = {r: j for j, r in enumerate(pool.tolist())}
-        positions = np.array([where[rec.catalogue.get(i)] for i in slate.item_ids], dtype=np.int64)
-        dist = slot_distribution(scores, positions, policy_of(rec.config))
-        for j in range(len(positions)):
-            above = set(slate.item_ids[:j])
-            for item in set(ch_ids) - above - {i for i in ch_ids if rec.catalogue.get(i) in rec.excluded(user)}:
-                assert dist[j, where[rec.catalogue.get(item)]] > 0, (user, j, item)
-        again = draw(rec, user, 6, rec.excluded(user), None, policy_of(rec.config), stable_hash(slate.recommendation_id),
-                     support=support)
+        targets = g.arena.targets(user, slate.item_ids, (), None)["challenger"]
+        weights += [t / p for t, p in zip(targets, slate.propensities)]
+        only_challenger_shown += len(set(slate.item_ids) - own)
+        again = draw(rec, user, 6, rec.excluded(user), None, policy_of(rec.config),
+                     stable_hash(slate.recommendation_id), shadow=shadow)
         assert [rec.catalogue.ids[r] for r in again.rows.tolist()] == slate.item_ids
         np.testing.assert_allclose(again.propensities, slate.propensities, rtol=0, atol=0)
-    assert outside > 20  # the challenger's pools hold many items the champion's own pools leave out
-    greedy = GuardedRecommender(EngineConfig(), policies=PolicyConfig(challenger={"explore": "none"}))
-    greedy.reset(trained(n_users=20, n_items=80, seed=4))
-    greedy.arena.challenger = ch
-    assert greedy.recommend("u3", k=6).item_ids == [r.item_id for r in greedy.recommender.recommend("u3", 6)]
+    assert max(weights) <= 1 / share + 1e-9
+    assert max(weights) > 0.5 / share  # the challenger's picks are logged at about share
+    assert only_challenger_shown > 20  # items the champion's own pool leaves out are shown
+    without = GuardedRecommender(EngineConfig(**champion), policies=PolicyConfig(challenger={"explore": "none"},
+                                                                                 share=0.0))
+    without.reset(rec)
+    without.arena.challenger = g.arena.challenger
+    w0 = []
+    for n in range(200):
+        slate = without.recommend(f"u{n % 20}", k=6)
+        w0 += [t / p for t, p in zip(without.arena.targets(f"u{n % 20}", slate.item_ids, (), None)["challenger"],
+                                     slate.propensities)]
+    # the champion's exploration alone hardly ever logs what this challenger would show
+    assert sum(w > 0 for w in w0) < sum(w > 0 for w in weights) / 5

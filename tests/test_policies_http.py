@@ -11,8 +11,10 @@ from engine.core.improvement import spent_alpha
 from simulators.server_process import ServerProcess
 
 # a greedy champion (the learned ranker) and a challenger with another ranker (the blend):
-# their slates differ, and without exploration each slate is a function of the model alone
-ARGS = ["--engine.explore", "none", "--engine.ranker", "learned", "--policies.challenger", '{"ranker": "blend"}']
+# their slates differ, and without exploration or mixed slots (policies.share 0) each slate is
+# a function of the model alone
+ARGS = ["--engine.explore", "none", "--engine.ranker", "learned", "--policies.challenger", '{"ranker": "blend"}',
+        "--policies.share", "0"]
 USERS = [f"w{n}" for n in range(0, 60, 6)]
 
 

@@ -2,11 +2,12 @@
 the same requests without serving them, and is promoted only when the champion's own logs
 say it is better.
 
-Before the champion draws a slate, the challenger's pool for the request joins the pool the
-champion's exploration draws from (``shadow_pool``; ``engine.core.slates.pool_and_scores``),
-so that every item the challenger could show has a positive logging propensity: the
-common-support condition without which part of the challenger's value is invisible to any
-off-policy estimate (an exploring champion only; its greedy slate is unchanged).
+Before the champion draws a slate, the challenger scores the request (``shadow_pool``), and
+``PolicyConfig.share`` of every slot is drawn from the challenger's policy instead of the
+champion's (``engine.core.mixture``): every item the challenger could show then has a
+logging propensity of at least ``share`` times the challenger's probability, so its
+importance weights are at most ``1 / share`` (an epsilon-greedy champion alone gives the
+challenger's favourites weights of hundreds, and items outside the champion's pool none).
 At every served slate the challenger gives the probability it would have put each logged
 item in its slot (``engine.core.slates.target`` under its own exploration policy); the
 decision log (``engine.core.decisions``) joins the rewards. ``estimates`` computes, over the
@@ -36,7 +37,8 @@ from engine.core.events import SLATE_KIND, Event
 from engine.core.improvement import improvement, spent_alpha
 from engine.core.ope import estimate
 from engine.core.recommender import Recommender
-from engine.core.slates import policy_of, pool_and_scores, target
+from engine.core.mixture import ShadowPool
+from engine.core.slates import new_mask, policy_of, pool_and_scores, target
 
 CHALLENGER = "challenger"
 
@@ -91,11 +93,10 @@ class Arena:
         self._cache = None
         return out
 
-    def shadow_pool(self, user: str, exclude, context: dict | None) -> tuple[list[str], tuple] | None:
-        """The challenger's pool for a request, before the champion draws its slate: the item
-        ids the challenger could put in a slate (its ``pool_and_scores`` under its own
-        policy), which the champion's exploration must be able to draw (the support of
-        the challenger's off-policy estimate), and the (rows, scores) themselves for
+    def shadow_pool(self, user: str, exclude, context: dict | None) -> tuple[ShadowPool, tuple] | None:
+        """The challenger's pool for a request, before the champion draws its slate: a
+        ``ShadowPool`` (item ids, scores, policy, new items, ``policies.share``) for the
+        champion's mixed draw (``engine.core.mixture``), and its (rows, scores) for
         ``targets``. None without a challenger."""
         ch = self.challenger
         if ch is None or len(ch.catalogue) == 0:
@@ -103,7 +104,8 @@ class Arena:
         policy = policy_of(ch.config)
         scored = pool_and_scores(ch, user, ch.excluded(user, exclude), context, policy.new_item_bonus)
         ids = ch.catalogue.ids
-        return [ids[r] for r in scored[0].tolist()], scored
+        new = new_mask(ch, scored[0]) if policy.new_item_bonus else None
+        return ShadowPool([ids[r] for r in scored[0].tolist()], scored[1], policy, new, self.policy.share), scored
 
     def targets(self, user: str, item_ids: list[str], exclude, context: dict | None, rules=None,
                 promoted: list[bool] | None = None, shadow: tuple | None = None) -> dict[str, list[float]]:

@@ -146,9 +146,9 @@ class GuardedRecommender:
                   explain: bool = False) -> Slate:
         """Serve a slate: make its recommendation id (``engine.core.trust.slate_id``), draw
         it under the exploration policy seeded by that id (``Recommender.serve``: greedy
-        unless configured; with a challenger, its pool joins the one exploration draws from,
-        so the challenger's off-policy estimate has support) and the request's business
-        rules, record it for the impression
+        unless configured; with a challenger, ``policies.share`` of every slot is drawn from
+        the challenger's policy, ``engine.core.mixture``, so its off-policy estimate has
+        support and bounded weights) and the request's business rules, record it for the impression
         join (``slate_sink``) and feed the guard's prequential alarm. Creates no model state.
 
         Args:
@@ -170,7 +170,7 @@ class GuardedRecommender:
         ruled = rules is not None and rules.active
         shadow = None if ruled else self.arena.shadow_pool(user_id, exclude, context)
         served = self.recommender.serve(user_id, k, exclude, context, policy, stable_hash(rid), rules,
-                                        support=None if shadow is None else shadow[0])
+                                        shadow=None if shadow is None else shadow[0])
         promoted = served.promoted if any(served.promoted) else None
         targets = self.arena.targets(user_id, served.item_ids, exclude, context, rules, promoted, shadow)
         self.slate_sink(rid, user_id, served.item_ids, now, context, served.propensities, targets)

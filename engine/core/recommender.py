@@ -153,15 +153,15 @@ class Recommender:
 
     def serve(self, user_id: str, k: int, exclude: list[str] | tuple = (), context: dict | None = None,
               policy=None, seed: int = 0, rules: Rules | None = None,
-              support: list[str] | None = None) -> "Served":
+              shadow=None) -> "Served":
         """A slate for ``user_id`` drawn under an exploration ``policy``
         (``engine.core.exploration.ExplorationPolicy``; None: the configured one) seeded by
         ``seed``: item ids best slot first, scores, per-slot propensities, explored and
         promoted flags (``engine.core.slates.draw``). Greedy and without ``rules``, it
         equals ``recommend``. With business ``rules`` (``engine.core.rules.Rules``: filters,
         diversity cap, promotions) the slate is filled by ``engine.core.ruled_slates``.
-        ``support``: item ids an exploring policy must be able to draw (a challenger's pool,
-        ``engine.core.slates.pool_and_scores``; unknown ids are ignored; not under rules).
+        ``shadow``: a challenger's pool (``engine.core.mixture.ShadowPool``): its share of
+        every slot is drawn from the challenger's policy (not under ``rules``).
         Creates no state.
 
         Raises:
@@ -170,12 +170,8 @@ class Recommender:
         compiled = rules.compile(self.catalogue) if rules is not None and rules.active else None
         if len(self.catalogue) == 0:
             return Served([], [], [], [], [])
-        rows = None
-        if support:
-            found = [self.catalogue.get(i) for i in support]
-            rows = np.array([r for r in found if r is not None], dtype=np.int64)
         d = slates.draw(self, user_id, k, self.excluded(user_id, exclude), context,
-                        policy or slates.policy_of(self.config), seed, compiled, rows)
+                        policy or slates.policy_of(self.config), seed, compiled, shadow)
         ids = self.catalogue.ids
         promoted = d.promoted.tolist() if d.promoted is not None else [False] * len(d.rows)
         return Served([ids[r] for r in d.rows.tolist()], d.scores.tolist(), d.propensities.tolist(),

@@ -22,6 +22,7 @@ from engine.core import learned_ranking, ruled_slates
 from engine.core.exploration import (GREEDY, ExplorationPolicy, draw_slate, logged_marginals, slot_expectations,
                                      slot_probabilities)
 from engine.core.drawn import Drawn  # noqa: F401  (re-exported: callers import it from here)
+from engine.core.mixture import ShadowPool, draw_mixture
 from engine.core.rules import CompiledRules
 
 
@@ -38,44 +39,51 @@ def policy_of(config, override: dict | None = None) -> ExplorationPolicy:
     return ExplorationPolicy(**spec)
 
 
+def _scored(rec, user: str, excluded: np.ndarray, context: dict | None,
+            extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All the rows a slate for ``user`` could hold (the learned ranker's candidates plus
+    ``extra``; the whole eligible catalogue for the blend) and the ranker's scores."""
+    if rec.learned:
+        return learned_ranking.scored_pool(rec, user, excluded, context, with_item=extra)
+    scores = rec.scores(user)
+    keep = np.ones(len(scores), dtype=bool)
+    keep[excluded] = False
+    pool = np.flatnonzero(keep)
+    return pool, scores[pool]
+
+
+def _best(rec, pool: np.ndarray, scores: np.ndarray, new_bonus: float) -> np.ndarray:
+    """Sorted positions of the best ``explore_pool`` of ``pool`` by score + ``new_bonus``."""
+    m = rec.config.explore_pool
+    if len(pool) <= m:
+        return np.arange(len(pool))
+    ranked = scores + new_bonus * new_mask(rec, pool) if new_bonus else scores
+    return np.sort(np.argpartition(-ranked, m - 1)[:m])
+
+
 def pool_and_scores(rec, user: str, excluded: np.ndarray, context: dict | None,
-                    new_bonus: float = 0.0, support: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    new_bonus: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The rows a slate for ``user`` is drawn from and the ranker's scores of them: the
     ranker's best ``explore_pool`` candidates (sorted by row), ranked with ``new_bonus``
     added to new items (``new_mask``) so that a policy's cold-start bonus reaches items
     the ranker alone would leave out of the pool; the scores returned are the ranker's
-    own (the policy adds its bonus when it draws).
+    own (the policy adds its bonus when it draws)."""
+    pool, scores = _scored(rec, user, excluded, context)
+    best = _best(rec, pool, scores, new_bonus)
+    return pool[best], scores[best]
 
-    ``support`` (int rows of ``rec``'s catalogue, or None) joins the pool wherever not in
-    ``excluded``: another policy's pool (a challenger's), so that every slate that policy
-    can draw has a positive probability under an exploring policy drawing from this pool.
-    That is the common-support condition of IPS-type estimators (Horvitz & Thompson 1952;
-    Li et al. 2018, "Offline evaluation of ranking policies with click models"): without
-    it the part of a challenger's value on items outside the champion's pool is missing
-    from every off-policy estimate. The greedy slate is unchanged (the best ``k`` of the
-    pool are among its best ``explore_pool``); an exploring draw spreads over the larger
-    pool (at most ``explore_pool`` plus the other pool's size)."""
-    if support is not None and len(support):
-        support = np.setdiff1d(np.asarray(support, dtype=np.int64), excluded)
-    else:
-        support = None
-    if rec.learned:
-        pool, scores = learned_ranking.scored_pool(rec, user, excluded, context, with_item=support)
-    else:
-        scores = rec.scores(user)
-        keep = np.ones(len(scores), dtype=bool)
-        keep[excluded] = False
-        pool = np.flatnonzero(keep)
-        scores = scores[pool]
-    m = rec.config.explore_pool
-    if len(pool) > m:
-        ranked = scores + new_bonus * new_mask(rec, pool) if new_bonus else scores
-        best = np.argpartition(-ranked, m - 1)[:m]
-        if support is not None:
-            best = np.union1d(best, np.flatnonzero(np.isin(pool, support)))
-        best = np.sort(best)
-        pool, scores = pool[best], scores[best]
-    return pool, scores
+
+def mixed_pool(rec, user: str, excluded: np.ndarray, context: dict | None, new_bonus: float,
+               support: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pool_and_scores`` joined by the rows of ``support`` (another policy's pool, in
+    ``rec``'s catalogue) that are not ``excluded``, all scored by ``rec``'s ranker: (rows
+    sorted, scores, own) where ``own`` (bool) marks ``pool_and_scores``' rows."""
+    support = np.setdiff1d(np.asarray(support, dtype=np.int64), excluded)
+    pool, scores = _scored(rec, user, excluded, context, support if len(support) else None)
+    own = np.zeros(len(pool), dtype=bool)
+    own[_best(rec, pool, scores, new_bonus)] = True
+    keep = own | np.isin(pool, support)
+    return pool[keep], scores[keep], own[keep]
 
 
 def new_mask(rec, pool: np.ndarray) -> np.ndarray:
@@ -84,16 +92,18 @@ def new_mask(rec, pool: np.ndarray) -> np.ndarray:
 
 
 def draw(rec, user: str, k: int, excluded: np.ndarray, context: dict | None, policy: ExplorationPolicy,
-         seed: int, rules: CompiledRules | None = None, support: np.ndarray | None = None) -> Drawn:
+         seed: int, rules: CompiledRules | None = None, shadow: ShadowPool | None = None) -> Drawn:
     """Draw ``k`` rows for ``user`` under ``policy`` (seeded by ``seed``); under a request's
     business ``rules`` (filters, diversity cap, promotions) through
-    ``engine.core.ruled_slates.draw`` (which ignores ``support``). ``support``: rows that
-    join the pool (``pool_and_scores``); only an exploring policy draws them."""
+    ``engine.core.ruled_slates.draw`` (``shadow`` is then ignored). With a challenger's
+    ``shadow`` pool (``engine.core.mixture.ShadowPool``, ``share`` > 0) every slot is drawn
+    from the per-slot mixture of ``policy`` over this pool and the challenger's policy over
+    its pool (``engine.core.mixture``), and each propensity is the mixture's."""
     if rules is not None:
         return ruled_slates.draw(rec, user, k, excluded, context, policy, seed, rules)
-    if policy.kind == "none" and not policy.new_item_bonus:
-        support = None  # the greedy slate does not depend on it: no need to score it
-    pool, scores = pool_and_scores(rec, user, excluded, context, policy.new_item_bonus, support)
+    if shadow is not None and shadow.share > 0:
+        return _draw_mixed(rec, user, k, excluded, context, policy, seed, shadow)
+    pool, scores = pool_and_scores(rec, user, excluded, context, policy.new_item_bonus)
     if not len(pool):
         empty = np.zeros(0)
         return Drawn(pool.astype(np.int64), empty, empty, empty.astype(bool))
@@ -109,6 +119,30 @@ def draw(rec, user: str, k: int, excluded: np.ndarray, context: dict | None, pol
     return Drawn(pool[d.positions], scores[d.positions], d.propensities, explored)
 
 
+def _draw_mixed(rec, user: str, k: int, excluded: np.ndarray, context: dict | None, policy: ExplorationPolicy,
+                seed: int, shadow: ShadowPool) -> Drawn:
+    """``draw`` with a challenger's pool: the mixture over the union of both pools."""
+    found = [rec.catalogue.get(i) for i in shadow.ids]
+    known = np.array([r is not None for r in found], dtype=bool)
+    rows = np.array([r for r in found if r is not None], dtype=np.int64)
+    pool, scores, own = mixed_pool(rec, user, excluded, context, policy.new_item_bonus, rows)
+    if not len(pool):
+        empty = np.zeros(0)
+        return Drawn(pool.astype(np.int64), empty, empty, empty.astype(bool))
+    where = np.searchsorted(pool, rows)  # pool is sorted; rows excluded here are not in it
+    inside = (where < len(pool)) & (pool[np.minimum(where, len(pool) - 1)] == rows)
+    b_scores, b_pool = np.zeros(len(pool)), np.zeros(len(pool), dtype=bool)
+    b_scores[where[inside]] = np.asarray(shadow.scores, dtype=np.float64)[known][inside]
+    b_pool[where[inside]] = True
+    b_new = None
+    if shadow.new is not None:
+        b_new = np.zeros(len(pool), dtype=bool)
+        b_new[where[inside]] = np.asarray(shadow.new, dtype=bool)[known][inside]
+    a_new = new_mask(rec, pool) if policy.new_item_bonus else None
+    d = draw_mixture(scores, own, policy, b_scores, b_pool, shadow.policy, shadow.share, k, seed, a_new, b_new)
+    return Drawn(pool[d.positions], scores[d.positions], d.propensities, ~d.at_best)
+
+
 def target(rec, user: str, rows: np.ndarray, excluded: np.ndarray, context: dict | None,
            policy: ExplorationPolicy, rhat: np.ndarray | None = None, rules: CompiledRules | None = None,
            promoted: np.ndarray | None = None, scored: tuple[np.ndarray, np.ndarray] | None = None
@@ -120,7 +154,7 @@ def target(rec, user: str, rows: np.ndarray, excluded: np.ndarray, context: dict
     A slate served under business ``rules`` (``promoted``: its per-slot flags) is replayed
     under the same rules (``engine.core.ruled_slates.target``; no reward-model term).
     ``scored``: ``pool_and_scores(rec, user, excluded, context, policy.new_item_bonus)``
-    when the caller has it already (the serving path computes it once for the support)."""
+    when the caller has it already (the serving path computes it once per request)."""
     if rules is not None:
         flags = np.zeros(len(rows), dtype=bool) if promoted is None else np.asarray(promoted, dtype=bool)
         return ruled_slates.target(rec, user, rows, flags, excluded, context, policy, rules), None

@@ -1,0 +1,127 @@
+"""A slate drawn from a per-slot mixture of the champion's and the challenger's policies, so
+the challenger's off-policy estimate has support and bounded weights.
+
+With a challenger in shadow (``engine.core.champion``), each slot of a served slate is drawn
+from
+
+    mu_j(i) = (1 - share) * pi_champion(i | slots above) + share * pi_challenger(i | slots above)
+
+where each policy's distribution is its own exploration policy over its own pool (the
+champion's best ``explore_pool`` candidates, the challenger's likewise) without the items
+already placed. Every item the challenger could put in slot ``j`` then has a logging
+probability of at least ``share`` times the challenger's, so its per-slot importance weight
+``pi_challenger / mu`` is at most ``1 / share`` (20 at the default 0.05): the mixture, or
+"balanced", logging policy of Agarwal, Basu, Schnabel & Joachims (2017, *Effective
+evaluation using logged bandit feedback from multiple loggers*, KDD), applied per slot. An
+epsilon-greedy champion alone gives an item the challenger ranks first but the champion
+ranks 40th a logging probability of about ``epsilon / 50`` (a weight of ~500), and none at
+all to an item outside the champion's pool, whose share of the challenger's value no
+estimate then sees.
+
+The champion's greedy choice keeps at least ``1 - share`` of each slot, and the champion's
+own on-policy click rate is measured on these mixed slates (so with a better challenger it
+reads a little higher, with a worse one a little lower, than the champion alone would).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.core.exploration import ExplorationPolicy, SlateDraw, adjusted_scores, seeded_uniform
+
+
+@dataclass(frozen=True)
+class ShadowPool:
+    """The challenger's side of a mixed draw for one request.
+
+    Attributes:
+        ids: item ids of the challenger's pool (its ``engine.core.slates.pool_and_scores``).
+        scores: (len(ids),) the challenger's scores of them.
+        policy: the challenger's exploration policy.
+        new: (len(ids),) bool, the challenger's new items (for its new-item bonus), or None.
+        share: probability that a slot is drawn from the challenger's policy, in [0, 1).
+    """
+
+    ids: list[str]
+    scores: np.ndarray
+    policy: ExplorationPolicy
+    new: np.ndarray | None
+    share: float
+
+
+def policy_distribution(s: np.ndarray, available: np.ndarray, policy: ExplorationPolicy) -> np.ndarray:
+    """(n,) the distribution ``policy`` gives one slot over the ``available`` items (bool,
+    (n,)) of a pool with adjusted scores ``s`` (``exploration.adjusted_scores``): the best
+    available item (lowest index on ties) with ``1 - epsilon`` plus ``epsilon`` uniform
+    for ``epsilon`` and ``none`` (epsilon 0), Plackett-Luce's softmax of ``s / temperature``
+    for ``softmax``; all 0 when nothing is available. The same distribution as a row of
+    ``exploration.slot_distribution``."""
+    out = np.zeros(len(s))
+    r = int(available.sum())
+    if r == 0:
+        return out
+    if policy.kind == "softmax":
+        top = np.max(s[available])
+        e = np.where(available, np.exp(np.where(available, (s - top) / policy.temperature, -np.inf)), 0.0)
+        return e / e.sum()
+    eps = policy.epsilon if policy.kind == "epsilon" else 0.0
+    best = int(np.argmax(np.where(available, s, -np.inf)))
+    out[available] = eps / r
+    out[best] += 1.0 - eps
+    return out
+
+
+def draw_mixture(a_scores: np.ndarray, a_pool: np.ndarray, a_policy: ExplorationPolicy,
+                 b_scores: np.ndarray, b_pool: np.ndarray, b_policy: ExplorationPolicy, share: float,
+                 k: int, seed: int, a_new: np.ndarray | None = None, b_new: np.ndarray | None = None) -> SlateDraw:
+    """Draw ``min(k, a_pool.sum())`` slots from the mixture (module docstring), reproducibly.
+
+    Args:
+        a_scores, b_scores: (n,) finite scores of one index space (the union of both pools)
+            under the champion (``a``) and the challenger (``b``); entries outside a
+            policy's pool are ignored.
+        a_pool, b_pool: (n,) bool, each policy's pool.
+        a_policy, b_policy: each policy's exploration.
+        share: the challenger's probability per slot, in [0, 1).
+        k: slots wanted (>= 0).
+        seed: a non-negative integer (``stable_hash(recommendation_id)``); slot ``j`` draws
+            ``seeded_uniform(seed, j, 2)``, so the same inputs give the same slate.
+        a_new, b_new: optional (n,) bool, items that get each policy's new-item bonus.
+
+    Returns:
+        ``SlateDraw``: positions (indices into the index space, best slot first), the
+        propensity of each drawn item in its slot given the slots above (``mu_j``), their
+        product, and ``at_best`` (the slot holds the champion's greedy choice).
+
+    Raises:
+        ValueError: ``k < 0``, a negative seed, ``share`` outside [0, 1), bad scores.
+    """
+    if k < 0 or seed < 0:
+        raise ValueError(f"k and seed must be >= 0, not {k}, {seed}")
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"share must be in [0, 1), not {share}")
+    a_pool, b_pool = np.asarray(a_pool, dtype=bool), np.asarray(b_pool, dtype=bool)
+    sa = adjusted_scores(a_scores, a_policy, a_new)
+    sb = adjusted_scores(np.where(b_pool, b_scores, 0.0), b_policy, b_new)
+    left = np.ones(len(sa), dtype=bool)
+    chosen, props, at_best = [], [], []
+    for j in range(min(k, int(a_pool.sum()))):
+        a_avail, b_avail = left & a_pool, left & b_pool
+        mu = (1.0 - share) * policy_distribution(sa, a_avail, a_policy)
+        if share and b_avail.any():
+            mu += share * policy_distribution(sb, b_avail, b_policy)
+        mu /= mu.sum()  # 1 but for rounding, or 1 - share once the challenger's pool is used up
+        cdf = np.cumsum(mu)
+        i = int(min(np.searchsorted(cdf, seeded_uniform(seed, j, 2) * cdf[-1], side="right"), len(mu) - 1))
+        while mu[i] == 0.0:  # a rounding step past the last item with mass
+            i -= 1
+        best = int(np.argmax(np.where(a_avail, sa, -np.inf)))
+        left[i] = False
+        chosen.append(i)
+        props.append(float(mu[i]))
+        at_best.append(i == best)
+    return SlateDraw(np.array(chosen, dtype=np.int64), np.array(props), math.prod(props),
+                     np.array(at_best, dtype=bool))
