@@ -2,7 +2,8 @@
 a worse one never?
 
 In the synthetic world (``simulators.synthetic``, default world) the engine serves with
-epsilon-greedy logging (``explore_epsilon``, default 0.1) and runs a challenger in shadow
+epsilon-greedy logging (``explore_epsilon``, default 0.1; ``policies.share`` of every slot,
+default 0.05, drawn from the challenger's policy, ``engine.core.mixture``) and runs a challenger in shadow
 with ``auto_promote`` (``engine.core.champion.Arena``: the challenger's SNIPS estimate on
 the champion's logged decisions must be higher and its 95 % lower bound above the
 champion's, Personalizer's rule, and the paired test of its gain must pass at the level

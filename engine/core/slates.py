@@ -4,7 +4,9 @@ propensities that make the log an off-policy dataset, and the probabilities anot
 
 ``draw`` ranks the user's candidates (``learned_ranking.scored_pool``; the whole catalogue
 for the blend ranker), keeps the best ``explore_pool`` of them, then fills the slots with ``engine.core.exploration.draw_slate``
-seeded by the recommendation id, so a decision reproduces from its log line. Items shown
+seeded by the recommendation id, so a decision reproduces from its log line (and, with a
+challenger, from the challenger's pool for the request: ``policies.share`` of every slot is
+drawn from its policy, ``engine.core.mixture``). Items shown
 fewer than ``explore_new_impressions`` times count as new for the policy's new-item bonus.
 ``target`` computes, for a logged slate, each slot's probability under another model and
 policy given the logged slots above it (``exploration.slot_probabilities``), and the
