@@ -79,6 +79,11 @@ def draw_mixture(a_scores: np.ndarray, a_pool: np.ndarray, a_policy: Exploration
                  k: int, seed: int, a_new: np.ndarray | None = None, b_new: np.ndarray | None = None) -> SlateDraw:
     """Draw ``min(k, a_pool.sum())`` slots from the mixture (module docstring), reproducibly.
 
+    Each slot first picks the policy (the challenger's when ``seeded_uniform(seed, j, 2) <
+    share`` and its pool is not used up), then that policy's item (``_pick``), and logs the
+    mixture's probability of that item given the slots above: scalar work per slot over
+    pools of a few dozen items, not (n,) arrays per slot.
+
     Args:
         a_scores, b_scores: (n,) finite scores of one index space (the union of both pools)
             under the champion (``a``) and the challenger (``b``); entries outside a
@@ -87,8 +92,8 @@ def draw_mixture(a_scores: np.ndarray, a_pool: np.ndarray, a_policy: Exploration
         a_policy, b_policy: each policy's exploration.
         share: the challenger's probability per slot, in [0, 1).
         k: slots wanted (>= 0).
-        seed: a non-negative integer (``stable_hash(recommendation_id)``); slot ``j`` draws
-            ``seeded_uniform(seed, j, 2)``, so the same inputs give the same slate.
+        seed: a non-negative integer (``stable_hash(recommendation_id)``): the same inputs
+            give the same slate.
         a_new, b_new: optional (n,) bool, items that get each policy's new-item bonus.
 
     Returns:
@@ -104,24 +109,73 @@ def draw_mixture(a_scores: np.ndarray, a_pool: np.ndarray, a_policy: Exploration
     if not 0.0 <= share < 1.0:
         raise ValueError(f"share must be in [0, 1), not {share}")
     a_pool, b_pool = np.asarray(a_pool, dtype=bool), np.asarray(b_pool, dtype=bool)
-    sa = adjusted_scores(a_scores, a_policy, a_new)
-    sb = adjusted_scores(np.where(b_pool, b_scores, 0.0), b_policy, b_new)
-    left = np.ones(len(sa), dtype=bool)
+    a = _Side(adjusted_scores(a_scores, a_policy, a_new), a_pool, a_policy)
+    b = _Side(adjusted_scores(np.where(b_pool, b_scores, 0.0), b_policy, b_new), b_pool, b_policy)
     chosen, props, at_best = [], [], []
-    for j in range(min(k, int(a_pool.sum()))):
-        a_avail, b_avail = left & a_pool, left & b_pool
-        mu = (1.0 - share) * policy_distribution(sa, a_avail, a_policy)
-        if share and b_avail.any():
-            mu += share * policy_distribution(sb, b_avail, b_policy)
-        mu /= mu.sum()  # 1 but for rounding, or 1 - share once the challenger's pool is used up
-        cdf = np.cumsum(mu)
-        i = int(min(np.searchsorted(cdf, seeded_uniform(seed, j, 2) * cdf[-1], side="right"), len(mu) - 1))
-        while mu[i] == 0.0:  # a rounding step past the last item with mass
-            i -= 1
-        best = int(np.argmax(np.where(a_avail, sa, -np.inf)))
-        left[i] = False
+    for j in range(min(k, len(a.free))):
+        mixing = share if b.free else 0.0
+        side = b if mixing and seeded_uniform(seed, j, 2) < mixing else a
+        i = side.pick(seed, j)
+        p = (1.0 - mixing) * a.probability(i) + (mixing * b.probability(i) if mixing else 0.0)
         chosen.append(i)
-        props.append(float(mu[i]))
-        at_best.append(i == best)
+        props.append(p)
+        at_best.append(i == a.best())
+        a.remove(i)
+        b.remove(i)
     return SlateDraw(np.array(chosen, dtype=np.int64), np.array(props), math.prod(props),
                      np.array(at_best, dtype=bool))
+
+
+class _Side:
+    """One policy's state while a mixed slate is drawn: its free items (ascending index),
+    its ranking, and for softmax the weights ``exp((s - max) / T)``."""
+
+    def __init__(self, s: np.ndarray, pool: np.ndarray, policy: ExplorationPolicy) -> None:
+        idx = np.flatnonzero(pool)
+        self.policy = policy
+        self.free = idx.tolist()  # ascending, as np.flatnonzero
+        self.is_free = dict.fromkeys(self.free, True)
+        self.order = idx[np.argsort(-s[idx], kind="stable")].tolist()  # best first, lowest index on ties
+        self.head = 0
+        self.eps = policy.epsilon if policy.kind == "epsilon" else 0.0
+        if policy.kind == "softmax" and len(idx):
+            w = np.exp((s[idx] - s[idx].max()) / policy.temperature)
+            self.weight = dict(zip(self.free, w.tolist()))
+
+    def best(self) -> int:
+        """The best free item (the greedy choice)."""
+        while not self.is_free.get(self.order[self.head], False):
+            self.head += 1
+        return self.order[self.head]
+
+    def pick(self, seed: int, j: int) -> int:
+        """Slot ``j``'s item under this policy: softmax by inverse CDF on ``seeded_uniform(seed,
+        j, 3)``; else the best free item, or with probability epsilon (``seeded_uniform(seed,
+        j, 3) < epsilon``) the ``int(seeded_uniform(seed, j, 4) * free)``-th free one."""
+        u = seeded_uniform(seed, j, 3)
+        if self.policy.kind == "softmax":
+            total = sum(self.weight[i] for i in self.free)
+            target, acc = u * total, 0.0
+            for i in self.free:
+                acc += self.weight[i]
+                if acc > target:
+                    return i
+            return self.free[-1]
+        if u < self.eps:
+            n = len(self.free)
+            return self.free[min(int(seeded_uniform(seed, j, 4) * n), n - 1)]
+        return self.best()
+
+    def probability(self, i: int) -> float:
+        """This policy's probability of item ``i`` at the current slot (0 outside its free items)."""
+        if not self.is_free.get(i, False):
+            return 0.0
+        if self.policy.kind == "softmax":
+            return self.weight[i] / sum(self.weight[f] for f in self.free)
+        return self.eps / len(self.free) + ((1.0 - self.eps) if i == self.best() else 0.0)
+
+    def remove(self, i: int) -> None:
+        """Item ``i`` is placed: no longer free (a no-op outside this pool)."""
+        if self.is_free.get(i, False):
+            self.is_free[i] = False
+            self.free.remove(i)
