@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.core.exploration import ExplorationPolicy, slot_distribution
-from engine.core.mixture import draw_mixture, policy_distribution
+from engine.core.mixture import draw_mixture
 
 N = 12
 A_POOL = np.arange(N) < 8  # the champion's pool: items 0..7
@@ -64,12 +64,7 @@ def test_share_zero_is_the_champions_epsilon_greedy_and_the_greedy_choice_is_fla
         np.testing.assert_array_equal(d.at_best, greedy[np.arange(5), pos] == 1.0)
 
 
-def test_policy_distribution_is_a_row_of_slot_distribution_and_bad_inputs_are_refused():
-    for policy in (ExplorationPolicy(), ExplorationPolicy("epsilon", 0.3), ExplorationPolicy("softmax", temperature=2)):
-        avail = np.ones(N, dtype=bool)
-        avail[[1, 5]] = False
-        row = slot_distribution(A_SCORES, np.array([1, 5, -1]), policy)[-1]
-        np.testing.assert_allclose(policy_distribution(A_SCORES, avail, policy), row, atol=1e-12)
+def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match="share"):
         draw_mixture(A_SCORES, A_POOL, ExplorationPolicy(), B_SCORES, B_POOL, ExplorationPolicy(), 1.0, 3, 0)
     with pytest.raises(ValueError, match="seed"):

@@ -31,7 +31,7 @@ def scored_pool(rec, user: str, excluded: np.ndarray, context: dict | None = Non
     """The candidates for ``user`` in ``context`` (sorted rows, none in ``excluded``) and
     the serving ranker's scores of them (plus a deterministic tie-breaker < 1e-6).
     ``with_item`` (a row, or an int array of rows) is added to the candidates (the guard
-    asks where a given item would rank; a challenger's pool must be in the champion's)."""
+    asks where a given item would rank; a mixed draw scores the challenger's pool too)."""
     c = rec.config
     groups = rec.ranker.serving_groups()
     hits = serving_neighbours(rec, user, groups, COOC_SOURCE_HISTORY)

@@ -52,35 +52,13 @@ class ShadowPool:
     share: float
 
 
-def policy_distribution(s: np.ndarray, available: np.ndarray, policy: ExplorationPolicy) -> np.ndarray:
-    """(n,) the distribution ``policy`` gives one slot over the ``available`` items (bool,
-    (n,)) of a pool with adjusted scores ``s`` (``exploration.adjusted_scores``): the best
-    available item (lowest index on ties) with ``1 - epsilon`` plus ``epsilon`` uniform
-    for ``epsilon`` and ``none`` (epsilon 0), Plackett-Luce's softmax of ``s / temperature``
-    for ``softmax``; all 0 when nothing is available. The same distribution as a row of
-    ``exploration.slot_distribution``."""
-    out = np.zeros(len(s))
-    r = int(available.sum())
-    if r == 0:
-        return out
-    if policy.kind == "softmax":
-        top = np.max(s[available])
-        e = np.where(available, np.exp(np.where(available, (s - top) / policy.temperature, -np.inf)), 0.0)
-        return e / e.sum()
-    eps = policy.epsilon if policy.kind == "epsilon" else 0.0
-    best = int(np.argmax(np.where(available, s, -np.inf)))
-    out[available] = eps / r
-    out[best] += 1.0 - eps
-    return out
-
-
 def draw_mixture(a_scores: np.ndarray, a_pool: np.ndarray, a_policy: ExplorationPolicy,
                  b_scores: np.ndarray, b_pool: np.ndarray, b_policy: ExplorationPolicy, share: float,
                  k: int, seed: int, a_new: np.ndarray | None = None, b_new: np.ndarray | None = None) -> SlateDraw:
     """Draw ``min(k, a_pool.sum())`` slots from the mixture (module docstring), reproducibly.
 
     Each slot first picks the policy (the challenger's when ``seeded_uniform(seed, j, 2) <
-    share`` and its pool is not used up), then that policy's item (``_pick``), and logs the
+    share`` and its pool is not used up), then that policy's item (``_Side.pick``), and logs the
     mixture's probability of that item given the slots above: scalar work per slot over
     pools of a few dozen items, not (n,) arrays per slot.
 
