@@ -79,7 +79,9 @@ def mixed_pool(rec, user: str, excluded: np.ndarray, context: dict | None, new_b
                support: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``pool_and_scores`` joined by the rows of ``support`` (another policy's pool, in
     ``rec``'s catalogue) that are not ``excluded``, all scored by ``rec``'s ranker: (rows
-    sorted, scores, own) where ``own`` (bool) marks ``pool_and_scores``' rows."""
+    sorted, scores, own) where ``own`` (bool) marks the best ``explore_pool`` of them by
+    ``rec``'s ranking: ``pool_and_scores``' rows, unless a row of ``support`` that is not
+    among ``rec``'s candidates scores among its best (the propensities stay exact either way)."""
     support = np.setdiff1d(np.asarray(support, dtype=np.int64), excluded)
     pool, scores = _scored(rec, user, excluded, context, support if len(support) else None)
     own = np.zeros(len(pool), dtype=bool)
