@@ -24,7 +24,7 @@ _IDS = [f"i{n}" for n in range(100)]
 
 
 def constant_slate(self, user_id: str, k: int = 10, exclude=(), context=None, policy=None, seed=0,
-                   rules=None) -> Served:
+                   rules=None, shadow=None) -> Served:
     """The first ``k`` of 100 fixed items: no model read, no exclusions."""
     return Served(_IDS[:k], [0.0] * k, [1.0] * k, [False] * k, [False] * k)
 

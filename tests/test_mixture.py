@@ -69,3 +69,14 @@ def test_bad_inputs_are_refused():
         draw_mixture(A_SCORES, A_POOL, ExplorationPolicy(), B_SCORES, B_POOL, ExplorationPolicy(), 1.0, 3, 0)
     with pytest.raises(ValueError, match="seed"):
         draw_mixture(A_SCORES, A_POOL, ExplorationPolicy(), B_SCORES, B_POOL, ExplorationPolicy(), 0.1, 3, -1)
+
+
+def test_a_near_zero_temperature_does_not_underflow_once_the_top_items_are_placed():
+    """Softmax weights are taken against the best free item at every slot: at T = 1e-6 (the
+    fuzz found it: a 500 from a division by zero) the slate is the greedy one, each slot
+    with propensity ~1 for the champion's side."""
+    a = ExplorationPolicy("softmax", temperature=1e-6)
+    d = draw_mixture(A_SCORES, A_POOL, a, B_SCORES, B_POOL, ExplorationPolicy("softmax", temperature=1e-6), 0.1, 6, 5)
+    assert np.all(np.isfinite(d.propensities)) and np.all(d.propensities > 0)
+    for j, i in enumerate(d.positions.tolist()):
+        assert d.propensities[j] == pytest.approx(mixture(d.positions[:j].tolist(), 0.1, a, a)[i], abs=1e-9)

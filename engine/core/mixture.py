@@ -106,7 +106,9 @@ def draw_mixture(a_scores: np.ndarray, a_pool: np.ndarray, a_policy: Exploration
 
 class _Side:
     """One policy's state while a mixed slate is drawn: its free items (ascending index),
-    its ranking, and for softmax the weights ``exp((s - max) / T)``."""
+    its ranking, and for softmax its scores (the weights ``exp((s - best free s) / T)`` are
+    taken against the best *free* item at every slot, as ``slot_distribution`` does, so a
+    low temperature cannot underflow every weight once the top items are placed)."""
 
     def __init__(self, s: np.ndarray, pool: np.ndarray, policy: ExplorationPolicy) -> None:
         idx = np.flatnonzero(pool)
@@ -116,9 +118,16 @@ class _Side:
         self.order = idx[np.argsort(-s[idx], kind="stable")].tolist()  # best first, lowest index on ties
         self.head = 0
         self.eps = policy.epsilon if policy.kind == "epsilon" else 0.0
-        if policy.kind == "softmax" and len(idx):
-            w = np.exp((s[idx] - s[idx].max()) / policy.temperature)
-            self.weight = dict(zip(self.free, w.tolist()))
+        self.score = dict(zip(self.free, s[idx].tolist()))
+        self._weights: tuple[int, dict] | None = None  # (free count, weights) of the current slot
+
+    def weights(self) -> dict[int, float]:
+        """Softmax weights of the free items, relative to the best of them (max weight 1)."""
+        if self._weights is None or self._weights[0] != len(self.free):
+            top = self.score[self.best()]
+            t = self.policy.temperature
+            self._weights = (len(self.free), {i: math.exp((self.score[i] - top) / t) for i in self.free})
+        return self._weights[1]
 
     def best(self) -> int:
         """The best free item (the greedy choice)."""
@@ -132,13 +141,13 @@ class _Side:
         j, 3) < epsilon``) the ``int(seeded_uniform(seed, j, 4) * free)``-th free one."""
         u = seeded_uniform(seed, j, 3)
         if self.policy.kind == "softmax":
-            total = sum(self.weight[i] for i in self.free)
-            target, acc = u * total, 0.0
+            w = self.weights()
+            target, acc = u * sum(w.values()), 0.0
             for i in self.free:
-                acc += self.weight[i]
+                acc += w[i]
                 if acc > target:
                     return i
-            return self.free[-1]
+            return max(self.free, key=w.__getitem__)  # rounding past the end: the last item with mass
         if u < self.eps:
             n = len(self.free)
             return self.free[min(int(seeded_uniform(seed, j, 4) * n), n - 1)]
@@ -149,7 +158,8 @@ class _Side:
         if not self.is_free.get(i, False):
             return 0.0
         if self.policy.kind == "softmax":
-            return self.weight[i] / sum(self.weight[f] for f in self.free)
+            w = self.weights()
+            return w[i] / sum(w.values())
         return self.eps / len(self.free) + ((1.0 - self.eps) if i == self.best() else 0.0)
 
     def remove(self, i: int) -> None:
