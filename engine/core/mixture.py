@@ -118,7 +118,7 @@ class _Side:
         self.order = idx[np.argsort(-s[idx], kind="stable")].tolist()  # best first, lowest index on ties
         self.head = 0
         self.eps = policy.epsilon if policy.kind == "epsilon" else 0.0
-        self.score = dict(zip(self.free, s[idx].tolist()))
+        self.score = dict(zip(self.free, s[idx].tolist())) if policy.kind == "softmax" else {}
         self._weights: tuple[int, dict] | None = None  # (free count, weights) of the current slot
 
     def weights(self) -> dict[int, float]:
